@@ -1,0 +1,278 @@
+"""Recurrent cells written as their equations, with Keras's parameter layout.
+
+Every cell follows Flax's cell contract, ``__call__(carry, x_t) -> (new_carry, y_t)`` and
+``initialize_carry(rng, input_shape)``, and splits that call in two halves:
+
+* ``project_inputs(x)`` -- the input half, ``x @ kernel + bias``. It has no recurrence, so the
+  recurrence layer applies it to all time steps at once (one large, efficient matmul) before the
+  scan.
+* ``step(carry, projected_x_t)`` -- the recurrent half: ``h @ recurrent_kernel`` and the gate math.
+  Only this half runs inside ``jax.lax.scan``.
+
+``__call__`` is just ``step(carry, project_inputs(x_t))``, so a cell used on its own (or in a
+Python loop) computes exactly what the scanned layer computes.
+
+Parameters follow Keras (the layout the course teaches, and whose ``model.summary()`` counts it
+quotes): ``kernel`` <[in, G*H]>, ``recurrent_kernel`` <[H, G*H]> and ``bias``, with the G gates
+fused along the last axis in Keras's order (LSTM i, f, c, o; GRU z, r, h). Initializers default to
+Keras's: glorot_uniform kernels, orthogonal recurrent kernels, zero biases, LSTM forget-gate bias 1.
+
+To add a cell: write one class with ``project_inputs``, ``step`` and ``initialize_carry``, then add
+one line to ``CELLS``. Every test is parametrized over ``CELLS``.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+Initializer = Callable[..., Array]
+
+glorot_uniform = nn.initializers.glorot_uniform
+orthogonal = nn.initializers.orthogonal
+zeros = nn.initializers.zeros_init
+
+
+class RecurrentCell(nn.Module):
+    """Shared fields, parameters and the Flax cell contract; subclasses write the equations.
+
+    A subclass sets ``num_gates`` and writes the recurrent half,
+    ``step(carry, xw_t) -> (new_carry, y_t)`` with ``xw_t`` <float>[batch, G*H] (the output of
+    ``project_inputs``) and ``y_t`` <float>[batch, H]. It may override ``bias_shape``,
+    ``bias_initializer`` and ``input_bias`` when its bias is not a plain <[G*H]> vector.
+
+    Attributes:
+      features: hidden size H.
+      activation: the candidate/output nonlinearity (Keras ``activation``), tanh by default.
+      recurrent_activation: the gate nonlinearity (Keras ``recurrent_activation``), sigmoid.
+      kernel_init: initializer of ``kernel`` <[in, G*H]>.
+      recurrent_kernel_init: initializer of ``recurrent_kernel`` <[H, G*H]>.
+      bias_init: initializer of ``bias``.
+      param_dtype: dtype of the parameters (float64 in the gradient-check tests).
+    """
+
+    features: int
+    activation: Callable[[Array], Array] = jnp.tanh
+    recurrent_activation: Callable[[Array], Array] = jax.nn.sigmoid
+    kernel_init: Initializer = glorot_uniform()
+    recurrent_kernel_init: Initializer = orthogonal()
+    bias_init: Initializer = zeros()
+    param_dtype: Any = jnp.float32
+
+    num_gates = 1  # G: how many H-wide blocks the fused kernels hold.
+
+    @property
+    def bias_shape(self) -> tuple[int, ...]:
+        return (self.num_gates * self.features,)
+
+    def bias_initializer(self) -> Initializer:
+        return self.bias_init
+
+    def input_bias(self, bias: Array) -> Array:
+        """The part of ``bias`` added to ``x W`` (all of it, unless a cell splits its bias)."""
+        return bias
+
+    @nn.compact
+    def project_inputs(self, x: Array) -> Array:
+        """The input half of the cell, for any number of leading axes.
+
+        Creates all the cell's parameters (this is the only method that sees ``in_features``).
+
+        Args:
+          x: <float>[..., in_features].
+
+        Returns:
+          <float>[..., G*H]: ``x W + b``, the gates' input contributions.
+        """
+        gates = self.num_gates * self.features
+        kernel = self.param("kernel", self.kernel_init, (x.shape[-1], gates), self.param_dtype)
+        self.param(
+            "recurrent_kernel",
+            self.recurrent_kernel_init,
+            (self.features, gates),
+            self.param_dtype,
+        )
+        bias = self.param("bias", self.bias_initializer(), self.bias_shape, self.param_dtype)
+        return x @ kernel + self.input_bias(bias)
+
+    @property
+    def recurrent_kernel(self) -> Array:
+        """<float>[H, G*H], created by ``project_inputs``."""
+        return self.get_variable("params", "recurrent_kernel")
+
+    @property
+    def bias(self) -> Array:
+        return self.get_variable("params", "bias")
+
+    def __call__(self, carry, x_t: Array):
+        """One time step: ``(carry, <float>[batch, in]) -> (new_carry, <float>[batch, H])``."""
+        return self.step(carry, self.project_inputs(x_t))
+
+    @nn.nowrap
+    def initialize_carry(self, rng: Array, input_shape: tuple[int, ...]):
+        """Zero hidden state <[*batch, H]> for inputs of shape ``(*batch, in_features)``."""
+        del rng  # Keras and Flax start from zeros; the argument keeps Flax's signature.
+        return jnp.zeros((*input_shape[:-1], self.features), self.param_dtype)
+
+    @property
+    def num_feature_axes(self) -> int:
+        return 1
+
+
+class SimpleRNNCell(RecurrentCell):
+    """Elman cell (Keras ``SimpleRNN``): ``h' = tanh(x W + b + h U)``. Carry and output: ``h``."""
+
+    num_gates = 1
+
+    def step(self, h: Array, xw: Array) -> tuple[Array, Array]:
+        h = self.activation(xw + h @ self.recurrent_kernel)
+        return h, h
+
+
+class LSTMCell(RecurrentCell):
+    """Keras ``LSTM`` cell. Carry ``(c, h)`` (cell state first, as in Flax); output ``h``.
+
+    Gates (order i, f, c, o in every fused parameter)::
+
+        i = sigmoid(x W_i + h U_i + b_i)      input gate
+        f = sigmoid(x W_f + h U_f + b_f)      forget gate
+        g = tanh(x W_c + h U_c + b_c)         candidate cell state
+        o = sigmoid(x W_o + h U_o + b_o)      output gate
+        c' = f * c + i * g
+        h' = o * tanh(c')
+
+    Attributes:
+      forget_bias: initial value of ``b_f`` (Keras ``unit_forget_bias=True`` means 1.0: the cell
+        starts out remembering, Jozefowicz et al. 2015).
+    """
+
+    forget_bias: float = 1.0
+    num_gates = 4
+
+    def bias_initializer(self) -> Initializer:
+        def init(key, shape, dtype=jnp.float32):
+            bias = self.bias_init(key, shape, dtype)
+            return bias.at[self.features : 2 * self.features].set(self.forget_bias)
+
+        return init
+
+    def step(self, carry: tuple[Array, Array], xw: Array) -> tuple[tuple[Array, Array], Array]:
+        c, h = carry
+        i, f, g, o = jnp.split(xw + h @ self.recurrent_kernel, 4, axis=-1)
+        gate = self.recurrent_activation
+        c = gate(f) * c + gate(i) * self.activation(g)
+        h = gate(o) * self.activation(c)
+        return (c, h), h
+
+    @nn.nowrap
+    def initialize_carry(self, rng: Array, input_shape: tuple[int, ...]) -> tuple[Array, Array]:
+        """Zero ``(c, h)``, each <[*batch, H]>."""
+        h = super().initialize_carry(rng, input_shape)
+        return h, h
+
+
+class GRUCell(RecurrentCell):
+    """Keras ``GRU`` cell. Carry and output: ``h``. Gate order z, r, h in every fused parameter.
+
+    With ``reset_after=True`` (Keras 2+/cuDNN default) the reset gate multiplies the recurrent
+    projection, and input and recurrent projections each have a bias (``bias`` <[2, 3H]>)::
+
+        z  = sigmoid(x W_z + b_z + h U_z + b'_z)     update gate
+        r  = sigmoid(x W_r + b_r + h U_r + b'_r)     reset gate
+        h~ = tanh(x W_h + b_h + r * (h U_h + b'_h))  candidate
+        h' = z * h + (1 - z) * h~
+
+    With ``reset_after=False`` (the original GRU) the reset gate multiplies ``h`` before its
+    matmul, and there is a single bias <[3H]>: ``h~ = tanh(x W_h + b_h + (r * h) U_h)``.
+    """
+
+    reset_after: bool = True
+    num_gates = 3
+
+    @property
+    def bias_shape(self) -> tuple[int, ...]:
+        return (2, 3 * self.features) if self.reset_after else (3 * self.features,)
+
+    def input_bias(self, bias: Array) -> Array:
+        return bias[0] if self.reset_after else bias
+
+    def step(self, h: Array, xw: Array) -> tuple[Array, Array]:
+        x_z, x_r, x_h = jnp.split(xw, 3, axis=-1)
+        u = self.recurrent_kernel
+        if self.reset_after:
+            h_z, h_r, h_h = jnp.split(h @ u + self.bias[1], 3, axis=-1)
+            z = self.recurrent_activation(x_z + h_z)
+            r = self.recurrent_activation(x_r + h_r)
+            candidate = self.activation(x_h + r * h_h)
+        else:
+            h_z, h_r = jnp.split(h @ u[:, : 2 * self.features], 2, axis=-1)
+            z = self.recurrent_activation(x_z + h_z)
+            r = self.recurrent_activation(x_r + h_r)
+            candidate = self.activation(x_h + (r * h) @ u[:, 2 * self.features :])
+        h = z * h + (1.0 - z) * candidate
+        return h, h
+
+
+# name -> cell class. Adding a cell is one class above and one line here.
+CELLS: dict[str, type[RecurrentCell]] = {
+    "rnn": SimpleRNNCell,
+    "lstm": LSTMCell,
+    "gru": GRUCell,
+}
+
+
+def get_cell_class(name: str) -> type[RecurrentCell]:
+    """Returns the registered cell class called ``name``.
+
+    Raises:
+      ValueError: unknown name; the message lists the registered ones.
+    """
+    if name not in CELLS:
+        raise ValueError(f"unknown cell {name!r}; registered cells: {', '.join(sorted(CELLS))}")
+    return CELLS[name]
+
+
+def get_initializer(spec: str) -> Initializer:
+    """Parses an initializer name as configs spell it.
+
+    Args:
+      spec: one of ``INITIALIZERS`` (``"glorot_uniform"``, ``"orthogonal"``, ...) or
+        ``"random_normal:STDDEV"`` (Keras ``RandomNormal(stddev=STDDEV)``, e.g. the course's
+        ``"random_normal:0.001"``).
+
+    Raises:
+      ValueError: unknown name or malformed stddev.
+    """
+    name, _, arg = spec.partition(":")
+    if name == "random_normal" and arg:
+        try:
+            return nn.initializers.normal(stddev=float(arg))
+        except ValueError:
+            pass
+    elif name in INITIALIZERS and not arg:
+        return INITIALIZERS[name]
+    raise ValueError(
+        f"unknown initializer {spec!r}; allowed: {', '.join(sorted(INITIALIZERS))}, "
+        "or random_normal:STDDEV"
+    )
+
+
+INITIALIZERS: dict[str, Initializer] = {
+    "glorot_uniform": glorot_uniform(),
+    "glorot_normal": nn.initializers.glorot_normal(),
+    "lecun_normal": nn.initializers.lecun_normal(),
+    "he_normal": nn.initializers.he_normal(),
+    "orthogonal": orthogonal(),
+    "zeros": zeros(),
+}
+
+ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
+    "tanh": jnp.tanh,
+    "relu": jax.nn.relu,
+    "sigmoid": jax.nn.sigmoid,
+    "hard_sigmoid": jax.nn.hard_sigmoid,
+    "linear": lambda x: x,
+}

@@ -1,0 +1,238 @@
+"""Models built from the recurrence stack: the IMDB sentiment classifier and a sequence regressor.
+
+The classifier returns a logit per review; the sigmoid lives in the loss
+(``optax.sigmoid_binary_cross_entropy``), which is numerically safer than probabilities.
+"""
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rnn_jax.cells import ACTIVATIONS, RecurrentCell, get_cell_class, get_initializer
+from rnn_jax.recurrence import RecurrentStack
+
+Array = jax.Array
+
+POOLINGS = ("last", "mean", "max")
+
+
+def keras_uniform(scale: float = 0.05):
+    """Keras's default ``Embedding`` initializer, uniform in ``[-scale, scale)``."""
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -scale, scale)
+
+    return init
+
+
+def make_cells(
+    cell: str,
+    hidden_size: int,
+    num_layers: int,
+    *,
+    kernel_init: str = "glorot_uniform",
+    recurrent_init: str = "orthogonal",
+    activation: str = "tanh",
+    param_dtype: Any = jnp.float32,
+) -> list[RecurrentCell]:
+    """``num_layers`` unbound cells of the registered kind ``cell``, as configs name them."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; allowed: {', '.join(ACTIVATIONS)}")
+    cell_class = get_cell_class(cell)
+    return [
+        cell_class(
+            features=hidden_size,
+            activation=ACTIVATIONS[activation],
+            kernel_init=get_initializer(kernel_init),
+            recurrent_kernel_init=get_initializer(recurrent_init),
+            param_dtype=param_dtype,
+        )
+        for _ in range(num_layers)
+    ]
+
+
+def pool(outputs: Array, mask: Array, pooling: str) -> Array:
+    """Pools per-step outputs over the real steps.
+
+    Args:
+      outputs: <float>[batch, time, features], zero on masked steps.
+      mask: <bool>[batch, time].
+      pooling: ``"mean"`` or ``"max"`` over real steps.
+
+    Returns:
+      <float>[batch, features]; zeros for a sequence without real steps.
+    """
+    if pooling == "mean":
+        count = jnp.maximum(mask.sum(axis=1, keepdims=True), 1)
+        return outputs.sum(axis=1) / count
+    if pooling == "max":
+        pooled = jnp.where(mask[..., None], outputs, -jnp.inf).max(axis=1)
+        return jnp.where(mask.any(axis=1, keepdims=True), pooled, 0.0)
+    raise ValueError(f"unknown pooling {pooling!r}; allowed: mean, max (or last)")
+
+
+class SentimentClassifier(nn.Module):
+    """Embedding -> recurrent stack -> pooling -> Dense(1) logit.
+
+    Attributes:
+      vocab_size: number of token ids (ids ``>= vocab_size`` are not allowed).
+      embed_dim: embedding size.
+      cell: registered cell name (``"rnn"``, ``"lstm"``, ``"gru"``, ...).
+      hidden_size: hidden size H of every layer.
+      num_layers: stacked recurrent layers.
+      bidirectional: each layer reads both directions (pooled features ``2H``).
+      pooling: ``"last"`` (output of the last real step; the backward direction's is its state
+        after the first real token), ``"mean"`` or ``"max"`` over real steps.
+      dropout_rate: dropout between recurrent layers and before the Dense head.
+      embed_dropout_rate: dropout on the embedded tokens.
+      kernel_init, recurrent_init, activation: cell options, by name (see ``make_cells``).
+      unroll: scan steps per loop iteration.
+      pad_id: the padding token; its steps are masked, so padding side and amount do not matter.
+      param_dtype: parameter dtype.
+    """
+
+    vocab_size: int
+    embed_dim: int
+    cell: str
+    hidden_size: int
+    num_layers: int = 1
+    bidirectional: bool = False
+    pooling: str = "last"
+    dropout_rate: float = 0.0
+    embed_dropout_rate: float = 0.0
+    kernel_init: str = "glorot_uniform"
+    recurrent_init: str = "orthogonal"
+    activation: str = "tanh"
+    unroll: int = 1
+    pad_id: int = 0
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, token_ids: Array, *, train: bool = False) -> Array:
+        """Classifies padded reviews.
+
+        Args:
+          token_ids: <int32>[batch, time]; ``pad_id`` marks padding (pre or post).
+          train: enables dropout (needs a ``'dropout'`` rng).
+
+        Returns:
+          <float32>[batch] logits of the positive class.
+        """
+        mask = token_ids != self.pad_id
+        x = nn.Embed(
+            self.vocab_size,
+            self.embed_dim,
+            embedding_init=keras_uniform(),
+            param_dtype=self.param_dtype,
+            name="embedding",
+        )(token_ids)
+        x = nn.Dropout(self.embed_dropout_rate, deterministic=not train)(x)
+        cells = make_cells(
+            self.cell,
+            self.hidden_size,
+            self.num_layers,
+            kernel_init=self.kernel_init,
+            recurrent_init=self.recurrent_init,
+            activation=self.activation,
+            param_dtype=self.param_dtype,
+        )
+        features = RecurrentStack(
+            cells,
+            self.bidirectional,
+            self.dropout_rate,
+            return_sequences=self.pooling != "last",
+            unroll=self.unroll,
+            name="recurrent",
+        )(x, mask, train=train)
+        if self.pooling != "last":
+            features = pool(features, mask, self.pooling)
+        features = nn.Dropout(self.dropout_rate, deterministic=not train)(features)
+        logits = nn.Dense(
+            1,
+            kernel_init=nn.initializers.glorot_uniform(),
+            param_dtype=self.param_dtype,
+            name="head",
+        )(features)
+        return logits[:, 0]
+
+
+class SequenceRegressor(nn.Module):
+    """Float sequences -> recurrent stack -> Dense(out_features): e.g. next value of a series.
+
+    Attributes:
+      cell: registered cell name.
+      hidden_size: hidden size of every layer.
+      out_features: size of the prediction.
+      num_layers: stacked recurrent layers.
+    """
+
+    cell: str
+    hidden_size: int
+    out_features: int = 1
+    num_layers: int = 1
+
+    @nn.compact
+    def __call__(self, inputs: Array, mask: Array | None = None) -> Array:
+        """Maps <float32>[batch, time, features] to <float32>[batch, out_features]."""
+        cells = make_cells(self.cell, self.hidden_size, self.num_layers)
+        features = RecurrentStack(cells, name="recurrent")(inputs, mask)
+        return nn.Dense(self.out_features, name="head")(features)
+
+
+def count_params(params) -> int:
+    """Total number of scalars in a parameter tree."""
+    return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(params))
+
+
+def summary(model: SentimentClassifier, params, max_len: int) -> str:
+    """A Keras-like ``model.summary()``: layer, output shape, parameters, totals.
+
+    Args:
+      model: the classifier.
+      params: its parameters (``variables['params']``).
+      max_len: time steps of the input.
+
+    Returns:
+      The table as text, batch shown as ``None`` like Keras.
+    """
+    token_ids = jnp.ones((1, max_len), jnp.int32)
+    _, state = jax.eval_shape(
+        lambda: model.apply(
+            {"params": params}, token_ids, capture_intermediates=True, mutable=["intermediates"]
+        )
+    )
+    intermediates = state["intermediates"]
+    rows = [("input (token_ids)", (max_len,), 0)]
+    rows.append(
+        (
+            "embedding (Embed)",
+            intermediates["embedding"]["__call__"][0].shape[1:],
+            count_params(params["embedding"]),
+        )
+    )
+    recurrent = intermediates["recurrent"]
+    layer_kind = f"{model.cell}{' x2 bidirectional' if model.bidirectional else ''}"
+    for index in range(model.num_layers):
+        name = f"layer_{index}"
+        output = recurrent[name]["__call__"][0][1]
+        rows.append(
+            (f"{name} ({layer_kind})", output.shape[1:], count_params(params["recurrent"][name]))
+        )
+    if model.pooling != "last":
+        rows.append((f"pooling ({model.pooling})", (rows[-1][1][-1],), 0))
+    rows.append(("head (Dense)", (1,), count_params(params["head"])))
+    total = count_params(params)
+    width = max(len(r[0]) for r in rows) + 2
+    lines = [f"{'Layer (type)':<{width}}{'Output Shape':<22}{'Param #':>12}", "=" * (width + 34)]
+    for name, shape, n in rows:
+        lines.append(f"{name:<{width}}{str((None, *shape)):<22}{n:>12,}")
+    lines += [
+        "=" * (width + 34),
+        f"Total params: {total:,}",
+        f"Trainable params: {total:,}",
+        "Non-trainable params: 0",
+    ]
+    return "\n".join(lines)

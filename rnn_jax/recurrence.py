@@ -1,0 +1,200 @@
+"""The layer that unrolls any registered cell over time with ``jax.lax.scan`` (via ``nn.scan``).
+
+Why the input projection is hoisted out of the scan: a cell computes ``x_t W + h_{t-1} U``. Only
+the second term depends on the previous step. ``x W`` for all T steps is one
+<[batch*time, in]> x <[in, G*H]> matmul, which keeps the matrix units busy, while inside the scan
+each step would be a tiny <[batch, in]> matmul that is mostly loop overhead. So ``Recurrence``
+calls ``cell.project_inputs`` once on the whole sequence and scans only ``cell.step``. The cells
+stay readable (each writes its equations once in ``step``), and a cell called directly computes
+``step(carry, project_inputs(x_t))``, the same numbers the scan computes.
+
+Padding: a boolean ``mask`` <[batch, time]> marks real steps. On a masked-out step the carry is
+left unchanged and the output is zero. Therefore:
+
+* the final carry is the state after each sequence's last real step, whether it was pre-padded,
+  post-padded or not padded at all;
+* a ``reverse=True`` layer passes through the padding first without changing its (zero) state,
+  so the backward direction of ``Bidirectional`` starts at each sequence's true last token.
+
+``length_mask`` turns per-sequence lengths into such a mask.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from rnn_jax.cells import RecurrentCell
+
+Array = jax.Array
+
+
+def length_mask(lengths: Array, time: int, padding: str = "post") -> Array:
+    """Boolean mask of real steps from per-sequence lengths.
+
+    Args:
+      lengths: <int>[batch], number of real steps of each sequence (0..time).
+      time: padded sequence length T.
+      padding: ``"post"`` if real steps come first, ``"pre"`` if the padding comes first.
+
+    Returns:
+      <bool>[batch, time].
+    """
+    positions = jnp.arange(time)[None, :]
+    lengths = lengths[:, None]
+    if padding == "post":
+        return positions < lengths
+    if padding == "pre":
+        return positions >= time - lengths
+    raise ValueError(f"padding must be 'pre' or 'post', got {padding!r}")
+
+
+def _masked_step(cell: RecurrentCell, carry, inputs):
+    """One scan step: the cell's recurrent half, frozen where ``mask_t`` is False.
+
+    ``carry`` is ``(cell_carry, last_output)``: keeping the last real output in the carry makes
+    it available for any cell, whatever the structure of its own carry (``h`` or ``(c, h)``).
+    """
+    state, last_output = carry
+    xw_t, mask_t = inputs
+    new_state, output = cell.step(state, xw_t)
+    keep = mask_t[:, None]  # <bool>[batch, 1], broadcasts over features.
+    state = jax.tree.map(lambda new, old: jnp.where(keep, new, old), new_state, state)
+    last_output = jnp.where(keep, output, last_output)
+    return (state, last_output), jnp.where(keep, output, 0.0)
+
+
+class Recurrence(nn.Module):
+    """Unrolls ``cell`` over the time axis of batch-major inputs.
+
+    Attributes:
+      cell: the cell (an unbound ``RecurrentCell``); its parameters live under this module.
+      return_sequences: return every step's output instead of the last real one.
+      reverse: run from the last step to the first (outputs stay in input order).
+      unroll: scan steps per loop iteration (``lax.scan``'s ``unroll``); 1 is fastest on CPU.
+    """
+
+    cell: RecurrentCell
+    return_sequences: bool = False
+    reverse: bool = False
+    unroll: int = 1
+
+    @nn.compact
+    def __call__(self, inputs: Array, mask: Array | None = None, initial_carry: Any = None):
+        """Runs the cell over time.
+
+        Args:
+          inputs: <float>[batch, time, in_features].
+          mask: <bool>[batch, time], True on real steps; None means every step is real.
+          initial_carry: the cell's carry for step 0; zeros (``cell.initialize_carry``) if None.
+
+        Returns:
+          ``(final_carry, outputs)``: the cell's carry after each sequence's last real step, and
+          <float>[batch, time, H] outputs (zero on masked steps) if ``return_sequences``, else
+          <float>[batch, H], the output of each sequence's last real step (zeros if it has none).
+        """
+        batch, time = inputs.shape[:2]
+        if mask is None:
+            mask = jnp.ones((batch, time), bool)
+        xw = self.cell.project_inputs(inputs)  # <[batch, time, G*H]>: one matmul, all steps.
+        if initial_carry is None:
+            initial_carry = self.cell.initialize_carry(None, inputs[:, 0].shape)
+        zero_output = jnp.zeros((batch, self.cell.features), xw.dtype)
+        scan = nn.scan(
+            _masked_step,
+            variable_broadcast="params",
+            split_rngs={"params": False},
+            in_axes=1,
+            out_axes=1,
+            reverse=self.reverse,
+            unroll=self.unroll,
+        )
+        (final_carry, last_output), outputs = scan(
+            self.cell, (initial_carry, zero_output), (xw, mask)
+        )
+        return final_carry, outputs if self.return_sequences else last_output
+
+
+class Bidirectional(nn.Module):
+    """A forward and a backward ``Recurrence`` of copies of one cell, outputs concatenated.
+
+    Because masked steps leave the state unchanged, the backward direction starts at each
+    sequence's true last token, not at the padding.
+
+    Attributes:
+      cell: the cell; each direction gets its own copy (its own parameters).
+      return_sequences: as ``Recurrence``.
+      unroll: as ``Recurrence``.
+    """
+
+    cell: RecurrentCell
+    return_sequences: bool = False
+    unroll: int = 1
+
+    @nn.compact
+    def __call__(self, inputs: Array, mask: Array | None = None):
+        """Args and returns as ``Recurrence``, with ``2H`` features ``[forward, backward]``.
+
+        The returned carry is the tuple ``(forward_carry, backward_carry)``.
+        """
+        directions = {"forward": False, "backward": True}
+        carries, outputs = zip(
+            *(
+                Recurrence(self.cell.clone(), self.return_sequences, reverse, self.unroll, name=n)(
+                    inputs, mask
+                )
+                for n, reverse in directions.items()
+            ),
+            strict=True,
+        )
+        return carries, jnp.concatenate(outputs, axis=-1)
+
+
+class RecurrentStack(nn.Module):
+    """``num_layers`` recurrent layers; each feeds its output sequence to the next.
+
+    Attributes:
+      cells: one unbound cell per layer (the cell's ``features`` is that layer's hidden size).
+      bidirectional: wrap each layer in ``Bidirectional`` (each layer then outputs ``2H``).
+      dropout_rate: dropout on the sequence between layers (not on the recurrent state).
+      return_sequences: the top layer returns every step's output instead of the last real one.
+      unroll: passed to every ``Recurrence``.
+    """
+
+    cells: Sequence[RecurrentCell]
+    bidirectional: bool = False
+    dropout_rate: float = 0.0
+    return_sequences: bool = False
+    unroll: int = 1
+
+    @nn.compact
+    def __call__(self, inputs: Array, mask: Array | None = None, *, train: bool = False):
+        """Runs the stack.
+
+        Args:
+          inputs: <float>[batch, time, in_features].
+          mask: <bool>[batch, time], True on real steps.
+          train: apply dropout between layers (needs a ``'dropout'`` rng).
+
+        Returns:
+          <float>[batch, time, D] if ``return_sequences`` else <float>[batch, D], where D is the
+          top cell's ``features`` (doubled when bidirectional).
+        """
+        x = inputs
+        for index, cell in enumerate(self.cells):
+            if index > 0:
+                x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+            sequences = self.return_sequences or index < len(self.cells) - 1
+            layer = make_layer(cell, self.bidirectional, sequences, self.unroll, f"layer_{index}")
+            _, x = layer(x, mask)
+        return x
+
+
+def make_layer(
+    cell: RecurrentCell, bidirectional: bool, return_sequences: bool, unroll: int, name: str
+) -> nn.Module:
+    """One ``Recurrence``, or a ``Bidirectional`` pair of them, named ``name``."""
+    layer = Bidirectional if bidirectional else Recurrence
+    return layer(cell.clone(), return_sequences, unroll=unroll, name=name)
