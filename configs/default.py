@@ -1,0 +1,56 @@
+"""Every config field, with the course's shootout defaults (LSTM).
+
+Run:  python -m rnn_jax.main --config=configs/default.py --workdir=runs/lstm
+Override any field:  --config.hidden_size=64 --config.optimizer=rmsprop
+
+The variant files (rnn.py, lstm.py, gru.py, assignment.py, best.py) import this and change only
+what differs. README.md lists every field.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+
+    # Data (tfds imdb_reviews/plain_text; Keras's imdb vocabulary rules).
+    config.data_dir = ""  # '' = $TFDS_DATA_DIR, else tfds's default ~/tensorflow_datasets.
+    config.cache_dir = ""  # '' = $XDG_CACHE_HOME/rnn_jax or ~/.cache/rnn_jax.
+    config.vocab_size = 10_000  # Ids 0..vocab_size-1; 0 pad, 1 start, 2 out-of-vocabulary.
+    config.max_len = 200
+    config.padding = "pre"  # 'pre' or 'post' (Keras pad_sequences default: 'pre').
+    config.truncating = "pre"  # 'pre' keeps the end of long reviews, 'post' the beginning.
+    config.validation_fraction = 0.2  # Carved from train, deterministically from `seed`.
+    config.max_examples = 0  # > 0 reads only the first N reviews of each split (smoke runs).
+
+    # Model.
+    config.cell = "lstm"  # A name in rnn_jax.cells.CELLS: rnn, lstm, gru.
+    config.embed_dim = 128
+    config.hidden_size = 128
+    config.num_layers = 1
+    config.bidirectional = False
+    config.pooling = "last"  # last, mean or max over the real (unpadded) steps.
+    config.dropout_rate = 0.0  # Between recurrent layers and before the head.
+    config.embed_dropout_rate = 0.0
+    config.kernel_init = "glorot_uniform"  # Or e.g. random_normal:0.001.
+    config.recurrent_init = "orthogonal"
+    config.activation = "tanh"
+    config.unroll = 1  # lax.scan unroll; 1 is fastest on CPU.
+
+    # Optimization.
+    config.optimizer = "adam"  # adam, rmsprop or sgd (Keras's epsilons, see train.py).
+    config.learning_rate = 1e-3
+    config.momentum = 0.0  # sgd only.
+    config.schedule = "constant"  # constant or warmup_cosine.
+    config.warmup_epochs = 0.0  # warmup_cosine only.
+    config.grad_clip_norm = 0.0  # > 0 clips gradients by global norm.
+    config.batch_size = 64  # Global batch, split over all devices.
+    config.eval_batch_size = 250
+    config.num_epochs = 5
+
+    # Checkpoints and logging.
+    config.keep_checkpoints = 2  # Latest N kept, plus the best by validation accuracy.
+    config.log_every_steps = 50  # Host syncs (loss, NaN check) only this often.
+    config.progress_bar = True
+    return config

@@ -1,0 +1,12 @@
+"""Course shootout, lstm: the defaults with cell='lstm'.
+
+Run:  python -m rnn_jax.main --config=configs/lstm.py --workdir=runs/lstm
+"""
+
+from configs import default
+
+
+def get_config():
+    config = default.get_config()
+    config.cell = "lstm"
+    return config

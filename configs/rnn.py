@@ -1,0 +1,12 @@
+"""Course shootout, rnn: the defaults with cell='rnn'.
+
+Run:  python -m rnn_jax.main --config=configs/rnn.py --workdir=runs/rnn
+"""
+
+from configs import default
+
+
+def get_config():
+    config = default.get_config()
+    config.cell = "rnn"
+    return config

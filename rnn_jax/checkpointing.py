@@ -1,0 +1,135 @@
+"""Orbax checkpoints of a run: the latest few, plus the best by validation accuracy.
+
+One ``CheckpointManager`` (current ``args=`` API) holds every checkpoint under
+``<workdir>/checkpoints/<step>``. Its preservation policy keeps the ``keep`` most recent steps and
+the step with the best ``val_accuracy`` (epoch-end saves carry that metric; a save made on SIGTERM
+mid-epoch carries none). Orbax writes each step to a temporary directory and renames it when
+complete, and prunes old steps only after the new one is finalized, so nothing the run needs is
+deleted before its replacement is safely on disk.
+
+A checkpoint that fails to restore (truncated or damaged files) is moved to
+``<workdir>/broken_checkpoints/`` -- never deleted -- and the next older one is tried.
+"""
+
+import os
+import shutil
+from typing import Any
+
+import orbax.checkpoint as ocp
+from absl import logging
+
+METRIC = "val_accuracy"
+
+
+class NoUsableCheckpointError(RuntimeError):
+    """Every checkpoint in the directory failed to restore."""
+
+
+class Checkpoints:
+    """Saves and restores a run's checkpoints (a pytree ``item`` per step)."""
+
+    def __init__(self, directory: str, keep: int):
+        """Opens (or creates) the checkpoint directory.
+
+        Args:
+          directory: where the steps live; made absolute, as Orbax requires.
+          keep: how many of the most recent steps to keep (the best one is kept as well).
+        """
+        self.directory = os.path.abspath(directory)
+        self.broken_directory = os.path.join(os.path.dirname(self.directory), "broken_checkpoints")
+        policies = ocp.checkpoint_managers
+        metric_fn = lambda metrics: metrics[METRIC]  # noqa: E731
+        options = ocp.CheckpointManagerOptions(
+            preservation_policy=policies.AnyPreservationPolicy(
+                [
+                    policies.LatestN(n=keep),
+                    policies.BestN(
+                        get_metric_fn=metric_fn, n=1, keep_checkpoints_without_metrics=False
+                    ),
+                ]
+            ),
+            # Without best_fn, Orbax 0.12 does not write the metrics to disk, and after a restart
+            # BestN would see none and delete the best step. (The policy above decides what to
+            # keep; best_fn only turns on writing and reading the metrics.)
+            best_fn=metric_fn,
+            best_mode="max",
+            # A run killed mid-save leaves a temporary directory; it is not a checkpoint.
+            cleanup_tmp_directories=True,
+        )
+        self.manager = ocp.CheckpointManager(self.directory, options=options)
+
+    def save(self, step: int, item: Any, val_accuracy: float | None = None) -> None:
+        """Saves ``item`` as ``step`` (asynchronously); a step already on disk is kept as is.
+
+        Args:
+          step: the global train step.
+          item: a pytree of arrays (train state and running metric sums).
+          val_accuracy: the epoch's validation accuracy; None for a mid-epoch save.
+        """
+        if step in self.manager.all_steps():
+            return  # Same seed, same step: the saved one is identical (training is deterministic).
+        metrics = None if val_accuracy is None else {METRIC: float(val_accuracy)}
+        self.manager.save(step, args=ocp.args.StandardSave(item), metrics=metrics)
+
+    def wait(self) -> None:
+        """Blocks until pending saves are on disk (raises if one failed)."""
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        self.manager.close()
+
+    def steps(self) -> list[int]:
+        return sorted(self.manager.all_steps())
+
+    def restore(self, step: int, target: Any) -> Any:
+        """Restores ``step`` with the structure, dtypes and shapes of ``target``."""
+        return self.manager.restore(step, args=ocp.args.StandardRestore(target))
+
+    def restore_latest(self, target: Any) -> tuple[int | None, Any]:
+        """Restores the newest checkpoint that reads back, moving damaged ones aside.
+
+        Args:
+          target: a pytree like the saved item (its arrays give shapes and dtypes).
+
+        Returns:
+          ``(step, item)``, or ``(None, None)`` if there is no checkpoint.
+
+        Raises:
+          NoUsableCheckpointError: there were checkpoints, and none restored.
+        """
+        self.wait()
+        tried = []
+        for step in reversed(self.steps()):
+            try:
+                return step, self.restore(step, target)
+            except Exception as error:  # noqa: BLE001 -- any failure means "damaged".
+                tried.append(step)
+                destination = self._move_aside(step)
+                logging.warning(
+                    "checkpoint step %d is damaged (%s: %s); moved to %s, trying the previous one",
+                    step,
+                    type(error).__name__,
+                    str(error).splitlines()[0][:200],
+                    destination,
+                )
+        if tried:
+            raise NoUsableCheckpointError(
+                f"no checkpoint in {self.directory} could be restored (tried steps {tried}; "
+                f"moved to {self.broken_directory}); remove the workdir to start over"
+            )
+        return None, None
+
+    def best_step(self) -> int | None:
+        """The kept step with the highest validation accuracy (the later one on ties)."""
+        return self.manager.best_step()
+
+    def _move_aside(self, step: int) -> str:
+        os.makedirs(self.broken_directory, exist_ok=True)
+        destination = os.path.join(self.broken_directory, str(step))
+        suffix = 0
+        while os.path.exists(destination):
+            suffix += 1
+            destination = os.path.join(self.broken_directory, f"{step}.{suffix}")
+        shutil.move(os.path.join(self.directory, str(step)), destination)
+        self.manager.reload()
+        return destination

@@ -1,0 +1,92 @@
+"""Checks a config before any heavy work, so a typo costs seconds, not a run.
+
+Unknown keys are already refused by ``config_flags``'s ``lock_config``; this checks values.
+"""
+
+import ml_collections
+
+from rnn_jax.cells import ACTIVATIONS, CELLS, get_initializer
+from rnn_jax.models import POOLINGS
+from rnn_jax.vocabulary import INDEX_FROM
+
+OPTIMIZERS = ("adam", "rmsprop", "sgd")
+SCHEDULES = ("constant", "warmup_cosine")
+PAD_MODES = ("pre", "post")
+
+
+class ConfigError(ValueError):
+    """A config field has a value that is not allowed; the message names field and value."""
+
+
+def _require(ok: bool, field: str, value, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"config.{field}={value!r} is not allowed: {allowed}")
+
+
+def validate(config: ml_collections.ConfigDict, device_count: int) -> None:
+    """Raises ``ConfigError`` naming the first bad field, its value and what is allowed.
+
+    Args:
+      config: a config with every field of ``configs/default.py``.
+      device_count: devices the global batch is split over (``jax.device_count()``).
+    """
+    c = config
+    for field, names in [
+        ("cell", sorted(CELLS)),
+        ("optimizer", OPTIMIZERS),
+        ("schedule", SCHEDULES),
+        ("padding", PAD_MODES),
+        ("truncating", PAD_MODES),
+        ("pooling", POOLINGS),
+        ("activation", sorted(ACTIVATIONS)),
+    ]:
+        _require(c[field] in names, field, c[field], "one of " + ", ".join(names))
+    for field in [
+        "embed_dim",
+        "hidden_size",
+        "num_layers",
+        "max_len",
+        "num_epochs",
+        "batch_size",
+        "eval_batch_size",
+        "unroll",
+        "keep_checkpoints",
+        "log_every_steps",
+    ]:
+        _require(c[field] > 0, field, c[field], "a positive integer")
+    reserved = INDEX_FROM + 1  # Ids 0..3: padding, start, out-of-vocabulary, unused.
+    _require(
+        c.vocab_size > reserved,
+        "vocab_size",
+        c.vocab_size,
+        f"more than the {reserved} reserved ids (0 pad, 1 start, 2 oov, 3 unused)",
+    )
+    for field in ["dropout_rate", "embed_dropout_rate"]:
+        _require(0.0 <= c[field] < 1.0, field, c[field], "a rate in [0, 1)")
+    _require(
+        0.0 < c.validation_fraction < 1.0,
+        "validation_fraction",
+        c.validation_fraction,
+        "a fraction in (0, 1)",
+    )
+    _require(c.learning_rate > 0, "learning_rate", c.learning_rate, "a positive number")
+    for field in ["momentum", "grad_clip_norm", "warmup_epochs", "max_examples"]:
+        _require(c[field] >= 0, field, c[field], "zero or more")
+    _require(
+        c.warmup_epochs <= c.num_epochs,
+        "warmup_epochs",
+        c.warmup_epochs,
+        f"at most num_epochs={c.num_epochs}",
+    )
+    for field in ["kernel_init", "recurrent_init"]:
+        try:
+            get_initializer(c[field])
+        except ValueError as error:
+            raise ConfigError(f"config.{field}={c[field]!r} is not allowed: {error}") from None
+    for field in ["batch_size", "eval_batch_size"]:
+        _require(
+            c[field] % device_count == 0,
+            field,
+            c[field],
+            f"a multiple of the device count ({device_count})",
+        )

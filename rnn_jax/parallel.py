@@ -1,0 +1,80 @@
+"""Everything ``pmap``: data parallelism over the local devices, and multi-host start-up.
+
+The train state is replicated on every local device; each global batch is split along its first
+axis, one slice per device; gradients are averaged with ``lax.pmean`` inside the step (see
+``train.train_step``'s ``axis_name``). A single device runs the very same code with a leading
+axis of 1, so there is one code path to test.
+
+In JAX >= 0.8 ``pmap`` is implemented with ``jit`` + ``shard_map`` and is in maintenance mode;
+keeping it behind this module's four functions means moving to ``jit`` with a ``('data',)``
+mesh touches only this file.
+"""
+
+import functools
+import os
+from collections.abc import Callable
+from typing import Any
+
+import flax.jax_utils
+import jax
+import numpy as np
+
+AXIS_NAME = "batch"
+
+
+def maybe_initialize_distributed() -> None:
+    """Starts multi-host JAX when the launcher says there are several processes.
+
+    ``launch.sh`` (or a cluster's own launcher) sets ``JAX_COORDINATOR_ADDRESS``,
+    ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID``; on TPU pods and SLURM ``initialize()`` finds
+    them itself. A single process does nothing.
+    """
+    if int(os.environ.get("JAX_NUM_PROCESSES", "1")) > 1:
+        jax.distributed.initialize()
+
+
+def check_divisible(batch_size: int, field: str = "batch_size") -> None:
+    """Raises ValueError unless ``batch_size`` splits evenly over all devices and hosts."""
+    devices = jax.device_count()
+    if batch_size % devices:
+        raise ValueError(
+            f"{field}={batch_size} is not divisible by the device count {devices}; "
+            f"use a multiple of {devices}"
+        )
+
+
+def replicate(tree: Any) -> Any:
+    """Copies a pytree onto every local device (adds a leading device axis)."""
+    return flax.jax_utils.replicate(tree)
+
+
+def unreplicate(tree: Any) -> Any:
+    """The first device's copy of a replicated pytree, fetched to the host as numpy."""
+    return jax.device_get(flax.jax_utils.unreplicate(tree))
+
+
+def shard(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Splits this host's batch over its local devices.
+
+    Args:
+      batch: arrays with a leading axis of size B (this host's share of the global batch).
+
+    Returns:
+      The same arrays reshaped to <[local_devices, B / local_devices, ...]>.
+    """
+    devices = jax.local_device_count()
+    return {k: v.reshape(devices, -1, *v.shape[1:]) for k, v in batch.items()}
+
+
+def pmap_step(step: Callable, *, donate_state: bool) -> Callable:
+    """``pmap`` over local devices with ``AXIS_NAME`` bound, so the step can ``pmean``.
+
+    Args:
+      step: ``step(state, ..., axis_name=...)``; receives ``axis_name=AXIS_NAME``.
+      donate_state: let XLA reuse the first argument's buffers (the train state).
+    """
+    return jax.pmap(
+        functools.partial(step, axis_name=AXIS_NAME),
+        axis_name=AXIS_NAME,
+        donate_argnums=(0,) if donate_state else (),
+    )
