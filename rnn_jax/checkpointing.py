@@ -28,12 +28,13 @@ class NoUsableCheckpointError(RuntimeError):
 class Checkpoints:
     """Saves and restores a run's checkpoints (a pytree ``item`` per step)."""
 
-    def __init__(self, directory: str, keep: int):
+    def __init__(self, directory: str, keep: int, read_only: bool = False):
         """Opens (or creates) the checkpoint directory.
 
         Args:
           directory: where the steps live; made absolute, as Orbax requires.
           keep: how many of the most recent steps to keep (the best one is kept as well).
+          read_only: only restore (prediction, evaluation): nothing is written or pruned.
         """
         self.directory = os.path.abspath(directory)
         self.broken_directory = os.path.join(os.path.dirname(self.directory), "broken_checkpoints")
@@ -54,7 +55,8 @@ class Checkpoints:
             best_fn=metric_fn,
             best_mode="max",
             # A run killed mid-save leaves a temporary directory; it is not a checkpoint.
-            cleanup_tmp_directories=True,
+            cleanup_tmp_directories=not read_only,
+            read_only=read_only,
         )
         self.manager = ocp.CheckpointManager(self.directory, options=options)
 

@@ -19,6 +19,7 @@ left unchanged and the output is zero. Therefore:
 ``length_mask`` turns per-sequence lengths into such a mask.
 """
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,11 +52,12 @@ def length_mask(lengths: Array, time: int, padding: str = "post") -> Array:
     raise ValueError(f"padding must be 'pre' or 'post', got {padding!r}")
 
 
-def _masked_step(cell: RecurrentCell, carry, inputs):
+def _masked_step(cell: RecurrentCell, carry, inputs, *, return_sequences: bool):
     """One scan step: the cell's recurrent half, frozen where ``mask_t`` is False.
 
     ``carry`` is ``(cell_carry, last_output)``: keeping the last real output in the carry makes
     it available for any cell, whatever the structure of its own carry (``h`` or ``(c, h)``).
+    Per-step outputs are only emitted when they are wanted (stacking them costs memory).
     """
     state, last_output = carry
     xw_t, mask_t = inputs
@@ -63,7 +65,7 @@ def _masked_step(cell: RecurrentCell, carry, inputs):
     keep = mask_t[:, None]  # <bool>[batch, 1], broadcasts over features.
     state = jax.tree.map(lambda new, old: jnp.where(keep, new, old), new_state, state)
     last_output = jnp.where(keep, output, last_output)
-    return (state, last_output), jnp.where(keep, output, 0.0)
+    return (state, last_output), jnp.where(keep, output, 0.0) if return_sequences else None
 
 
 class Recurrence(nn.Module):
@@ -98,23 +100,27 @@ class Recurrence(nn.Module):
         batch, time = inputs.shape[:2]
         if mask is None:
             mask = jnp.ones((batch, time), bool)
-        xw = self.cell.project_inputs(inputs)  # <[batch, time, G*H]>: one matmul, all steps.
+        # Time-major inside: the scan slices its leading axis. Transposing the narrow inputs
+        # <[.., in]> is cheaper than transposing their G*H-wide projection (measured: ~25% of
+        # an LSTM training step on CPU).
+        xs, mask = jnp.swapaxes(inputs, 0, 1), jnp.swapaxes(mask, 0, 1)
+        xw = self.cell.project_inputs(xs)  # <[time, batch, G*H]>: one matmul for all steps.
         if initial_carry is None:
             initial_carry = self.cell.initialize_carry(None, inputs[:, 0].shape)
         zero_output = jnp.zeros((batch, self.cell.features), xw.dtype)
         scan = nn.scan(
-            _masked_step,
+            functools.partial(_masked_step, return_sequences=self.return_sequences),
             variable_broadcast="params",
             split_rngs={"params": False},
-            in_axes=1,
-            out_axes=1,
             reverse=self.reverse,
             unroll=self.unroll,
         )
         (final_carry, last_output), outputs = scan(
             self.cell, (initial_carry, zero_output), (xw, mask)
         )
-        return final_carry, outputs if self.return_sequences else last_output
+        if self.return_sequences:
+            return final_carry, jnp.swapaxes(outputs, 0, 1)
+        return final_carry, last_output
 
 
 class Bidirectional(nn.Module):

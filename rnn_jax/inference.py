@@ -1,0 +1,83 @@
+"""Using a finished (or interrupted) run: restore its best parameters, classify new text."""
+
+import dataclasses
+import json
+import os
+
+import jax
+import ml_collections
+import numpy as np
+
+from rnn_jax import train
+from rnn_jax.checkpointing import Checkpoints
+from rnn_jax.input_pipeline import pad_sequences
+from rnn_jax.models import SentimentClassifier
+from rnn_jax.vocabulary import INDEX_FROM, Vocabulary, tokenize
+
+
+class RunNotFoundError(RuntimeError):
+    """The workdir holds no usable run (no config, vocabulary or checkpoint)."""
+
+
+@dataclasses.dataclass
+class Run:
+    """What a workdir holds, restored: config, model, parameters (of ``step``), vocabulary."""
+
+    config: ml_collections.ConfigDict
+    model: SentimentClassifier
+    state: train.TrainState
+    vocab: Vocabulary
+    step: int
+
+
+def load_run(workdir: str) -> Run:
+    """Restores the checkpoint that was best on validation (else the latest) of a workdir.
+
+    Raises:
+      RunNotFoundError: a file the run needs is missing; the message names it.
+    """
+    for name in ("config.json", "vocab.json"):
+        if not os.path.exists(os.path.join(workdir, name)):
+            raise RunNotFoundError(
+                f"{os.path.join(workdir, name)} not found: is {workdir!r} the --workdir of a "
+                "training run?"
+            )
+    with open(os.path.join(workdir, "config.json")) as f:
+        config = ml_collections.ConfigDict(json.load(f))
+    vocab = Vocabulary.from_json(os.path.join(workdir, "vocab.json"))
+    model = train.create_model(config)
+    state = train.create_train_state(config, model, steps_per_epoch=1)
+    checkpoints = Checkpoints(
+        os.path.join(workdir, "checkpoints"), config.keep_checkpoints, read_only=True
+    )
+    step = checkpoints.best_step()
+    if step is None:
+        steps = checkpoints.steps()
+        step = steps[-1] if steps else None
+    if step is None:
+        raise RunNotFoundError(f"no checkpoint in {checkpoints.directory}: train first")
+    restored = checkpoints.restore(step, {"state": state, "sums": train.zero_metrics()})
+    checkpoints.close()
+    return Run(config, model, restored["state"], vocab, step)
+
+
+def encode_texts(run: Run, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Tokenizes, encodes and pads texts as the run's training data was.
+
+    Returns:
+      ``token_ids`` <int32>[len(texts), max_len] and the number of in-vocabulary words of each
+      text <int32>[len(texts)].
+    """
+    encoded = [run.vocab.encode(tokenize(text)) for text in texts]
+    token_ids, _ = pad_sequences(
+        encoded, run.config.max_len, run.config.padding, run.config.truncating
+    )
+    known = np.array([sum(i > INDEX_FROM for i in ids) for ids in encoded], np.int32)
+    return token_ids, known
+
+
+def predict_texts(run: Run, texts: list[str]) -> np.ndarray:
+    """Positive-class probabilities <float32>[len(texts)] of raw review texts."""
+    token_ids, _ = encode_texts(run, texts)
+    logits = run.model.apply({"params": run.state.params}, token_ids)
+    return np.asarray(jax.nn.sigmoid(logits))

@@ -1,0 +1,241 @@
+"""Training: steps, optimizers, schedules, evaluation counting, resume, pmap, the workdir."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from configs import default
+from rnn_jax import input_pipeline, parallel, train
+from rnn_jax.cells import CELLS
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_DIR = REPO.parent / "shared" / "tensorflow_datasets"
+
+
+def tiny_config(**overrides):
+    """A config small enough to train in seconds on the real data (first 256 reviews/split)."""
+    config = default.get_config()
+    config.update(
+        dict(
+            vocab_size=500,
+            max_len=32,
+            embed_dim=8,
+            hidden_size=8,
+            batch_size=16,
+            eval_batch_size=64,
+            num_epochs=2,
+            max_examples=256,
+            progress_bar=False,
+            data_dir=str(DATA_DIR),
+        )
+    )
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    assert (DATA_DIR / "imdb_reviews").is_dir(), f"IMDB data missing: expected it in {DATA_DIR}"
+    return str(tmp_path_factory.mktemp("cache"))
+
+
+def random_batch(batch_size, time, vocab_size, seed=0):
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, time + 1, batch_size)
+    token_ids = rng.integers(4, vocab_size, (batch_size, time)).astype(np.int32)
+    token_ids[np.arange(time)[None, :] < (time - lengths)[:, None]] = 0  # pre-padding
+    return {
+        "token_ids": token_ids,
+        "length": lengths.astype(np.int32),
+        "label": rng.integers(0, 2, batch_size).astype(np.int32),
+    }
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_one_step_changes_every_param_with_finite_grads(cell):
+    config = tiny_config(cell=cell, dropout_rate=0.1, embed_dropout_rate=0.1)
+    model = train.create_model(config)
+    state = train.create_train_state(config, model, steps_per_epoch=10)
+    batch = random_batch(16, config.max_len, config.vocab_size)
+    new_state, sums = jax.jit(train.train_step)(state, train.zero_metrics(), batch)
+    changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), state.params, new_state.params)
+    assert all(jax.tree.leaves(changed)), changed
+    assert all(bool(jnp.all(jnp.isfinite(p))) for p in jax.tree.leaves(new_state.params))
+    assert int(new_state.step) == 1
+    assert float(sums["count"]) == 16 and 0 <= float(sums["correct"]) <= 16
+    assert int(sums["first_nonfinite_step"]) == -1
+
+
+def test_train_step_loss_sum_is_the_mean_bce_times_batch():
+    config = tiny_config(cell="gru")
+    model = train.create_model(config)
+    state = train.create_train_state(config, model, steps_per_epoch=10)
+    batch = random_batch(16, config.max_len, config.vocab_size, seed=3)
+    logits = model.apply({"params": state.params}, batch["token_ids"])
+    expected = optax.sigmoid_binary_cross_entropy(logits, batch["label"].astype(float)).sum()
+    _, sums = jax.jit(train.train_step)(state, train.zero_metrics(), batch)
+    np.testing.assert_allclose(float(sums["loss"]), float(expected), rtol=1e-6)
+    correct = np.sum((np.asarray(logits) > 0) == (batch["label"] == 1))
+    assert float(sums["correct"]) == correct
+
+
+def test_nonfinite_loss_records_its_step():
+    config = tiny_config(cell="rnn")
+    model = train.create_model(config)
+    state = train.create_train_state(config, model, steps_per_epoch=10)
+    state = state.replace(
+        step=jnp.asarray(7, jnp.int32), params=jax.tree.map(lambda p: p * jnp.nan, state.params)
+    )
+    batch = random_batch(16, config.max_len, config.vocab_size)
+    _, sums = jax.jit(train.train_step)(state, train.zero_metrics(), batch)
+    assert int(sums["first_nonfinite_step"]) == 7
+
+
+def test_rmsprop_is_keras_rmsprop():
+    """Keras: v = rho v + (1-rho) g^2; w -= lr g / (sqrt(v) + eps), rho 0.9, eps 1e-7."""
+    config = tiny_config(optimizer="rmsprop", learning_rate=1e-2)
+    tx = train.create_optimizer(config, train.create_learning_rate_fn(config, 10))
+    params = {"w": jnp.array([1.0, -2.0, 3.0])}
+    grads = [jnp.array([0.5, -1.0, 1e-4]), jnp.array([-0.2, 0.3, 2.0])]
+    opt_state = tx.init(params)
+    w, v = np.array([1.0, -2.0, 3.0]), np.zeros(3)
+    for g in grads:
+        updates, opt_state = tx.update({"w": g}, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        v = 0.9 * v + 0.1 * np.asarray(g) ** 2
+        w = w - 1e-2 * np.asarray(g) / (np.sqrt(v) + 1e-7)
+    np.testing.assert_allclose(np.asarray(params["w"]), w, rtol=1e-6)
+
+
+def test_gradient_clipping_bounds_the_update():
+    config = tiny_config(optimizer="sgd", learning_rate=1.0, grad_clip_norm=0.5)
+    tx = train.create_optimizer(config, train.create_learning_rate_fn(config, 10))
+    params = {"w": jnp.zeros(4)}
+    updates, _ = tx.update({"w": jnp.full(4, 10.0)}, tx.init(params), params)
+    np.testing.assert_allclose(float(optax.tree.norm(updates)), 0.5, rtol=1e-6)
+
+
+def test_warmup_cosine_schedule():
+    config = tiny_config(
+        schedule="warmup_cosine", warmup_epochs=1.0, num_epochs=3, learning_rate=0.1
+    )
+    lr = train.create_learning_rate_fn(config, steps_per_epoch=10)
+    assert float(lr(0)) == 0.0
+    np.testing.assert_allclose(float(lr(5)), 0.05, rtol=1e-6)
+    np.testing.assert_allclose(float(lr(10)), 0.1, rtol=1e-6)
+    assert float(lr(20)) < 0.1 and float(lr(30)) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_evaluate_counts_every_example_exactly_once():
+    config = tiny_config(cell="lstm")
+    model = train.create_model(config)
+    state = train.create_train_state(config, model, steps_per_epoch=10)
+    data = random_batch(37, config.max_len, config.vocab_size, seed=5)  # 37 = 2*16 + 5
+    p_eval = parallel.pmap_step(train.eval_step, donate_state=False)
+    metrics = train.evaluate(p_eval, parallel.replicate(state), data, batch_size=16)
+    logits = np.asarray(model.apply({"params": state.params}, data["token_ids"]))
+    losses = optax.sigmoid_binary_cross_entropy(logits, data["label"].astype(float))
+    assert metrics["count"] == 37
+    np.testing.assert_allclose(metrics["loss"], float(np.mean(losses)), rtol=1e-5)
+    assert metrics["accuracy"] == np.mean((logits > 0) == (data["label"] == 1))
+
+
+def _metrics(history):
+    keys = ("epoch", "step", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
+    return [{k: h[k] for k in keys} for h in history]
+
+
+def test_train_and_evaluate_writes_the_workdir_and_resumes_identically(tmp_path, cache_dir):
+    config = tiny_config(cell="gru", cache_dir=cache_dir, num_epochs=2)
+    full = train.train_and_evaluate(config, str(tmp_path / "full"))
+
+    config.num_epochs = 1  # num_epochs may change between a run and its resumption.
+    train.train_and_evaluate(config, str(tmp_path / "split"))
+    config.num_epochs = 2
+    resumed = train.train_and_evaluate(config, str(tmp_path / "split"))
+
+    for key in ("test_accuracy", "test_loss", "best_val_accuracy", "best_epoch", "epochs"):
+        assert resumed[key] == full[key], key
+    histories = [json.loads((tmp_path / d / "history.json").read_text()) for d in ("full", "split")]
+    assert _metrics(histories[0]) == _metrics(histories[1])
+
+    workdir = tmp_path / "full"
+    summary = json.loads((workdir / "summary.json").read_text())
+    for key in (
+        "cell",
+        "test_accuracy",
+        "test_loss",
+        "best_val_accuracy",
+        "epochs",
+        "train_seconds",
+        "examples_per_second",
+        "num_params",
+    ):
+        assert key in summary, key
+    assert summary["test_examples"] == 256 and summary["epochs"] == 2
+    assert json.loads((workdir / "config.json").read_text())["cell"] == "gru"
+    assert len(histories[0]) == 2
+    assert any(
+        name.startswith("events.out.tfevents") for name in os.listdir(workdir / "tensorboard")
+    )
+    steps = sorted(int(s) for s in os.listdir(workdir / "checkpoints") if s.isdigit())
+    steps_per_epoch = input_pipeline.num_train_batches(256 - round(0.2 * 256), 16)
+    assert steps == [steps_per_epoch, 2 * steps_per_epoch]
+
+
+PMAP_SCRIPT = """
+import json, sys
+import jax, jax.numpy as jnp, numpy as np
+assert jax.device_count() == 2, jax.devices()
+from tests.test_train import random_batch, tiny_config
+from rnn_jax import parallel, train
+config = tiny_config(cell=sys.argv[1])
+model = train.create_model(config)
+state = train.create_train_state(config, model, steps_per_epoch=10)
+batch = random_batch(16, config.max_len, config.vocab_size, seed=1)
+single, single_sums = jax.jit(train.train_step)(state, train.zero_metrics(), batch)
+p_step = parallel.pmap_step(train.train_step, donate_state=False)
+multi, multi_sums = p_step(parallel.replicate(state), parallel.replicate(train.zero_metrics()),
+                           parallel.shard(batch))
+multi, multi_sums = parallel.unreplicate(multi), parallel.unreplicate(multi_sums)
+diff = max(float(jnp.max(jnp.abs(a - b))) for a, b in
+           zip(jax.tree.leaves(single.params), jax.tree.leaves(multi.params)))
+print(json.dumps({"max_param_diff": diff,
+                  "loss": [float(single_sums["loss"]), float(multi_sums["loss"])],
+                  "count": [float(single_sums["count"]), float(multi_sums["count"])]}))
+"""
+
+
+@pytest.mark.parametrize("cell", ["lstm"])
+def test_two_device_pmap_step_equals_single_device_step(cell):
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", TF_CPP_MIN_LOG_LEVEL="2"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", PMAP_SCRIPT, cell],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["max_param_diff"] < 1e-5, result
+    assert result["count"] == [16.0, 16.0]
+    np.testing.assert_allclose(*result["loss"], rtol=1e-5)
+
+
+def test_batch_not_divisible_by_devices_is_refused(monkeypatch):
+    monkeypatch.setattr(jax, "device_count", lambda: 2)
+    parallel.check_divisible(64)
+    with pytest.raises(ValueError, match=r"batch_size=15 is not divisible by the device count 2"):
+        parallel.check_divisible(15)
