@@ -129,6 +129,9 @@ class SentimentClassifier(nn.Module):
             param_dtype=self.param_dtype,
             name="embedding",
         )(token_ids)
+        # A zero no-op unless a 'perturbations' collection is passed: then d(loss)/d(it) is
+        # d(loss)/d(embedded input at every step), for the vanishing-gradient measurements.
+        x = self.perturb("embedded", x)
         x = nn.Dropout(self.embed_dropout_rate, deterministic=not train)(x)
         cells = make_cells(
             self.cell,
