@@ -37,6 +37,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.recurrent_init = "orthogonal"
     config.activation = "tanh"
     config.unroll = 1  # lax.scan unroll; 1 is fastest on CPU.
+    # True: padded steps leave the state unchanged (so pre/post padding give the same result).
+    # False: padding tokens are read like words, as in Keras without mask_zero=True.
+    config.mask_padding = True
 
     # Optimization.
     config.optimizer = "adam"  # adam, rmsprop or sgd (Keras's epsilons, see train.py).

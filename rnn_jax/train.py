@@ -93,7 +93,8 @@ def create_model(config: ml_collections.ConfigDict, **overrides) -> SentimentCla
         recurrent_init=config.recurrent_init,
         activation=config.activation,
         unroll=config.unroll,
-        pad_id=PAD_ID,
+        # No token id is -1, so nothing is masked then: padding is read like a word.
+        pad_id=PAD_ID if config.mask_padding else -1,
     )
     return SentimentClassifier(**(fields | overrides))
 

@@ -1,0 +1,82 @@
+"""Every config file loads, validates, builds its model; variants change only what they say."""
+
+import importlib.util
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from configs import default
+from rnn_jax import configuration, train
+from rnn_jax.models import count_params
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG_FILES = sorted(p for p in (REPO / "configs").glob("*.py") if p.name != "__init__.py")
+
+
+def load(path: Path):
+    spec = importlib.util.spec_from_file_location(f"config_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def test_config_files_exist():
+    names = {p.stem for p in CONFIG_FILES}
+    assert {"default", "rnn", "lstm", "gru", "assignment"} <= names
+
+
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: p.name)
+def test_config_loads_validates_and_builds_its_model(path):
+    config = load(path)
+    assert set(config.keys()) == set(default.get_config().keys()), "variants add no fields"
+    configuration.validate(config, jax.device_count())
+    model = train.create_model(config)
+    token_ids = jnp.ones((2, 7), jnp.int32)
+    variables = jax.eval_shape(lambda: model.init(jax.random.key(0), token_ids))
+    assert count_params(variables["params"]) > 0
+    logits = jax.eval_shape(model.apply, variables, token_ids)
+    assert logits.shape == (2,)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_shootout_variants_differ_from_default_only_in_the_cell(cell):
+    config, base = load(REPO / "configs" / f"{cell}.py"), default.get_config()
+    differing = {k for k in base.keys() if config[k] != base[k]}
+    assert differing <= {"cell"} and config.cell == cell
+
+
+def test_defaults_are_the_course_shootout():
+    c = default.get_config()
+    assert (c.vocab_size, c.max_len, c.embed_dim, c.hidden_size, c.batch_size) == (
+        10_000,
+        200,
+        128,
+        128,
+        64,
+    )
+    assert (c.optimizer, c.learning_rate, c.validation_fraction) == ("adam", 1e-3, 0.2)
+
+
+def test_assignment_config():
+    c = load(REPO / "configs" / "assignment.py")
+    assert (c.cell, c.vocab_size, c.max_len, c.embed_dim, c.hidden_size) == (
+        "rnn",
+        2_000,
+        30,
+        50,
+        5,
+    )
+    assert (c.optimizer, c.learning_rate, c.num_epochs, c.batch_size) == ("rmsprop", 1e-4, 10, 64)
+    assert c.kernel_init == "random_normal:0.001"
+    model = train.create_model(c)
+    params = model.init(jax.random.key(0), jnp.ones((1, c.max_len), jnp.int32))["params"]
+    kernel = params["recurrent"]["layer_0"]["cell"]["kernel"]
+    assert kernel.shape == (50, 5) and float(jnp.std(kernel)) < 0.003
+
+
+def test_readme_lists_every_config_field():
+    readme = (REPO / "README.md").read_text()
+    missing = [k for k in default.get_config().keys() if f"`{k}`" not in readme]
+    assert not missing, f"README.md does not list config fields {missing}"
