@@ -38,6 +38,7 @@ Array = jax.Array
 Metrics = dict[str, Array]
 
 # Fields that may change between a run and its resumption: they do not change the numbers.
+# num_epochs may grow only under a constant schedule (a cosine schedule's length depends on it).
 RESUMABLE_FIELDS = frozenset(
     {
         "data_dir",
@@ -49,6 +50,13 @@ RESUMABLE_FIELDS = frozenset(
         "num_epochs",
     }
 )
+
+
+def resumable_fields(config: ml_collections.ConfigDict) -> frozenset[str]:
+    """The fields a resumed run of ``config`` may change (see ``RESUMABLE_FIELDS``)."""
+    if config.schedule == "constant":
+        return RESUMABLE_FIELDS
+    return RESUMABLE_FIELDS - {"num_epochs"}
 
 
 class WorkdirError(RuntimeError):
@@ -276,7 +284,9 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
         with open(config_path) as f:
             old = json.load(f)
         changed = sorted(
-            k for k in set(old) | set(new) if k not in RESUMABLE_FIELDS and old.get(k) != new.get(k)
+            k
+            for k in set(old) | set(new)
+            if k not in resumable_fields(config) and old.get(k) != new.get(k)
         )
         if changed:
             details = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
@@ -347,6 +357,15 @@ def _check_finite(sums: dict, epoch: int, last_good_step: int | None) -> None:
         )
 
 
+def _interrupted(signum: int, step: int, epoch: int, directory: str) -> Interrupted:
+    name = signal.Signals(signum).name
+    return Interrupted(
+        signum,
+        f"{name} at step {step} (epoch {epoch + 1}): checkpoint saved in {directory}; "
+        "rerun the same command to resume",
+    )
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Trains (or resumes), evaluates the best checkpoint on test, writes the workdir.
 
@@ -409,19 +428,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 state, sums = p_train_step(state, sums, parallel.shard(batch))
                 step += 1
                 progress.update()
-                if interrupt.signum is not None:
+                # After an epoch's last step, the epoch is finished first (validation,
+                # history, checkpoint with its metric), below; a resumed run would skip them.
+                if interrupt.signum is not None and step % steps_per_epoch:
                     host_sums = parallel.unreplicate(sums)
                     _check_finite(host_sums, epoch, last_good_step)
                     checkpoints.save(
                         step, {"state": parallel.unreplicate(state), "sums": host_sums}
                     )
                     checkpoints.wait()
-                    name = signal.Signals(interrupt.signum).name
-                    raise Interrupted(
-                        interrupt.signum,
-                        f"{name} at step {step} (epoch {epoch + 1}): checkpoint saved in "
-                        f"{checkpoints.directory}; rerun the same command to resume",
-                    )
+                    raise _interrupted(interrupt.signum, step, epoch, checkpoints.directory)
                 if step % config.log_every_steps == 0:
                     host_sums = parallel.unreplicate(sums)
                     _check_finite(host_sums, epoch, last_good_step)
@@ -476,6 +492,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             last_good_step = step
             _write_json(os.path.join(workdir, "history.json"), history)
             start_batch = 0
+            if interrupt.signum is not None:  # Arrived in the epoch's last step or evaluation.
+                checkpoints.wait()
+                raise _interrupted(interrupt.signum, step, epoch, checkpoints.directory)
     checkpoints.wait()
     tensorboard.close()
 

@@ -239,3 +239,21 @@ def test_batch_not_divisible_by_devices_is_refused(monkeypatch):
     parallel.check_divisible(64)
     with pytest.raises(ValueError, match=r"batch_size=15 is not divisible by the device count 2"):
         parallel.check_divisible(15)
+
+
+def test_workdir_refuses_another_config_but_allows_more_epochs(tmp_path):
+    config = tiny_config()
+    train.prepare_workdir(config, str(tmp_path))
+    config.num_epochs = 5  # A constant schedule does not depend on the number of epochs.
+    train.prepare_workdir(config, str(tmp_path))
+    config.hidden_size = 9
+    with pytest.raises(train.WorkdirError, match=r"hidden_size: 8 -> 9"):
+        train.prepare_workdir(config, str(tmp_path))
+
+
+def test_cosine_schedule_run_cannot_change_its_epochs(tmp_path):
+    config = tiny_config(schedule="warmup_cosine", warmup_epochs=1.0, num_epochs=2)
+    train.prepare_workdir(config, str(tmp_path))
+    config.num_epochs = 3  # Would stretch the cosine decay: different numbers.
+    with pytest.raises(train.WorkdirError, match=r"num_epochs: 2 -> 3"):
+        train.prepare_workdir(config, str(tmp_path))

@@ -1,0 +1,1 @@
+"""One script per study of the course; see experiments/README.md."""

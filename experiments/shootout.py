@@ -1,0 +1,110 @@
+"""The course's shootout: SimpleRNN vs LSTM vs GRU on IMDB under identical settings.
+
+    python -m experiments.shootout [--epochs N] [--quick] [--out DIR] [--workdirs DIR]
+
+Trains configs/rnn.py, lstm.py and gru.py (they differ only in the cell) into
+``<workdirs>/<cell>`` and reports accuracy, loss, size and speed next to the course's Keras
+numbers. ``experiments.gradients`` and ``experiments.embeddings`` read these workdirs.
+"""
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+from configs import gru, lstm, rnn
+from experiments import common
+from experiments.common import CELL_NAMES, Column
+
+CONFIGS = {"rnn": rnn, "lstm": lstm, "gru": gru}
+# The course's Keras test accuracies (same data, cells, sizes; its own split and seed).
+COURSE_TEST_ACCURACY = {"rnn": 0.8124, "lstm": 0.8643, "gru": 0.8690}
+
+COLUMNS = (
+    Column("cell", "cell"),
+    *common.RUN_COLUMNS,
+    Column("course_test_accuracy", "course (Keras) test accuracy", "{:.4f}"),
+)
+
+
+def run_cell(cell: str, args: argparse.Namespace) -> common.RunResult:
+    """Trains (or reuses) the shootout run of ``cell`` in ``args.workdirs / cell``.
+
+    Other scripts call this too (with their own ``args``, whose ``workdirs`` point at the
+    shootout's), so a missing shootout run is trained exactly as the shootout would train it.
+    """
+    config = common.make_config(CONFIGS[cell].get_config(), args)
+    return common.run(CELL_NAMES[cell], config, args.workdirs / cell)
+
+
+def finished_workdir(cell: str, args: argparse.Namespace) -> Path:
+    """The shootout's workdir of ``cell`` for scripts that read it, trained first if missing.
+
+    A finished run is used whatever its epochs (readers do not pass the shootout's ``--epochs``,
+    and must not extend a run behind its back).
+    """
+    workdir = args.workdirs / cell
+    if not (workdir / "summary.json").exists():
+        run_cell(cell, args)
+    return workdir
+
+
+def gru_vs_lstm(results: dict[str, common.RunResult]) -> str:
+    """The sentence comparing GRU's and LSTM's median epoch time."""
+    ratio = (
+        results["gru"].summary["seconds_per_epoch"] / results["lstm"].summary["seconds_per_epoch"]
+    )
+    relation = "faster" if ratio < 1 else "slower"
+    return (
+        f"GRU vs LSTM: GRU epoch time / LSTM epoch time = {ratio:.2f} "
+        f"(GRU is {abs(1 - ratio) * 100:.0f}% {relation})"
+    )
+
+
+def accuracy_vs_time_figure(results: dict[str, common.RunResult]):
+    """Test accuracy against total training time, one labelled point per cell."""
+    fig, (ax,) = common.new_figure()
+    for result in results.values():
+        x, y = result.summary["train_seconds"], result.summary["test_accuracy"]
+        ax.scatter([x], [y], s=60, label=result.name)
+        ax.annotate(result.name, (x, y), textcoords="offset points", xytext=(6, 6))
+    ax.set_xlabel("total training time (s)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("Test accuracy vs training time")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return fig
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = common.make_parser("shootout", __doc__.splitlines()[0])
+    args = common.parse(parser, argv)
+    report = common.Report(args, "Shootout: SimpleRNN vs LSTM vs GRU on IMDB")
+    results = {cell: run_cell(cell, args) for cell in CONFIGS}
+    config = results["lstm"].config
+    report.text(
+        f"Identical settings: vocab {config.vocab_size}, max_len {config.max_len}, embedding "
+        f"{config.embed_dim}, hidden {config.hidden_size}, {config.optimizer} "
+        f"{config.learning_rate:g}, batch {config.batch_size}, {config.num_epochs} epochs; test "
+        "accuracy of the epoch best on validation. Epoch 1 includes compilation, hence the "
+        "median. The course column is the Keras reference, not a run of this script."
+    )
+    rows = [
+        common.run_row(r) | {"cell": r.name, "course_test_accuracy": COURSE_TEST_ACCURACY[c]}
+        for c, r in results.items()
+    ]
+    report.table("table", rows, COLUMNS, "Results")
+    sentence = gru_vs_lstm(results)
+    report.text(sentence)
+    print(sentence)
+    histories = {r.name: r.history for r in results.values()}
+    report.figure("curves", common.curves_figure(histories), "Accuracy and loss per epoch")
+    report.figure(
+        "accuracy_vs_time",
+        accuracy_vs_time_figure(results),
+        "Test accuracy vs total training time",
+    )
+    report.finish()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Smoke tests of the experiment scripts: the cheapest ones, --quick, into tmp_path.
+
+They run in-process (one JAX start-up for all) and check that every promised file is written
+and the tables have the expected rows; the numbers of a quick run mean nothing.
+"""
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from experiments import data, studies, timeseries
+
+DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "tensorflow_datasets"
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def check_report(out: Path, files: list[str]) -> dict:
+    """Every file exists; report.md has the header; meta.json says what ran where."""
+    for name in ["report.md", "meta.json", *files]:
+        assert (out / name).is_file(), f"{name} missing in {out}"
+    assert "- command: `python -m experiments." in (out / "report.md").read_text()
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["quick"] is True and meta["run_seconds"] >= 0
+    assert meta["machine"]["cpu_count"] >= 1 and meta["machine"]["jax_backend"]
+    return meta
+
+
+@pytest.fixture(scope="module")
+def data_args(tmp_path_factory):
+    assert (DATA_DIR / "imdb_reviews").is_dir(), f"IMDB data missing: expected it in {DATA_DIR}"
+    cache = tmp_path_factory.mktemp("cache")
+    return ["--data-dir", str(DATA_DIR), "--cache-dir", str(cache)]
+
+
+def test_timeseries_quick(tmp_path):
+    timeseries.main(["--quick", "--steps", "50", "--out", str(tmp_path)])
+    check_report(tmp_path, ["table.md", "table.csv", "predictions.png", "training.png"])
+    rows = read_csv(tmp_path / "table.csv")
+    assert [r["model"].split()[0] for r in rows] == ["naive", "SimpleRNN", "LSTM", "GRU"]
+    assert all(math.isfinite(float(r["test_mse"])) for r in rows)
+
+
+def test_data_quick_on_real_imdb(tmp_path, data_args):
+    data.main(["--quick", "--out", str(tmp_path), *data_args])
+    check_report(
+        tmp_path,
+        [
+            "lengths.png",
+            "coverage.md",
+            "coverage.csv",
+            "top_words.md",
+            "top_words.csv",
+            "example.md",
+        ],
+    )
+    coverage = read_csv(tmp_path / "coverage.csv")
+    assert [int(r["max_len"]) for r in coverage] == list(data.MAX_LENS)
+    kept = [float(r["kept_whole"]) for r in coverage]
+    assert kept == sorted(kept) and 0 <= kept[0] <= kept[-1] <= 1
+    words = read_csv(tmp_path / "top_words.csv")
+    assert len(words) == data.TOP_WORDS and words[0]["id"] == "4"
+    assert "**Original text**" in (tmp_path / "example.md").read_text()
+
+
+def test_studies_quick_optimizer(tmp_path, data_args, capsys):
+    out, workdirs = tmp_path / "results", tmp_path / "runs"
+    argv = ["--quick", "--study", "optimizer", "--out", str(out), "--workdirs", str(workdirs)]
+    studies.main([*argv, *data_args])
+    check_report(out / "optimizer", ["table.md", "table.csv", "plot.png"])
+    rows = read_csv(out / "optimizer" / "table.csv")
+    assert [(r["optimizer"], float(r["learning_rate"])) for r in rows] == [
+        ("rmsprop", 1e-4),
+        ("adam", 1e-3),
+    ]
+    assert all(0 <= float(r["test_accuracy"]) <= 1 for r in rows)
+    # Workdirs are named by the change to the assignment config, so studies share runs.
+    assert sorted(p.name for p in workdirs.iterdir()) == [
+        "assignment",
+        "learning_rate_0.001-optimizer_adam",
+    ]
+    # A rerun reuses both finished runs instead of training again.
+    capsys.readouterr()
+    studies.main([*argv, *data_args])
+    assert capsys.readouterr().out.count("reusing the finished run") == 2
