@@ -17,6 +17,10 @@ def get_config():
     # as both the input and the recurrent kernel.
     config.kernel_init = "random_normal:0.001"
     config.recurrent_init = "random_normal:0.001"
+    # The course's model has no dropout or clipping (our defaults add both).
+    config.dropout_rate = 0.0
+    config.embed_dropout_rate = 0.0
+    config.grad_clip_norm = 0.0
     config.optimizer = "rmsprop"
     config.learning_rate = 1e-4
     config.num_epochs = 10
