@@ -37,6 +37,7 @@ class Checkpoints:
           read_only: only restore (prediction, evaluation): nothing is written or pruned.
         """
         self.directory = os.path.abspath(directory)
+        self.read_only = read_only
         self.broken_directory = os.path.join(os.path.dirname(self.directory), "broken_checkpoints")
         policies = ocp.checkpoint_managers
         metric_fn = lambda metrics: metrics[METRIC]  # noqa: E731
@@ -88,38 +89,48 @@ class Checkpoints:
         return self.manager.restore(step, args=ocp.args.StandardRestore(target))
 
     def restore_latest(self, target: Any) -> tuple[int | None, Any]:
-        """Restores the newest checkpoint that reads back, moving damaged ones aside.
-
-        Args:
-          target: a pytree like the saved item (its arrays give shapes and dtypes).
+        """Restores the newest checkpoint that reads back (see ``restore_first``).
 
         Returns:
           ``(step, item)``, or ``(None, None)`` if there is no checkpoint.
-
-        Raises:
-          NoUsableCheckpointError: there were checkpoints, and none restored.
         """
         self.wait()
-        tried = []
-        for step in reversed(self.steps()):
+        steps = self.steps()[::-1]
+        return self.restore_first(steps, target) if steps else (None, None)
+
+    def restore_first(self, steps: list[int], target: Any) -> tuple[int, Any]:
+        """Restores the first of ``steps`` that reads back, skipping damaged ones.
+
+        A damaged step is moved to ``broken_directory`` (never deleted) unless the manager is
+        read-only; either way a warning names it.
+
+        Args:
+          steps: candidate steps, in order of preference.
+          target: a pytree like the saved item (its arrays give shapes and dtypes).
+
+        Returns:
+          ``(step, item)``.
+
+        Raises:
+          NoUsableCheckpointError: none of ``steps`` restored.
+        """
+        for step in steps:
             try:
                 return step, self.restore(step, target)
             except Exception as error:  # noqa: BLE001 -- any failure means "damaged".
-                tried.append(step)
-                destination = self._move_aside(step)
+                where = "left in place" if self.read_only else f"moved to {self._move_aside(step)}"
                 logging.warning(
-                    "checkpoint step %d is damaged (%s: %s); moved to %s, trying the previous one",
+                    "checkpoint step %d is damaged (%s: %s); %s, trying the next one",
                     step,
                     type(error).__name__,
-                    str(error).splitlines()[0][:200],
-                    destination,
+                    (str(error).splitlines() or [""])[0][:200],
+                    where,
                 )
-        if tried:
-            raise NoUsableCheckpointError(
-                f"no checkpoint in {self.directory} could be restored (tried steps {tried}; "
-                f"moved to {self.broken_directory}); remove the workdir to start over"
-            )
-        return None, None
+        moved = "" if self.read_only else f"; moved to {self.broken_directory}"
+        raise NoUsableCheckpointError(
+            f"no checkpoint in {self.directory} could be restored (tried steps {steps}{moved}); "
+            "remove the workdir to start over"
+        )
 
     def best_step(self) -> int | None:
         """The kept step with the highest validation accuracy (the later one on ties)."""

@@ -9,7 +9,7 @@ import ml_collections
 import numpy as np
 
 from rnn_jax import train
-from rnn_jax.checkpointing import Checkpoints
+from rnn_jax.checkpointing import Checkpoints, NoUsableCheckpointError
 from rnn_jax.input_pipeline import pad_sequences
 from rnn_jax.models import SentimentClassifier
 from rnn_jax.vocabulary import INDEX_FROM, Vocabulary, tokenize
@@ -33,8 +33,12 @@ class Run:
 def load_run(workdir: str) -> Run:
     """Restores the checkpoint that was best on validation (else the latest) of a workdir.
 
+    A checkpoint that does not restore (damaged files) is skipped with a warning, for the next
+    newest one.
+
     Raises:
-      RunNotFoundError: a file the run needs is missing; the message names it.
+      RunNotFoundError: a file the run needs is missing, or no checkpoint restores; the message
+        says which.
     """
     for name in ("config.json", "vocab.json"):
         if not os.path.exists(os.path.join(workdir, name)):
@@ -50,13 +54,17 @@ def load_run(workdir: str) -> Run:
     checkpoints = Checkpoints(
         os.path.join(workdir, "checkpoints"), config.keep_checkpoints, read_only=True
     )
-    step = checkpoints.best_step()
-    if step is None:
-        steps = checkpoints.steps()
-        step = steps[-1] if steps else None
-    if step is None:
+    best = checkpoints.best_step()
+    # The best step first, then the others newest first: a damaged one is skipped, with a warning.
+    candidates = [best] * (best is not None) + [s for s in checkpoints.steps()[::-1] if s != best]
+    if not candidates:
         raise RunNotFoundError(f"no checkpoint in {checkpoints.directory}: train first")
-    restored = checkpoints.restore(step, {"state": state, "sums": train.zero_metrics()})
+    try:
+        step, restored = checkpoints.restore_first(
+            candidates, {"state": state, "sums": train.zero_metrics()}
+        )
+    except NoUsableCheckpointError as error:
+        raise RunNotFoundError(str(error)) from None
     checkpoints.close()
     return Run(config, model, restored["state"], vocab, step)
 

@@ -13,10 +13,10 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from rnn_jax import parallel, train
-from rnn_jax.checkpointing import NoUsableCheckpointError
-from rnn_jax.configuration import ConfigError
-from rnn_jax.input_pipeline import DataNotFoundError
+from rnn_jax import configuration, parallel
+
+# TensorFlow and rnn_jax.train (Orbax, optax: seconds of imports) are imported in main() only
+# once the config is valid, so a typo in a flag costs a second, not the start-up of a run.
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file, e.g. configs/lstm.py.", lock_config=True
@@ -26,14 +26,46 @@ _WORKDIR = flags.DEFINE_string(
 )
 flags.mark_flags_as_required(["config"])
 
-# Exit codes: 2 for a config value that is not allowed (as for a bad flag), 1 for other
-# problems the user can fix, 128 + signal number when interrupted (checkpoint saved).
-USER_ERRORS = (
-    DataNotFoundError,
-    train.WorkdirError,
-    train.NonFiniteLossError,
-    NoUsableCheckpointError,
-)
+# Exit codes: 2 for a config field or value that is not allowed (as for a bad flag), 1 for
+# other problems the user can fix, 128 + signal number when interrupted (checkpoint saved).
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from rnn_jax import train
+    from rnn_jax.checkpointing import NoUsableCheckpointError
+    from rnn_jax.input_pipeline import DataNotFoundError
+
+    return (
+        DataNotFoundError,
+        train.WorkdirError,
+        train.NonFiniteLossError,
+        NoUsableCheckpointError,
+    )
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    """Parses flags as absl does; a ``--config.<field>`` that does not exist is one line, exit 2.
+
+    A locked ConfigDict refuses unknown fields with an AttributeError (not a flags error), which
+    absl would show as a traceback.
+    """
+    try:
+        return app.parse_flags_with_usage(argv)
+    except AttributeError as error:
+        context = error.__context__
+        detail = str(context.args[0]) if isinstance(context, KeyError) and context.args else ""
+        name, *hint = detail.splitlines() or [""]
+        name = name.strip("'\"")
+        overrides = [a for a in argv[1:] if a.startswith(f"--config.{name}")]
+        if not name or not overrides:
+            raise
+        hint_text = f" ({hint[0].strip()})" if hint else ""
+        print(
+            f"error: {overrides[0].split('=')[0]}: the config has no field {name!r}{hint_text}; "
+            "the fields are listed in configs/default.py",
+            file=sys.stderr,
+        )
+        sys.exit(2)
 
 
 class _QuietLibraries:
@@ -52,10 +84,17 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.get_absl_logger().addFilter(_QuietLibraries())
+    parallel.maybe_initialize_distributed()  # Before anything asks JAX about devices.
+    try:
+        configuration.validate(_CONFIG.value, jax.device_count())
+    except configuration.ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
     import tensorflow as tf  # Only to keep TF (tfds, summaries) off the accelerators JAX uses.
 
     tf.config.set_visible_devices([], "GPU")
-    parallel.maybe_initialize_distributed()
+    from rnn_jax import train
+
     logging.info(
         "JAX process %d/%d, local devices: %s",
         jax.process_index(),
@@ -65,10 +104,10 @@ def main(argv):
     workdir = _WORKDIR.value or default_workdir()
     try:
         train.train_and_evaluate(_CONFIG.value, workdir)
-    except ConfigError as error:
+    except configuration.ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    except USER_ERRORS as error:
+    except _user_errors() as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
     except train.Interrupted as error:
@@ -77,4 +116,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=_parse_flags)

@@ -15,6 +15,10 @@ flags.mark_flags_as_required(["workdir"])
 
 
 def main(argv):
+    # A preview in a script the terminal cannot encode (emoji on an ASCII or cp1252 stdout) is
+    # shown escaped rather than crashing after the model has run.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")
     texts = argv[1:] or [line.rstrip("\n") for line in sys.stdin]
     if not texts:
         print("error: no review given (pass texts as arguments or on stdin)", file=sys.stderr)

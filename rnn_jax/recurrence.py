@@ -107,6 +107,8 @@ class Recurrence(nn.Module):
         xw = self.cell.project_inputs(xs)  # <[time, batch, G*H]>: one matmul for all steps.
         if initial_carry is None:
             initial_carry = self.cell.initialize_carry(None, inputs[:, 0].shape)
+            # The carry's dtype must be what a step returns (e.g. float64 inputs, float32 params).
+            initial_carry = jax.tree.map(lambda c: c.astype(xw.dtype), initial_carry)
         zero_output = jnp.zeros((batch, self.cell.features), xw.dtype)
         scan = nn.scan(
             functools.partial(_masked_step, return_sequences=self.return_sequences),

@@ -25,12 +25,11 @@ import ml_collections
 import numpy as np
 import optax
 from absl import logging
-from flax.metrics.tensorboard import SummaryWriter
 from flax.training import train_state
 from tqdm import tqdm
 
 from rnn_jax import configuration, input_pipeline, parallel
-from rnn_jax.checkpointing import Checkpoints
+from rnn_jax.checkpointing import Checkpoints, NoUsableCheckpointError
 from rnn_jax.models import SentimentClassifier, count_params, summary
 from rnn_jax.vocabulary import PAD_ID
 
@@ -402,6 +401,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     p_train_step = parallel.pmap_step(train_step, donate_state=True)
     p_eval_step = parallel.pmap_step(eval_step, donate_state=False)
     state, sums = parallel.replicate(state), parallel.replicate(sums)
+    # Imported here: it imports TensorFlow (seconds), which predict and evaluate do not need.
+    from flax.metrics.tensorboard import SummaryWriter
+
     tensorboard = SummaryWriter(os.path.join(workdir, "tensorboard"))
     process = (jax.process_index(), jax.process_count())
 
@@ -501,10 +503,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     # Test once, with the parameters that were best on validation.
     best_step = checkpoints.best_step()
     if best_step is not None and best_step != step:
-        best = checkpoints.restore(
-            best_step, {"state": parallel.unreplicate(state), "sums": zero_metrics()}
-        )
-        state = parallel.replicate(best["state"])
+        try:
+            _, best = checkpoints.restore_first(
+                [best_step], {"state": parallel.unreplicate(state), "sums": zero_metrics()}
+            )
+            state = parallel.replicate(best["state"])
+        except NoUsableCheckpointError:  # Warned already; the final state is still good.
+            best_step = step
     checkpoints.close()
     test_metrics = evaluate(p_eval_step, state, data.test, config.eval_batch_size)
     result = make_summary(config, history, test_metrics, num_params, best_step)

@@ -35,6 +35,10 @@ def tiny_config(**overrides):
             max_examples=256,
             progress_bar=False,
             data_dir=str(DATA_DIR),
+            # No dropout or clipping: steps the hand-computed checks below can follow exactly.
+            dropout_rate=0.0,
+            embed_dropout_rate=0.0,
+            grad_clip_norm=0.0,
         )
     )
     config.update(overrides)
@@ -257,3 +261,26 @@ def test_cosine_schedule_run_cannot_change_its_epochs(tmp_path):
     config.num_epochs = 3  # Would stretch the cosine decay: different numbers.
     with pytest.raises(train.WorkdirError, match=r"num_epochs: 2 -> 3"):
         train.prepare_workdir(config, str(tmp_path))
+
+
+def test_the_train_step_compiles_once(caplog):
+    """Replicated inputs are placed like the step's outputs: no recompilation between steps."""
+    config = tiny_config(cell="rnn")
+    model = train.create_model(config)
+    state = train.create_train_state(config, model, steps_per_epoch=10)
+    p_step = parallel.pmap_step(train.train_step, donate_state=True)
+    state, sums = parallel.replicate(state), parallel.replicate(train.zero_metrics())
+    batch = parallel.shard(random_batch(16, config.max_len, config.vocab_size))
+    with jax.log_compiles(), caplog.at_level("WARNING"):
+        for _ in range(3):
+            state, sums = p_step(state, sums, batch)
+        sums = parallel.replicate(train.zero_metrics())  # As at the end of every epoch.
+        state, sums = p_step(state, sums, batch)
+    compiles = [
+        r
+        for r in caplog.records
+        if "Compiling" in r.getMessage()
+        and "_fun" in r.getMessage()
+        and "int32[1,16,32]" in r.getMessage()
+    ]
+    assert len(compiles) == 1, [r.getMessage()[:200] for r in compiles]

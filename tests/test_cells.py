@@ -1,0 +1,356 @@
+"""Cells: the registry contract, shapes, initial values, parameter counts and numerical parity.
+
+Parity is checked twice: against NumPy transcriptions of the Keras equations (float64, written
+here without calling rnn_jax) and against Keras itself (float32).
+"""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rnn_jax.cells import (
+    CELLS,
+    INITIALIZERS,
+    LSTMCell,
+    RecurrentCell,
+    get_cell_class,
+    get_initializer,
+)
+from rnn_jax.recurrence import Recurrence
+
+NAMES = sorted(CELLS)
+# Every registered cell with its defaults, plus the GRU's other convention.
+VARIANTS = [pytest.param(n, {}, id=n) for n in NAMES] + [
+    pytest.param("gru", {"reset_after": False}, id="gru-reset_before")
+]
+
+
+def variant_id(name, kwargs):
+    return "gru-reset_before" if kwargs.get("reset_after") is False else name
+
+
+def random_params(module, *args, seed=0, scale=0.5):
+    """Random normal parameters with the shapes/dtypes ``module.init`` would create (no init)."""
+    shapes = jax.eval_shape(lambda: module.init(jax.random.key(0), *args))["params"]
+    rng = np.random.default_rng(seed)
+    return jax.tree.map(
+        lambda s: jnp.asarray(scale * rng.standard_normal(s.shape), s.dtype), shapes
+    )
+
+
+def assert_trees_close(actual, expected, **tol):
+    assert jax.tree.structure(actual) == jax.tree.structure(expected)
+    for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(e), **tol)
+
+
+# --------------------------------------------------------------------------- registry contract
+
+
+@pytest.mark.parametrize("name, kwargs", VARIANTS)
+def test_registry_contract(name, kwargs):
+    cls = CELLS[name]
+    assert get_cell_class(name) is cls
+    assert issubclass(cls, RecurrentCell)
+    for method in ("project_inputs", "step", "initialize_carry"):
+        assert callable(getattr(cls, method, None)), f"{name} lacks {method}"
+
+    cell = cls(features=5, **kwargs)
+    x = jnp.asarray(np.random.default_rng(1).standard_normal((2, 4)), jnp.float32)
+    params = random_params(cell, cell.initialize_carry(None, x.shape), x)
+    variables = {"params": params}
+    gates = cls.num_gates * 5
+    assert params["kernel"].shape == (4, gates)
+    assert params["recurrent_kernel"].shape == (5, gates)
+
+    # A non-zero carry, so that the recurrent half matters.
+    carry = jax.tree.map(
+        lambda c: jnp.full_like(c, 0.3), cell.initialize_carry(jax.random.key(0), x.shape)
+    )
+    via_call = cell.apply(variables, carry, x)
+    xw = cell.apply(variables, x, method="project_inputs")
+    assert xw.shape == (2, gates)
+    via_halves = cell.apply(variables, carry, xw, method="step")
+    assert_trees_close(via_call, via_halves, rtol=0, atol=0)
+
+    # project_inputs works on any leading axes, step by step the same as on one step.
+    xs = jnp.asarray(np.random.default_rng(2).standard_normal((2, 3, 4)), jnp.float32)
+    xw_all = cell.apply(variables, xs, method="project_inputs")
+    assert xw_all.shape == (2, 3, gates)
+    for t in range(3):
+        np.testing.assert_allclose(
+            xw_all[:, t], cell.apply(variables, xs[:, t], method="project_inputs"), atol=1e-6
+        )
+
+
+def test_unknown_cell_name_lists_registered_cells():
+    with pytest.raises(ValueError) as info:
+        get_cell_class("no_such_cell")
+    for name in CELLS:
+        assert name in str(info.value)
+
+
+# --------------------------------------------------------------------------- shapes
+
+
+@pytest.mark.parametrize("batch, in_features, hidden", [(1, 4, 5), (2, 3, 6), (3, 1, 2)])
+@pytest.mark.parametrize("name, kwargs", VARIANTS)
+def test_cell_shapes(name, kwargs, batch, in_features, hidden):
+    cell = CELLS[name](features=hidden, **kwargs)
+    x = jnp.zeros((batch, in_features))
+    carry = cell.initialize_carry(jax.random.key(0), x.shape)
+    for leaf in jax.tree.leaves(carry):
+        assert leaf.shape == (batch, hidden)
+        assert leaf.dtype == jnp.float32
+    (new_carry, y), _ = jax.eval_shape(lambda: cell.init_with_output(jax.random.key(0), carry, x))
+    assert jax.tree.structure(new_carry) == jax.tree.structure(carry)
+    for leaf in jax.tree.leaves(new_carry):
+        assert (leaf.shape, leaf.dtype) == ((batch, hidden), jnp.float32)
+    assert (y.shape, y.dtype) == ((batch, hidden), jnp.float32)
+    # Extra leading axes in input_shape become extra carry axes.
+    for leaf in jax.tree.leaves(cell.initialize_carry(None, (batch, 3, in_features))):
+        assert leaf.shape == (batch, 3, hidden)
+
+
+# --------------------------------------------------------------------------- initial values
+
+
+@pytest.mark.parametrize("name, kwargs", VARIANTS)
+def test_initial_values_follow_keras_and_the_seed(name, kwargs):
+    in_features, hidden = 6, 8
+    cell = CELLS[name](features=hidden, **kwargs)
+    x = jnp.zeros((1, in_features))
+    init = jax.jit(lambda key: cell.init(key, cell.initialize_carry(None, x.shape), x)["params"])
+    params = init(jax.random.key(0))
+    gates = cell.num_gates * hidden
+
+    # A fixed seed gives bitwise identical parameters; another seed other random ones.
+    assert_trees_close(init(jax.random.key(0)), params, rtol=0, atol=0)
+    other = init(jax.random.key(1))
+    for key in ("kernel", "recurrent_kernel"):
+        assert not np.allclose(other[key], params[key]), f"{key} did not change with the seed"
+
+    kernel = np.asarray(params["kernel"])
+    assert kernel.shape == (in_features, gates)
+    bound = np.sqrt(6.0 / (in_features + gates))  # glorot_uniform limit.
+    assert np.abs(kernel).max() <= bound
+    assert np.abs(kernel).max() > 0.5 * bound  # really spread over the range, not tiny.
+
+    # Keras's orthogonal init is on the whole [H, G*H] matrix: its rows are orthonormal.
+    recurrent = np.asarray(params["recurrent_kernel"], np.float64)
+    assert recurrent.shape == (hidden, gates)
+    np.testing.assert_allclose(recurrent @ recurrent.T, np.eye(hidden), atol=1e-5)
+
+    bias = np.asarray(params["bias"])
+    expected = np.zeros(cell.bias_shape)
+    if isinstance(cell, LSTMCell):  # Keras unit_forget_bias=True: forget slice (i, f, c, o) is 1.
+        expected[hidden : 2 * hidden] = 1.0
+    np.testing.assert_array_equal(bias, expected)
+
+
+def nn_constant(value):
+    return lambda key, shape, dtype=jnp.float32: jnp.full(shape, value, dtype)
+
+
+def test_lstm_forget_bias_is_configurable():
+    cell = LSTMCell(features=3, forget_bias=2.5, bias_init=nn_constant(0.25))
+    bias = cell.bias_initializer()(jax.random.key(0), cell.bias_shape, jnp.float32)
+    np.testing.assert_array_equal(bias, [0.25] * 3 + [2.5] * 3 + [0.25] * 6)
+
+
+def test_random_normal_initializer_stddev():
+    init = get_initializer("random_normal:0.001")
+    w = np.asarray(init(jax.random.key(0), (400, 500), jnp.float32))
+    assert w.shape == (400, 500)
+    assert abs(w.std() - 0.001) < 0.02 * 0.001
+    assert abs(w.mean()) < 1e-5
+
+
+@pytest.mark.parametrize("spec", sorted(INITIALIZERS))
+def test_named_initializers(spec):
+    w = get_initializer(spec)(jax.random.key(0), (3, 4), jnp.float32)
+    assert w.shape == (3, 4)
+    assert np.all(np.isfinite(w))
+
+
+@pytest.mark.parametrize(
+    "spec", ["no_such_init", "random_normal", "random_normal:abc", "glorot_uniform:2", ""]
+)
+def test_unknown_initializer_lists_allowed(spec):
+    with pytest.raises(ValueError) as info:
+        get_initializer(spec)
+    for allowed in INITIALIZERS:
+        assert allowed in str(info.value)
+    assert "random_normal:" in str(info.value)
+
+
+# --------------------------------------------------------------------------- parameter counts
+
+# Keras's parameter counts (d inputs, u units), from the Keras sources / model.summary().
+KERAS_PARAM_FORMULAS = {
+    "rnn": lambda d, u: u * (d + u) + u,
+    "lstm": lambda d, u: 4 * (u * (d + u) + u),
+    "gru": lambda d, u: 3 * (u * (d + u) + 2 * u),
+    "gru-reset_before": lambda d, u: 3 * (u * (d + u) + u),
+}
+# The same numbers as Keras's model.summary() prints them, for d=100, u=256 and d=8, u=16.
+KERAS_PARAM_LITERALS = {
+    "rnn": (91_392, 400),
+    "lstm": (365_568, 1_600),
+    "gru": (274_944, 1_248),
+    "gru-reset_before": (274_176, 1_200),
+}
+
+
+def cell_param_count(cell, in_features):
+    x = jax.ShapeDtypeStruct((1, 1, in_features), jnp.float32)
+    shapes = jax.eval_shape(lambda x: Recurrence(cell).init(jax.random.key(0), x), x)
+    return sum(int(np.prod(s.shape)) for s in jax.tree.leaves(shapes))
+
+
+@pytest.mark.parametrize("name, kwargs", VARIANTS)
+def test_param_count_equals_keras(name, kwargs):
+    key = variant_id(name, kwargs)
+    assert key in KERAS_PARAM_FORMULAS, f"add the Keras parameter formula of {key!r}"
+    for (d, u), literal in zip([(100, 256), (8, 16)], KERAS_PARAM_LITERALS[key], strict=True):
+        count = cell_param_count(CELLS[name](features=u, **kwargs), d)
+        assert count == KERAS_PARAM_FORMULAS[key](d, u)
+        assert count == literal
+
+
+# --------------------------------------------------------------------------- NumPy reference
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def np_simple_rnn(x, kernel, recurrent_kernel, bias):
+    """Keras SimpleRNN: h' = tanh(x W + b + h U)."""
+    h = np.zeros((x.shape[0], recurrent_kernel.shape[0]))
+    outputs = []
+    for t in range(x.shape[1]):
+        h = np.tanh(x[:, t] @ kernel + bias + h @ recurrent_kernel)
+        outputs.append(h)
+    return np.stack(outputs, axis=1), h
+
+
+def np_lstm(x, kernel, recurrent_kernel, bias):
+    """Keras LSTM, gate order i, f, c, o; carry (c, h) as rnn_jax orders it."""
+    units = recurrent_kernel.shape[0]
+    w_i, w_f, w_c, w_o = (kernel[:, k * units : (k + 1) * units] for k in range(4))
+    u_i, u_f, u_c, u_o = (recurrent_kernel[:, k * units : (k + 1) * units] for k in range(4))
+    b_i, b_f, b_c, b_o = (bias[k * units : (k + 1) * units] for k in range(4))
+    h = np.zeros((x.shape[0], units))
+    c = np.zeros_like(h)
+    outputs = []
+    for t in range(x.shape[1]):
+        x_t = x[:, t]
+        i = sigmoid(x_t @ w_i + h @ u_i + b_i)
+        f = sigmoid(x_t @ w_f + h @ u_f + b_f)
+        c = f * c + i * np.tanh(x_t @ w_c + h @ u_c + b_c)
+        o = sigmoid(x_t @ w_o + h @ u_o + b_o)
+        h = o * np.tanh(c)
+        outputs.append(h)
+    return np.stack(outputs, axis=1), (c, h)
+
+
+def np_gru(x, kernel, recurrent_kernel, bias, reset_after):
+    """Keras GRU, gate order z, r, h; h' = z * h + (1 - z) * hh."""
+    units = recurrent_kernel.shape[0]
+    w_z, w_r, w_h = (kernel[:, k * units : (k + 1) * units] for k in range(3))
+    u_z, u_r, u_h = (recurrent_kernel[:, k * units : (k + 1) * units] for k in range(3))
+    if reset_after:  # bias [2, 3u]: row 0 input bias, row 1 recurrent bias.
+        b_z, b_r, b_h = (bias[0, k * units : (k + 1) * units] for k in range(3))
+        c_z, c_r, c_h = (bias[1, k * units : (k + 1) * units] for k in range(3))
+    else:
+        b_z, b_r, b_h = (bias[k * units : (k + 1) * units] for k in range(3))
+    h = np.zeros((x.shape[0], units))
+    outputs = []
+    for t in range(x.shape[1]):
+        x_t = x[:, t]
+        if reset_after:
+            z = sigmoid(x_t @ w_z + b_z + h @ u_z + c_z)
+            r = sigmoid(x_t @ w_r + b_r + h @ u_r + c_r)
+            hh = np.tanh(x_t @ w_h + b_h + r * (h @ u_h + c_h))
+        else:
+            z = sigmoid(x_t @ w_z + b_z + h @ u_z)
+            r = sigmoid(x_t @ w_r + b_r + h @ u_r)
+            hh = np.tanh(x_t @ w_h + b_h + (r * h) @ u_h)
+        h = z * h + (1.0 - z) * hh
+        outputs.append(h)
+    return np.stack(outputs, axis=1), h
+
+
+NUMPY_REFERENCES = {
+    "rnn": np_simple_rnn,
+    "lstm": np_lstm,
+    "gru": lambda *a: np_gru(*a, reset_after=True),
+    "gru-reset_before": lambda *a: np_gru(*a, reset_after=False),
+}
+
+
+@pytest.mark.parametrize("name, kwargs", VARIANTS)
+def test_matches_numpy_keras_equations(name, kwargs, x64):
+    key = variant_id(name, kwargs)
+    assert key in NUMPY_REFERENCES, f"add a NumPy reference implementation of {key!r}"
+    batch, time, in_features, hidden = 2, 6, 4, 5
+    x = np.random.default_rng(3).standard_normal((batch, time, in_features))
+    layer = Recurrence(CELLS[name](features=hidden, param_dtype=jnp.float64, **kwargs), True)
+    # Random weights (not the init): every bias entry is non-zero.
+    params = random_params(layer, jnp.asarray(x), seed=4)
+    cell_params = {k: np.asarray(v) for k, v in params["cell"].items()}
+    expected_outputs, expected_carry = NUMPY_REFERENCES[key](
+        x, cell_params["kernel"], cell_params["recurrent_kernel"], cell_params["bias"]
+    )
+    carry, outputs = layer.apply({"params": params}, jnp.asarray(x))
+    assert outputs.dtype == jnp.float64
+    # Float64 on both sides: equal up to rounding (float32 vs Keras: see test_matches_keras).
+    np.testing.assert_allclose(outputs, expected_outputs, rtol=0, atol=1e-10)
+    assert_trees_close(carry, expected_carry, rtol=0, atol=1e-10)
+
+
+# --------------------------------------------------------------------------- real Keras
+
+KERAS_LAYERS = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
+
+
+@pytest.mark.parametrize("name, kwargs", VARIANTS)
+def test_matches_keras(name, kwargs):
+    assert name in KERAS_LAYERS, f"add the Keras layer corresponding to {name!r}"
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras  # slow (~5 s), imported once for the whole parametrized test.
+
+    batch, time, in_features, hidden = 3, 5, 4, 6
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((batch, time, in_features)).astype(np.float32)
+    mask = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [0, 0, 1, 1, 1]], bool)
+
+    layer = Recurrence(CELLS[name](features=hidden, **kwargs), return_sequences=True)
+    params = random_params(layer, jnp.asarray(x), seed=6)
+    weights = [np.asarray(params["cell"][k]) for k in ("kernel", "recurrent_kernel", "bias")]
+
+    keras_layer = getattr(keras.layers, KERAS_LAYERS[name])(
+        hidden, return_sequences=True, return_state=True, **kwargs
+    )
+    keras_layer.build((None, time, in_features))
+    assert [w.shape for w in keras_layer.get_weights()] == [w.shape for w in weights]
+    keras_layer.set_weights(weights)
+    assert keras_layer.count_params() == sum(w.size for w in weights)
+
+    # Unmasked: every output.
+    keras_outputs = np.asarray(keras_layer(x)[0])
+    _, outputs = layer.apply({"params": params}, jnp.asarray(x))
+    np.testing.assert_allclose(outputs, keras_outputs, rtol=0, atol=1e-5)
+
+    # Masked: Keras repeats the previous output on masked steps (rnn_jax writes zeros), so compare
+    # the real steps and the final state, which both define as the state after the last real step.
+    keras_outputs, *keras_states = (np.asarray(o) for o in keras_layer(x, mask=mask))
+    carry, outputs = layer.apply({"params": params}, jnp.asarray(x), jnp.asarray(mask))
+    np.testing.assert_allclose(np.asarray(outputs)[mask], keras_outputs[mask], rtol=0, atol=1e-5)
+    # Keras's LSTM states are [h, c]; rnn_jax's LSTM carry is (c, h).
+    keras_carry = tuple(keras_states[::-1]) if isinstance(carry, tuple) else keras_states[0]
+    assert_trees_close(carry, keras_carry, rtol=0, atol=1e-5)

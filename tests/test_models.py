@@ -1,0 +1,258 @@
+"""The sentiment classifier: shapes, padding invariance, gradients, parameter counts, summary."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from rnn_jax import models
+from rnn_jax.cells import ACTIVATIONS, CELLS, INITIALIZERS
+from rnn_jax.models import SentimentClassifier, SequenceRegressor
+
+NAMES = sorted(CELLS)
+VOCAB, EMBED, HIDDEN, TIME = 20, 4, 5, 6
+
+# Keras's parameter counts of one recurrent layer (d inputs, u units).
+KERAS_PARAM_FORMULAS = {
+    "rnn": lambda d, u: u * (d + u) + u,
+    "lstm": lambda d, u: 4 * (u * (d + u) + u),
+    "gru": lambda d, u: 3 * (u * (d + u) + 2 * u),  # reset_after=True, Keras's default.
+}
+
+
+def keras_formula(name):
+    assert name in KERAS_PARAM_FORMULAS, f"add the Keras parameter formula of {name!r}"
+    return KERAS_PARAM_FORMULAS[name]
+
+
+def param_shapes(model, token_ids_shape):
+    tokens = jax.ShapeDtypeStruct(token_ids_shape, jnp.int32)
+    return jax.eval_shape(lambda t: model.init(jax.random.key(0), t), tokens)["params"]
+
+
+# --------------------------------------------------------------------------- shapes
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_output_shapes(name):
+    configs = [  # batch, time, pooling, bidirectional, num_layers
+        (1, 1, "last", False, 1),
+        (2, 3, "mean", True, 2),
+        (3, 7, "max", False, 2),
+        (2, 5, "last", True, 1),
+    ]
+    for batch, time, pooling, bidirectional, num_layers in configs:
+        model = SentimentClassifier(
+            VOCAB, EMBED, name, HIDDEN, num_layers, bidirectional, pooling, dropout_rate=0.1
+        )
+        tokens = jax.ShapeDtypeStruct((batch, time), jnp.int32)
+        logits, _ = jax.eval_shape(
+            lambda t, m=model: m.init_with_output(jax.random.key(0), t), tokens
+        )
+        assert (logits.shape, logits.dtype) == ((batch,), jnp.float32)
+
+    regressor = SequenceRegressor(name, HIDDEN, out_features=3, num_layers=2)
+    x = jax.ShapeDtypeStruct((2, 4, EMBED), jnp.float32)
+    prediction, _ = jax.eval_shape(lambda x: regressor.init_with_output(jax.random.key(0), x), x)
+    assert prediction.shape == (2, 3)
+
+
+# --------------------------------------------------------------------------- padding and gradients
+
+
+def random_params(model, token_ids_shape, seed):
+    """Random normal parameters with the shapes ``model.init`` would create (no init)."""
+    rng = np.random.default_rng(seed)
+    return jax.tree.map(
+        lambda s: jnp.asarray(0.5 * rng.standard_normal(s.shape), s.dtype),
+        param_shapes(model, token_ids_shape),
+    )
+
+
+def review(length, seed):
+    return np.random.default_rng(seed).integers(1, VOCAB, size=length)  # never the pad id 0.
+
+
+def token_batch():
+    """Rows: a 3-token review post-padded, the same pre-padded, an empty row, a full row."""
+    short, full = review(3, seed=1), review(TIME, seed=2)
+    tokens = np.zeros((4, TIME), np.int32)
+    tokens[0, :3] = short
+    tokens[1, TIME - 3 :] = short
+    tokens[3] = full
+    return jnp.asarray(tokens), jnp.asarray(short[None], jnp.int32)
+
+
+@functools.cache
+def padded_batch_run(name, pooling, bidirectional):
+    """Logits and gradients of a classifier on ``token_batch()``, computed once.
+
+    One compiled function serves both tests below (compiling is most of their cost).
+    """
+    model = SentimentClassifier(
+        VOCAB, EMBED, name, HIDDEN, bidirectional=bidirectional, pooling=pooling
+    )
+    params = random_params(model, (1, TIME), seed=3)
+    tokens, alone = token_batch()  # alone: the short review unpadded, batch 1.
+    labels = jnp.asarray(np.random.default_rng(4).integers(0, 2, len(tokens)), jnp.float32)
+
+    def loss(params):
+        logits = model.apply({"params": params}, tokens)
+        return optax.sigmoid_binary_cross_entropy(logits, labels).mean(), logits
+
+    @jax.jit
+    def run(params):
+        (value, logits), grads = jax.value_and_grad(loss, has_aux=True)(params)
+        return value, logits, grads, model.apply({"params": params}, alone)
+
+    return params, *run(params)
+
+
+# Every pooling; bidirectional for 'last', where the backward half's output is its first step's.
+CONFIGS = [("last", True), ("mean", False), ("max", False)]
+assert {pooling for pooling, _ in CONFIGS} == set(models.POOLINGS)
+
+
+@pytest.mark.parametrize("pooling, bidirectional", CONFIGS)
+@pytest.mark.parametrize("name", NAMES)
+def test_padding_does_not_change_the_logit(name, pooling, bidirectional):
+    params, _, logits, _, alone_logit = padded_batch_run(name, pooling, bidirectional)
+    assert np.all(np.isfinite(logits))
+    np.testing.assert_allclose(logits[0], alone_logit[0], rtol=1e-5, atol=1e-6)  # post-padded
+    np.testing.assert_allclose(logits[1], alone_logit[0], rtol=1e-5, atol=1e-6)  # pre-padded
+    # No real token: zero features, so the logit is exactly the head's bias.
+    np.testing.assert_array_equal(logits[2], params["head"]["bias"][0])
+    assert not np.isclose(logits[3], logits[0])  # a different review, a different logit.
+
+
+@pytest.mark.parametrize("pooling, bidirectional", CONFIGS)
+@pytest.mark.parametrize("name", NAMES)
+def test_every_gradient_is_finite_and_nonzero(name, pooling, bidirectional):
+    # The batch has an empty row.
+    params, loss, _, grads, _ = padded_batch_run(name, pooling, bidirectional)
+    assert np.isfinite(loss)
+    flat = jax.tree_util.tree_flatten_with_path(grads)[0]
+    assert len(flat) == len(jax.tree.leaves(params))
+    for path, grad in flat:
+        where = jax.tree_util.keystr(path)
+        assert np.all(np.isfinite(grad)), where
+        assert np.any(grad != 0), f"{where}: gradient is all zero"
+    # Padding never reaches the loss: the pad token's embedding gets exactly no gradient.
+    np.testing.assert_array_equal(grads["embedding"]["embedding"][0], 0.0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_seed_determinism(name):
+    model = SentimentClassifier(VOCAB, EMBED, name, HIDDEN)
+    init = jax.jit(lambda key: model.init(key, jnp.ones((1, TIME), jnp.int32))["params"])
+    a, b, other = (init(jax.random.key(k)) for k in (3, 3, 4))
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(x, y)  # bitwise identical.
+    for (path, x), y in zip(
+        jax.tree_util.tree_flatten_with_path(a)[0], jax.tree.leaves(other), strict=True
+    ):
+        random = path[-1].key in ("embedding", "kernel", "recurrent_kernel")
+        assert np.array_equal(x, y) != random, jax.tree_util.keystr(path)
+
+
+# --------------------------------------------------------------------------- parameter counts
+
+
+@pytest.mark.parametrize("bidirectional, num_layers", [(False, 1), (True, 2)])
+@pytest.mark.parametrize("name", NAMES)
+def test_param_count_matches_keras(name, bidirectional, num_layers):
+    vocab, embed, hidden = 37, 6, 7
+    model = SentimentClassifier(vocab, embed, name, hidden, num_layers, bidirectional)
+    formula = keras_formula(name)
+    directions = 2 if bidirectional else 1
+    recurrent = directions * formula(embed, hidden)
+    recurrent += (num_layers - 1) * directions * formula(directions * hidden, hidden)
+    head = directions * hidden + 1
+    assert models.count_params(param_shapes(model, (1, 3))) == vocab * embed + recurrent + head
+
+
+# The classic Keras IMDB model: Embedding(10000, 32) -> <cell>(32) -> Dense(1).
+KERAS_IMDB_TOTALS = {"rnn": "322,113", "lstm": "328,353", "gru": "326,369"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_summary(name):
+    formula = keras_formula(name)
+    for num_layers, bidirectional, pooling in [(1, False, "last"), (2, True, "mean")]:
+        model = SentimentClassifier(10_000, 32, name, 32, num_layers, bidirectional, pooling)
+        params = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), param_shapes(model, (1, 8)))
+        total = models.count_params(params)
+        text = models.summary(model, params, max_len=8)
+        lines = text.splitlines()
+        assert f"Total params: {total:,}" in text
+        directions = 2 if bidirectional else 1
+        for index in range(num_layers):
+            rows = [line for line in lines if line.startswith(f"layer_{index} ")]
+            assert len(rows) == 1, text
+            d = 32 if index == 0 else directions * 32
+            assert rows[0].rstrip().endswith(f"{directions * formula(d, 32):,}"), rows[0]
+        assert not any(line.startswith(f"layer_{num_layers}") for line in lines)
+        (embedding,) = [line for line in lines if line.startswith("embedding")]
+        assert embedding.rstrip().endswith("320,000")
+        (head,) = [line for line in lines if line.startswith("head")]
+        assert head.rstrip().endswith(f"{directions * 32 + 1:,}")
+        assert sum(line.startswith("pooling") for line in lines) == (pooling != "last")
+        if num_layers == 1:
+            assert f"Total params: {KERAS_IMDB_TOTALS[name]}" in text
+
+
+# --------------------------------------------------------------------------- names and pieces
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_make_cells(name):
+    cells = models.make_cells(name, 6, 3, activation="relu", param_dtype=jnp.float16)
+    assert len(cells) == 3
+    assert len({id(c) for c in cells}) == 3
+    for cell in cells:
+        assert type(cell) is CELLS[name]
+        assert cell.features == 6
+        assert cell.activation is ACTIVATIONS["relu"]
+        assert cell.param_dtype == jnp.float16
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_unknown_names_raise_with_the_allowed_ones(name):
+    def build(**overrides):
+        fields = dict(vocab_size=VOCAB, embed_dim=EMBED, cell=name, hidden_size=HIDDEN)
+        param_shapes(SentimentClassifier(**(fields | overrides)), (1, 3))
+
+    cases = [
+        ({"cell": "no_such_cell"}, CELLS),
+        ({"activation": "no_such_activation"}, ACTIVATIONS),
+        ({"kernel_init": "no_such_init"}, INITIALIZERS),
+        ({"recurrent_init": "random_normal:x"}, INITIALIZERS),
+        ({"pooling": "no_such_pooling"}, ("mean", "max")),
+    ]
+    for overrides, allowed in cases:
+        with pytest.raises(ValueError) as info:
+            build(**overrides)
+        for option in allowed:
+            assert option in str(info.value), (overrides, str(info.value))
+
+
+def test_pool_over_real_steps_only():
+    outputs = jnp.array(
+        [
+            [[1.0, -2.0], [3.0, -4.0], [0.0, 0.0]],  # 2 real steps, post-padded.
+            [[0.0, 0.0], [0.0, 0.0], [-5.0, -6.0]],  # 1 real step, pre-padded.
+            [[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]],  # no real step.
+        ]
+    )
+    mask = jnp.array([[1, 1, 0], [0, 0, 1], [0, 0, 0]], bool)
+    np.testing.assert_array_equal(
+        models.pool(outputs, mask, "mean"), [[2.0, -3.0], [-5.0, -6.0], [0.0, 0.0]]
+    )
+    np.testing.assert_array_equal(
+        models.pool(outputs, mask, "max"), [[3.0, -2.0], [-5.0, -6.0], [0.0, 0.0]]
+    )
+    with pytest.raises(ValueError, match="mean"):
+        models.pool(outputs, mask, "last")
