@@ -614,3 +614,31 @@ def test_same_config_and_seed_give_identical_runs(runner):
     reference, rerun = run_metrics(runner.base / "ref"), run_metrics(runner.base / "rerun")
     assert len(reference["history"]) == TINY["num_epochs"]
     assert reference == rerun
+
+
+def test_main_on_the_real_data_leaves_a_complete_workdir(runner):
+    """The smoke run of ``python -m rnn_jax.main``: every file the workdir contract names."""
+    finished(runner, "ref")
+    workdir = runner.base / "ref"
+    config = json.loads((workdir / "config.json").read_text())
+    assert config["max_examples"] > 0 and set(config) == set(default.get_config().keys())
+    assert json.loads((workdir / "vocab.json").read_text())
+    history = json.loads((workdir / "history.json").read_text())
+    assert [h["epoch"] for h in history] == list(range(1, TINY["num_epochs"] + 1))
+    events = list((workdir / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+    assert checkpoint_steps(workdir / "checkpoints"), "no checkpoint saved"
+    summary = json.loads((workdir / "summary.json").read_text())
+    for key in (
+        "cell",
+        "test_accuracy",
+        "test_loss",
+        "best_val_accuracy",
+        "epochs",
+        "train_seconds",
+        "examples_per_second",
+        "num_params",
+    ):
+        assert summary[key] is not None, key
+    assert summary["test_examples"] == TEST_EXAMPLES and summary["epochs"] == TINY["num_epochs"]
+    assert 0.0 <= summary["test_accuracy"] <= 1.0
