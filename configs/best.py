@@ -1,8 +1,14 @@
 """The best recurrent model this codebase trains from scratch on IMDB (supervised, no extra data).
 
-A bidirectional GRU reading up to 400 tokens (the end of longer reviews), mean-pooled over the
-real tokens, regularized with dropout, trained with a warmup + cosine schedule. Selected on
-validation; test reported once (experiments/results/best/).
+A bidirectional GRU reading up to 600 tokens (the end of longer reviews; 600 covers ~95% of
+reviews whole), mean- and max-pooled over the real tokens (Johnson & Zhang 2016 found pooling
+over a bidirectional LSTM's states strong on IMDB), heavily regularized with dropout (the
+embedding table is most of the parameters and memorizes fast), trained with a warmup + cosine
+schedule. Selected on validation; test reported once (experiments/results/best/).
+
+Candidates, selected on validation accuracy (runs/experiments/best_candidates/):
+  1. vocab 20k, max_len 400, mean pooling, dropout 0.3/0.3, 4 epochs: best val 0.8882.
+  2. this file.
 
 Run:  python -m rnn_jax.main --config=configs/best.py --workdir=runs/best
 """
@@ -16,13 +22,13 @@ def get_config():
     config.bidirectional = True
     config.hidden_size = 64
     config.vocab_size = 20_000
-    config.max_len = 400
-    config.pooling = "mean"
-    config.embed_dropout_rate = 0.3
-    config.dropout_rate = 0.3
+    config.max_len = 600
+    config.pooling = "mean_max"
+    config.embed_dropout_rate = 0.5
+    config.dropout_rate = 0.5
     config.learning_rate = 2e-3
     config.schedule = "warmup_cosine"
     config.warmup_epochs = 0.3
     config.grad_clip_norm = 1.0
-    config.num_epochs = 4
+    config.num_epochs = 3
     return config

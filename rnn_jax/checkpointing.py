@@ -2,7 +2,8 @@
 
 One ``CheckpointManager`` (current ``args=`` API) holds every checkpoint under
 ``<workdir>/checkpoints/<step>``. Its preservation policy keeps the ``keep`` most recent steps and
-the step with the best ``val_accuracy`` (epoch-end saves carry that metric; a save made on SIGTERM
+the step with the best ``val_accuracy``, ties going to the lower ``val_loss`` (epoch-end saves
+carry these metrics; a save made on SIGTERM
 mid-epoch carries none). Orbax writes each step to a temporary directory and renames it when
 complete, and prunes old steps only after the new one is finalized, so nothing the run needs is
 deleted before its replacement is safely on disk.
@@ -18,7 +19,10 @@ from typing import Any
 import orbax.checkpoint as ocp
 from absl import logging
 
-METRIC = "val_accuracy"
+
+def ranking(metrics: dict) -> tuple[float, float]:
+    """Higher is better: validation accuracy, then (on ties) lower validation loss."""
+    return metrics["val_accuracy"], -metrics.get("val_loss", 0.0)  # (Older runs: no loss.)
 
 
 class NoUsableCheckpointError(RuntimeError):
@@ -40,20 +44,19 @@ class Checkpoints:
         self.read_only = read_only
         self.broken_directory = os.path.join(os.path.dirname(self.directory), "broken_checkpoints")
         policies = ocp.checkpoint_managers
-        metric_fn = lambda metrics: metrics[METRIC]  # noqa: E731
         options = ocp.CheckpointManagerOptions(
             preservation_policy=policies.AnyPreservationPolicy(
                 [
                     policies.LatestN(n=keep),
                     policies.BestN(
-                        get_metric_fn=metric_fn, n=1, keep_checkpoints_without_metrics=False
+                        get_metric_fn=ranking, n=1, keep_checkpoints_without_metrics=False
                     ),
                 ]
             ),
             # Without best_fn, Orbax 0.12 does not write the metrics to disk, and after a restart
             # BestN would see none and delete the best step. (The policy above decides what to
             # keep; best_fn only turns on writing and reading the metrics.)
-            best_fn=metric_fn,
+            best_fn=ranking,
             best_mode="max",
             # A run killed mid-save leaves a temporary directory; it is not a checkpoint.
             cleanup_tmp_directories=not read_only,
@@ -61,17 +64,17 @@ class Checkpoints:
         )
         self.manager = ocp.CheckpointManager(self.directory, options=options)
 
-    def save(self, step: int, item: Any, val_accuracy: float | None = None) -> None:
+    def save(self, step: int, item: Any, val_metrics: dict | None = None) -> None:
         """Saves ``item`` as ``step`` (asynchronously); a step already on disk is kept as is.
 
         Args:
           step: the global train step.
           item: a pytree of arrays (train state and running metric sums).
-          val_accuracy: the epoch's validation accuracy; None for a mid-epoch save.
+          val_metrics: the epoch's ``val_accuracy`` and ``val_loss``; None for a mid-epoch save.
         """
         if step in self.manager.all_steps():
             return  # Same seed, same step: the saved one is identical (training is deterministic).
-        metrics = None if val_accuracy is None else {METRIC: float(val_accuracy)}
+        metrics = None if val_metrics is None else {k: float(v) for k, v in val_metrics.items()}
         self.manager.save(step, args=ocp.args.StandardSave(item), metrics=metrics)
 
     def wait(self) -> None:
@@ -133,7 +136,7 @@ class Checkpoints:
         )
 
     def best_step(self) -> int | None:
-        """The kept step with the highest validation accuracy (the later one on ties)."""
+        """The kept step that ranks best on validation (see ``ranking``)."""
         return self.manager.best_step()
 
     def _move_aside(self, step: int) -> str:

@@ -16,7 +16,7 @@ from rnn_jax.recurrence import RecurrentStack
 
 Array = jax.Array
 
-POOLINGS = ("last", "mean", "max")
+POOLINGS = ("last", "mean", "max", "mean_max")
 
 
 def keras_uniform(scale: float = 0.05):
@@ -60,18 +60,21 @@ def pool(outputs: Array, mask: Array, pooling: str) -> Array:
     Args:
       outputs: <float>[batch, time, features], zero on masked steps.
       mask: <bool>[batch, time].
-      pooling: ``"mean"`` or ``"max"`` over real steps.
+      pooling: ``"mean"`` or ``"max"`` over real steps, or ``"mean_max"``: both, concatenated.
 
     Returns:
-      <float>[batch, features]; zeros for a sequence without real steps.
+      <float>[batch, features] (``2 * features`` for ``"mean_max"``); zeros for a sequence
+      without real steps.
     """
+    if pooling == "mean_max":
+        return jnp.concatenate([pool(outputs, mask, "mean"), pool(outputs, mask, "max")], -1)
     if pooling == "mean":
         count = jnp.maximum(mask.sum(axis=1, keepdims=True), 1)
         return outputs.sum(axis=1) / count
     if pooling == "max":
         pooled = jnp.where(mask[..., None], outputs, -jnp.inf).max(axis=1)
         return jnp.where(mask.any(axis=1, keepdims=True), pooled, 0.0)
-    raise ValueError(f"unknown pooling {pooling!r}; allowed: mean, max (or last)")
+    raise ValueError(f"unknown pooling {pooling!r}; allowed: mean, max, mean_max (or last)")
 
 
 class SentimentClassifier(nn.Module):
@@ -85,7 +88,8 @@ class SentimentClassifier(nn.Module):
       num_layers: stacked recurrent layers.
       bidirectional: each layer reads both directions (pooled features ``2H``).
       pooling: ``"last"`` (output of the last real step; the backward direction's is its state
-        after the first real token), ``"mean"`` or ``"max"`` over real steps.
+        after the first real token), ``"mean"`` or ``"max"`` over real steps, or ``"mean_max"``
+        (both, concatenated).
       dropout_rate: dropout between recurrent layers and before the Dense head.
       embed_dropout_rate: dropout on the embedded tokens.
       kernel_init, recurrent_init, activation: cell options, by name (see ``make_cells``).
@@ -225,7 +229,8 @@ def summary(model: SentimentClassifier, params, max_len: int) -> str:
             (f"{name} ({layer_kind})", output.shape[1:], count_params(params["recurrent"][name]))
         )
     if model.pooling != "last":
-        rows.append((f"pooling ({model.pooling})", (rows[-1][1][-1],), 0))
+        width = rows[-1][1][-1] * (2 if model.pooling == "mean_max" else 1)
+        rows.append((f"pooling ({model.pooling})", (width,), 0))
     rows.append(("head (Dense)", (1,), count_params(params["head"])))
     total = count_params(params)
     width = max(len(r[0]) for r in rows) + 2

@@ -489,7 +489,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             checkpoints.save(
                 step,
                 {"state": parallel.unreplicate(state), "sums": jax.device_get(zero_metrics())},
-                val_accuracy=entry["val_accuracy"],
+                val_metrics={"val_accuracy": entry["val_accuracy"], "val_loss": entry["val_loss"]},
             )
             last_good_step = step
             _write_json(os.path.join(workdir, "history.json"), history)

@@ -111,8 +111,9 @@ def padded_batch_run(name, pooling, bidirectional):
     return params, *run(params)
 
 
-# Every pooling; bidirectional for 'last', where the backward half's output is its first step's.
-CONFIGS = [("last", True), ("mean", False), ("max", False)]
+# Every pooling; bidirectional for 'last' (the backward half's output is its first step's)
+# and for 'mean_max' (the best config's combination).
+CONFIGS = [("last", True), ("mean", False), ("max", False), ("mean_max", True)]
 assert {pooling for pooling, _ in CONFIGS} == set(models.POOLINGS)
 
 
@@ -253,6 +254,10 @@ def test_pool_over_real_steps_only():
     )
     np.testing.assert_array_equal(
         models.pool(outputs, mask, "max"), [[3.0, -2.0], [-5.0, -6.0], [0.0, 0.0]]
+    )
+    np.testing.assert_array_equal(
+        models.pool(outputs, mask, "mean_max"),
+        [[2.0, -3.0, 3.0, -2.0], [-5.0, -6.0, -5.0, -6.0], [0.0, 0.0, 0.0, 0.0]],
     )
     with pytest.raises(ValueError, match="mean"):
         models.pool(outputs, mask, "last")
