@@ -241,6 +241,7 @@ RUN_COLUMNS = (
     Column("test_loss", "test loss", "{:.4f}"),
     Column("best_val_accuracy", "best val accuracy", "{:.4f}"),
     Column("best_epoch", "best epoch"),
+    Column("epochs", "epochs"),
     Column("num_params", "parameters", "{:,}"),
     Column("seconds_per_epoch", "s/epoch (median)", "{:.1f}"),
     Column("train_seconds", "train s (total)", "{:.1f}"),

@@ -84,7 +84,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     report.text(
         f"Identical settings: vocab {config.vocab_size}, max_len {config.max_len}, embedding "
         f"{config.embed_dim}, hidden {config.hidden_size}, {config.optimizer} "
-        f"{config.learning_rate:g}, batch {config.batch_size}, {config.num_epochs} epochs; test "
+        f"{config.learning_rate:g}, batch {config.batch_size}, {config.num_epochs} epochs, "
+        f"dropout {config.embed_dropout_rate:g} on embeddings and {config.dropout_rate:g} before "
+        f"the head, gradients clipped at global norm {config.grad_clip_norm:g}; test "
         "accuracy of the epoch best on validation. Epoch 1 includes compilation, hence the "
         "median. The course column is the Keras reference, not a run of this script."
     )
