@@ -12,8 +12,10 @@ A checkpoint that fails to restore (truncated or damaged files) is moved to
 ``<workdir>/broken_checkpoints/`` -- never deleted -- and the next older one is tried.
 """
 
+import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from typing import Any
 
 import orbax.checkpoint as ocp
@@ -80,6 +82,14 @@ class Checkpoints:
     def wait(self) -> None:
         """Blocks until pending saves are on disk (raises if one failed)."""
         self.manager.wait_until_finished()
+
+    @contextlib.contextmanager
+    def saves_finished(self) -> Iterator[None]:
+        """On leaving the block, waits for pending saves -- also when an exception leaves it."""
+        try:
+            yield
+        finally:
+            self.wait()
 
     def close(self) -> None:
         self.manager.close()

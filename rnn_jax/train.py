@@ -10,6 +10,7 @@ of ``(seed, step)``), and the running metric sums are checkpointed with the stat
 run ends with the same metrics as an uninterrupted one (bitwise on CPU).
 """
 
+import contextlib
 import json
 import math
 import os
@@ -407,7 +408,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     tensorboard = SummaryWriter(os.path.join(workdir, "tensorboard"))
     process = (jax.process_index(), jax.process_count())
 
-    with SignalFlag() as interrupt:
+    # Leaving the block waits for the last asynchronous save, also when NaN or a signal ends the
+    # run: a process that exits before the save is written would lose its last good checkpoint.
+    with SignalFlag() as interrupt, checkpoints.saves_finished(), contextlib.closing(tensorboard):
         for epoch in range(start_epoch, config.num_epochs):
             batches = input_pipeline.train_batches(
                 data.train,
@@ -497,8 +500,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             if interrupt.signum is not None:  # Arrived in the epoch's last step or evaluation.
                 checkpoints.wait()
                 raise _interrupted(interrupt.signum, step, epoch, checkpoints.directory)
-    checkpoints.wait()
-    tensorboard.close()
 
     # Test once, with the parameters that were best on validation.
     best_step = checkpoints.best_step()
