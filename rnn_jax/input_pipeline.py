@@ -24,13 +24,13 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 from absl import logging
 
+from rnn_jax import files
 from rnn_jax.vocabulary import (
     INDEX_FROM,
     OOV_ID,
@@ -336,19 +336,9 @@ def _save_cache(path: Path, data: ImdbData, key: str) -> None:
             arrays[f"{split}__{k}"] = v
         arrays[f"{split}__full_length"] = data.full_lengths[split]
         arrays[f"{split}__source_index"] = data.source_index[split]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            # Uncompressed: mostly small ints and zeros would compress ~5x, but loading would
-            # then cost a decompression on every run; the files are tens of MB.
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # Uncompressed: mostly small ints and zeros would compress ~5x, but loading would then cost a
+    # decompression on every run; the files are tens of MB.
+    files.atomic_write(path, lambda f: np.savez(f, **arrays))
     data.vocab.to_json(path.with_suffix(".vocab.json"))
 
 

@@ -22,13 +22,13 @@ import functools
 import json
 import os
 import re
-import tempfile
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
+
+from rnn_jax import files
 
 PAD_ID = 0
 START_ID = 1
@@ -98,22 +98,6 @@ def tokenize(text: str) -> list[str]:
     text = unicodedata.normalize("NFC", text).lower()
     text = _BR_RE.sub(" ", text).translate(_APOSTROPHES)
     return _word_re().findall(text)
-
-
-def _atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Writes `text` to `path` through a temp file in the same folder and `os.replace`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class Vocabulary:
@@ -310,7 +294,7 @@ class Vocabulary:
 
     def to_json(self, path: str | os.PathLike) -> None:
         """Writes the vocabulary as JSON, atomically (a temp file then `os.replace`)."""
-        _atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False))
+        files.write_json(path, self.to_dict(), ensure_ascii=False)
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> Vocabulary:

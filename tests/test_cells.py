@@ -20,6 +20,7 @@ from rnn_jax.cells import (
     get_initializer,
 )
 from rnn_jax.recurrence import Recurrence
+from tests.helpers import assert_trees_close, random_params
 
 NAMES = sorted(CELLS)
 # Every registered cell with its defaults, plus the GRU's other convention.
@@ -30,21 +31,6 @@ VARIANTS = [pytest.param(n, {}, id=n) for n in NAMES] + [
 
 def variant_id(name, kwargs):
     return "gru-reset_before" if kwargs.get("reset_after") is False else name
-
-
-def random_params(module, *args, seed=0, scale=0.5):
-    """Random normal parameters with the shapes/dtypes ``module.init`` would create (no init)."""
-    shapes = jax.eval_shape(lambda: module.init(jax.random.key(0), *args))["params"]
-    rng = np.random.default_rng(seed)
-    return jax.tree.map(
-        lambda s: jnp.asarray(scale * rng.standard_normal(s.shape), s.dtype), shapes
-    )
-
-
-def assert_trees_close(actual, expected, **tol):
-    assert jax.tree.structure(actual) == jax.tree.structure(expected)
-    for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected), strict=True):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(e), **tol)
 
 
 # --------------------------------------------------------------------------- registry contract

@@ -10,6 +10,7 @@ import pytest
 
 from rnn_jax.cells import CELLS
 from rnn_jax.recurrence import Bidirectional, Recurrence, RecurrentStack, length_mask
+from tests.helpers import assert_trees_close, random_params
 
 NAMES = sorted(CELLS)
 # Every registered cell with its defaults, plus the GRU's other convention.
@@ -25,21 +26,6 @@ def make_cell(name, kwargs, hidden=HIDDEN, dtype=jnp.float32):
 
 def normal(shape, seed, scale=1.0, dtype=jnp.float32):
     return jnp.asarray(scale * np.random.default_rng(seed).standard_normal(shape), dtype)
-
-
-def random_params(module, *args, seed=0, scale=0.5):
-    """Random normal parameters with the shapes/dtypes ``module.init`` would create (no init)."""
-    shapes = jax.eval_shape(lambda: module.init(jax.random.key(0), *args))["params"]
-    rng = np.random.default_rng(seed)
-    return jax.tree.map(
-        lambda s: jnp.asarray(scale * rng.standard_normal(s.shape), s.dtype), shapes
-    )
-
-
-def assert_trees_close(actual, expected, **tol):
-    assert jax.tree.structure(actual) == jax.tree.structure(expected)
-    for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected), strict=True):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(e), **tol)
 
 
 def assert_trees_equal(actual, expected):

@@ -1,0 +1,32 @@
+"""Small helpers shared by several test files."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+# What summary.json must hold (DESIGN.md's workdir contract).
+SUMMARY_KEYS = (
+    "cell",
+    "test_accuracy",
+    "test_loss",
+    "best_val_accuracy",
+    "epochs",
+    "train_seconds",
+    "examples_per_second",
+    "num_params",
+)
+
+
+def random_params(module, *args, seed=0, scale=0.5):
+    """Random normal parameters with the shapes/dtypes ``module.init`` would create (no init)."""
+    shapes = jax.eval_shape(lambda: module.init(jax.random.key(0), *args))["params"]
+    rng = np.random.default_rng(seed)
+    return jax.tree.map(
+        lambda s: jnp.asarray(scale * rng.standard_normal(s.shape), s.dtype), shapes
+    )
+
+
+def assert_trees_close(actual, expected, **tol):
+    assert jax.tree.structure(actual) == jax.tree.structure(expected)
+    for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(e), **tol)
