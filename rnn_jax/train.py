@@ -29,7 +29,7 @@ from absl import logging
 from flax.training import train_state
 from tqdm import tqdm
 
-from rnn_jax import configuration, input_pipeline, parallel
+from rnn_jax import configuration, files, input_pipeline, parallel
 from rnn_jax.checkpointing import Checkpoints, NoUsableCheckpointError
 from rnn_jax.models import SentimentClassifier, count_params, summary
 from rnn_jax.vocabulary import PAD_ID
@@ -257,14 +257,6 @@ def evaluate(
 # The workdir.
 
 
-def _write_json(path: str, obj: Any) -> None:
-    """Writes atomically: a run killed mid-write leaves the old file, never half a file."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
-
-
 def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
     """Creates the workdir, checks it is writable and holds no run with another config."""
     try:
@@ -294,7 +286,7 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
                 f"workdir {workdir!r} holds a run with another config ({details}); "
                 "use a new --workdir, or the same config to resume"
             )
-    _write_json(config_path, new)
+    files.write_json(config_path, new)
 
 
 def load_history(workdir: str, before_epoch: int) -> list[dict]:
@@ -495,7 +487,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 val_metrics={"val_accuracy": entry["val_accuracy"], "val_loss": entry["val_loss"]},
             )
             last_good_step = step
-            _write_json(os.path.join(workdir, "history.json"), history)
+            files.write_json(os.path.join(workdir, "history.json"), history)
             start_batch = 0
             if interrupt.signum is not None:  # Arrived in the epoch's last step or evaluation.
                 checkpoints.wait()
@@ -514,7 +506,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     checkpoints.close()
     test_metrics = evaluate(p_eval_step, state, data.test, config.eval_batch_size)
     result = make_summary(config, history, test_metrics, num_params, best_step)
-    _write_json(os.path.join(workdir, "summary.json"), result)
+    files.write_json(os.path.join(workdir, "summary.json"), result)
     logging.info(
         "test loss %.4f acc %.4f (%d reviews, checkpoint step %s)",
         test_metrics["loss"],
