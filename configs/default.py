@@ -51,6 +51,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.warmup_epochs = 0.0  # warmup_cosine only.
     config.grad_clip_norm = 1.0  # > 0 clips gradients by global norm (0 = off).
     config.batch_size = 64  # Global batch, split over all devices.
+    # CPU only: JAX devices the CPU is split into, each running its slice of every batch under
+    # pmap (0 = one per core, as many as divide the batch sizes). Accelerators ignore it.
+    config.cpu_devices = 0
     config.eval_batch_size = 250
     config.num_epochs = 5
 

@@ -107,7 +107,22 @@ def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpar
         args.out = (QUICK_RESULTS_DIR if args.quick else RESULTS_DIR) / args.name
     if getattr(args, "workdirs", "absent") is None:
         args.workdirs = default_workdirs(args.workdirs_of, args.quick)
+    use_cpu_cores(args.quick)
     return args
+
+
+def use_cpu_cores(quick: bool) -> None:
+    """One JAX device per CPU core, as ``rnn_jax.main`` makes by default (``config.cpu_devices``).
+
+    Every experiment keeps the default config's batch sizes (``--quick``: its own). A script
+    called after JAX has started (from a test) keeps the devices it has.
+    """
+    from configs import default
+    from rnn_jax import parallel
+
+    config = default.get_config()
+    sizes = QUICK_FIELDS if quick else config
+    parallel.use_cpu_devices(config.cpu_devices, (sizes["batch_size"], sizes["eval_batch_size"]))
 
 
 def default_workdirs(name: str, quick: bool) -> Path:
@@ -278,6 +293,18 @@ def read_json(path: Path) -> Any:
 # Machine and metadata.
 
 
+def cpu_model() -> str:
+    """The CPU's marketing name (Linux ``/proc/cpuinfo``), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine() -> dict[str, Any]:
     """What the numbers were measured on."""
     import jax
@@ -285,6 +312,7 @@ def machine() -> dict[str, Any]:
     return {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "jax_version": jax.__version__,
@@ -326,6 +354,10 @@ class Report:
         print(f"\n{title}\n{table}" if title else f"\n{table}", flush=True)
         return table
 
+    def json(self, stem: str, obj: Any) -> None:
+        """Writes ``<stem>.json``: raw results for other tools (not shown in report.md)."""
+        (self.out / f"{stem}.json").write_text(json.dumps(obj, indent=2) + "\n")
+
     def figure(self, stem: str, fig, caption: str) -> None:
         """Saves ``fig`` as ``<stem>.png`` and links it from report.md."""
         fig.tight_layout()
@@ -359,8 +391,8 @@ class Report:
             f"- command: `{self.command}`"
             + (" (QUICK smoke run, not a result)" if self.quick else ""),
             f"- date: {self.date}",
-            f"- machine: {m['platform']}, {m['cpu_count']} CPUs, JAX {m['jax_version']} "
-            f"({m['jax_backend']}, {m['jax_device_count']} device(s))",
+            f"- machine: {m['platform']}, {m['cpu_count']} CPUs ({m['cpu_model']}), "
+            f"JAX {m['jax_version']} ({m['jax_backend']}, {m['jax_device_count']} device(s))",
         ]
         if meta:
             lines.append(f"- run time: {meta['run_seconds']:.0f} s")

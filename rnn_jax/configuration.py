@@ -23,12 +23,13 @@ def _require(ok: bool, field: str, value, allowed: str) -> None:
         raise ConfigError(f"config.{field}={value!r} is not allowed: {allowed}")
 
 
-def validate(config: ml_collections.ConfigDict, device_count: int) -> None:
+def validate(config: ml_collections.ConfigDict, device_count: int | None) -> None:
     """Raises ``ConfigError`` naming the first bad field, its value and what is allowed.
 
     Args:
       config: a config with every field of ``configs/default.py``.
-      device_count: devices the global batch is split over (``jax.device_count()``).
+      device_count: devices the global batch is split over (``jax.device_count()``); None
+        skips that check (before the devices exist).
     """
     c = config
     for field, names in [
@@ -70,7 +71,7 @@ def validate(config: ml_collections.ConfigDict, device_count: int) -> None:
         "a fraction in (0, 1)",
     )
     _require(c.learning_rate > 0, "learning_rate", c.learning_rate, "a positive number")
-    for field in ["momentum", "grad_clip_norm", "warmup_epochs", "max_examples"]:
+    for field in ["momentum", "grad_clip_norm", "warmup_epochs", "max_examples", "cpu_devices"]:
         _require(c[field] >= 0, field, c[field], "zero or more")
     _require(
         c.warmup_epochs <= c.num_epochs,
@@ -83,7 +84,7 @@ def validate(config: ml_collections.ConfigDict, device_count: int) -> None:
             get_initializer(c[field])
         except ValueError as error:
             raise ConfigError(f"config.{field}={c[field]!r} is not allowed: {error}") from None
-    for field in ["batch_size", "eval_batch_size"]:
+    for field in ["batch_size", "eval_batch_size"] if device_count is not None else []:
         _require(
             c[field] % device_count == 0,
             field,

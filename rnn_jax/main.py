@@ -84,9 +84,14 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.get_absl_logger().addFilter(_QuietLibraries())
-    parallel.maybe_initialize_distributed()  # Before anything asks JAX about devices.
+    config = _CONFIG.value
     try:
-        configuration.validate(_CONFIG.value, jax.device_count())
+        # The values first: the CPU device split needs valid batch sizes. Then make the devices
+        # (before anything else asks JAX about them), and check the batches split over them.
+        configuration.validate(config, device_count=None)
+        parallel.use_cpu_devices(config.cpu_devices, (config.batch_size, config.eval_batch_size))
+        parallel.maybe_initialize_distributed()
+        configuration.validate(config, jax.device_count())
     except configuration.ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
@@ -103,7 +108,7 @@ def main(argv):
     )
     workdir = _WORKDIR.value or default_workdir()
     try:
-        train.train_and_evaluate(_CONFIG.value, workdir)
+        train.train_and_evaluate(config, workdir)
     except configuration.ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

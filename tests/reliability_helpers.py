@@ -385,5 +385,10 @@ SCENARIOS = {
 if __name__ == "__main__":
     from absl import logging
 
+    from rnn_jax import parallel
+
     logging.set_verbosity(logging.INFO)
+    # First, as rnn_jax.main does: a scenario runs on the devices a main run of its config uses.
+    config = tiny_config("unused")
+    parallel.use_cpu_devices(config.cpu_devices, (config.batch_size, config.eval_batch_size))
     SCENARIOS[sys.argv[1]](*sys.argv[2:])

@@ -13,6 +13,7 @@ compared on their metrics (not timings), bitwise.
 import gc
 import json
 import math
+import os
 import re
 import shutil
 import signal
@@ -22,6 +23,7 @@ import pytest
 
 from configs import default
 from rnn_jax import configuration
+from tests.helpers import SUMMARY_KEYS
 from tests.reliability_helpers import (
     DATA_DIR,
     STEPS_PER_EPOCH,
@@ -629,16 +631,10 @@ def test_main_on_the_real_data_leaves_a_complete_workdir(runner):
     assert events and events[0].stat().st_size > 0
     assert checkpoint_steps(workdir / "checkpoints"), "no checkpoint saved"
     summary = json.loads((workdir / "summary.json").read_text())
-    for key in (
-        "cell",
-        "test_accuracy",
-        "test_loss",
-        "best_val_accuracy",
-        "epochs",
-        "train_seconds",
-        "examples_per_second",
-        "num_params",
-    ):
+    for key in SUMMARY_KEYS:
         assert summary[key] is not None, key
     assert summary["test_examples"] == TEST_EXAMPLES and summary["epochs"] == TINY["num_epochs"]
     assert 0.0 <= summary["test_accuracy"] <= 1.0
+    # config.cpu_devices=0: one CPU device per core that divides the batch sizes (16 and 64).
+    cores = len(os.sched_getaffinity(0))
+    assert summary["devices"] == max(n for n in range(1, cores + 1) if 16 % n == 0)

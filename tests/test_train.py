@@ -15,6 +15,7 @@ import pytest
 from configs import default
 from rnn_jax import input_pipeline, parallel, train
 from rnn_jax.cells import CELLS
+from tests.helpers import SUMMARY_KEYS
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO.parent / "shared" / "tensorflow_datasets"
@@ -173,16 +174,7 @@ def test_train_and_evaluate_writes_the_workdir_and_resumes_identically(tmp_path,
 
     workdir = tmp_path / "full"
     summary = json.loads((workdir / "summary.json").read_text())
-    for key in (
-        "cell",
-        "test_accuracy",
-        "test_loss",
-        "best_val_accuracy",
-        "epochs",
-        "train_seconds",
-        "examples_per_second",
-        "num_params",
-    ):
+    for key in SUMMARY_KEYS:
         assert key in summary, key
     assert summary["test_examples"] == 256 and summary["epochs"] == 2
     assert json.loads((workdir / "config.json").read_text())["cell"] == "gru"
@@ -236,6 +228,41 @@ def test_two_device_pmap_step_equals_single_device_step(cell):
     assert result["max_param_diff"] < 1e-5, result
     assert result["count"] == [16.0, 16.0]
     np.testing.assert_allclose(*result["loss"], rtol=1e-5)
+
+
+CPU_DEVICES_SCRIPT = """
+import json, sys
+import jax
+from rnn_jax import parallel
+made = parallel.use_cpu_devices(int(sys.argv[1]), (16, 64))
+print(json.dumps({"made": made, "devices": jax.device_count(),
+                  "again": parallel.use_cpu_devices(1, (16, 64))}))
+"""
+
+
+def cpu_devices_in_subprocess(requested: int, xla_flags: str = "") -> dict:
+    env = dict(os.environ, XLA_FLAGS=xla_flags, TF_CPP_MIN_LOG_LEVEL="2")
+    out = subprocess.run(
+        [sys.executable, "-c", CPU_DEVICES_SCRIPT, str(requested)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_cpu_devices_default_to_one_per_core_that_divides_the_batches():
+    cores = len(os.sched_getaffinity(0))
+    expected = max(n for n in range(1, cores + 1) if 16 % n == 0)
+    # Once JAX has started, the devices stay as they are.
+    assert cpu_devices_in_subprocess(0) == {"made": expected, "devices": expected, "again": None}
+    assert cpu_devices_in_subprocess(3) == {"made": 3, "devices": 3, "again": None}
+    # An explicit XLA_FLAGS device count wins over the config.
+    flags = "--xla_force_host_platform_device_count=4"
+    assert cpu_devices_in_subprocess(1, flags) == {"made": None, "devices": 4, "again": None}
 
 
 def test_batch_not_divisible_by_devices_is_refused(monkeypatch):
