@@ -1,15 +1,31 @@
-"""Training-step speed of rnn_jax's cells against Flax's nn.RNN and Keras 3, in the same run.
+"""Training and inference speed of rnn_jax's cells against Keras, PyTorch and Flax's nn.RNN.
 
-    python -m experiments.benchmark [--repeats N] [--no-keras] [--quick] [--out DIR]
+    python -m experiments.benchmark [--repeats N] [--no-keras] [--no-torch] [--no-sweeps]
+                                    [--quick] [--out DIR]
 
-Every implementation trains the same model (embedding -> one recurrent layer reading the last
-real state -> Dense(1) logit, Adam, binary cross-entropy) on the same batch of post-padded
-reviews with random lengths in [T/2, T]: rnn_jax's ``SentimentClassifier`` at ``lax.scan`` unroll
-1, 4 and 16; Flax's ``nn.RNN`` with ``nn.SimpleCell`` / ``nn.OptimizedLSTMCell`` /
-``nn.GRUCell`` and ``seq_lengths``; Keras 3 on TensorFlow with ``Embedding(mask_zero=True)``,
-timed through ``train_on_batch``. The timed rounds visit every implementation in turn, so load
-from other processes on a shared machine spreads over all of them instead of hitting one;
-compare the ratios, not the absolute milliseconds.
+Every implementation trains the same model (embedding -> one recurrent layer reading each review's
+last real state -> Dense(1) logit, Adam, binary cross-entropy) on the same batch of post-padded
+reviews with random lengths in [T/2, T], each run the way its users run it:
+
+* rnn_jax's ``SentimentClassifier`` at ``lax.scan`` unroll 1, 4 and 16;
+* Flax's ``nn.RNN`` with ``nn.SimpleCell`` / ``nn.OptimizedLSTMCell`` / ``nn.GRUCell`` and
+  ``seq_lengths``;
+* Keras 3 on TensorFlow, ``Embedding(mask_zero=True)``, timed through ``train_on_batch`` and
+  ``predict_on_batch`` (what ``fit`` and ``predict`` call per batch);
+* PyTorch (CPU, all cores), ``nn.Embedding`` -> ``pack_padded_sequence`` -> ``nn.RNN`` /
+  ``nn.LSTM`` / ``nn.GRU``; an optional extra (``pip install -e ".[bench]"``), skipped with a
+  line saying so when it is not installed.
+
+The timed rounds visit every implementation in turn (one training step, then one inference
+step), so load from other processes on a shared machine spreads over all of them instead of
+hitting one: compare the ratios, not the absolute numbers. A peer that is missing is skipped; no
+backend is hard-coded, so the same command runs on a GPU or TPU.
+
+FLOPs per training example are counted, not guessed: the recurrent layer's matmuls are
+``2 (E + H) G H`` multiply-adds per time step forward (input projection and recurrent matmul,
+G gates), and a training step costs three times its forward matmuls (forward, and the two
+backward matmuls of each), so ``6 (E + H) G H T`` per example. The fraction of peak divides the
+achieved FLOP/s by a large float32 matmul's rate measured in the same run.
 """
 
 import dataclasses
@@ -25,43 +41,73 @@ from experiments.common import CELL_NAMES, Column
 
 SHAPE = {"batch": 64, "time": 200, "embed": 128, "hidden": 128, "vocab": 10_000}
 QUICK_SHAPE = SHAPE | {"batch": 8, "time": 20}
-UNROLLS = (1, 4, 16)
+UNROLLS, QUICK_UNROLLS = (1, 4, 16), (1,)
 REPEATS, QUICK_REPEATS = 30, 5
 WARMUP = 2
 LEARNING_RATE = 1e-3
-REFERENCE = ("rnn_jax", "unroll=1")
+NUM_GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+RNN_JAX = "rnn_jax"
+
+# rnn_jax's LSTM at unroll 1, one shape field varied at a time (the others as in SHAPE).
+SWEEPS = {
+    "time": (50, 100, 200, 500, 1000),
+    "batch": (16, 64, 256, 512),
+    "hidden": (32, 64, 128, 256, 512),
+}
+QUICK_SWEEPS = {"time": (10, 20)}
+SWEEP_CELL, SWEEP_REPEATS = "lstm", 5
 
 COLUMNS = (
     Column("implementation", "implementation"),
     Column("cell", "cell"),
     Column("compile_seconds", "compile s", "{:.2f}"),
-    Column("step_ms", "ms/step (median)", "{:.2f}"),
-    Column("vs_reference", "time / rnn_jax unroll=1", "{:.2f}"),
+    Column("train_examples_per_second", "train ex/s (median)", "{:,.0f}"),
+    Column("train_spread", "train ex/s (p25–p75)"),
+    Column("infer_examples_per_second", "inference ex/s (median)", "{:,.0f}"),
+    Column("vs_fastest_peer", "train speed / fastest peer", "{:.2f}"),
+    Column("peak_fraction", "share of matmul peak", "{:.0%}"),
+    Column("temp_mb", "XLA temp MB", "{:.0f}"),
 )
 RATIO_COLUMNS = (
     Column("implementation", "implementation"),
     Column("gru_vs_lstm", "GRU step time / LSTM step time", "{:.2f}"),
 )
+SWEEP_COLUMNS = (
+    Column("sweep", "varied"),
+    Column("value", "value"),
+    Column("compile_seconds", "compile s", "{:.2f}"),
+    Column("step_ms", "train ms/step (median)", "{:.1f}"),
+    Column("us_per_time_step", "µs per time step", "{:.0f}"),
+    Column("train_examples_per_second", "train ex/s", "{:,.0f}"),
+    Column("peak_fraction", "share of matmul peak", "{:.0%}"),
+    Column("temp_mb", "XLA temp MB", "{:.0f}"),
+)
 
 
 @dataclasses.dataclass
 class Candidate:
-    """One implementation of one cell, compiled and ready to take training steps.
+    """One implementation of one cell, compiled and ready to run training and inference steps.
 
     Attributes:
-      framework: ``rnn_jax``, ``flax nn.RNN`` or ``keras (tensorflow)``.
+      framework: ``rnn_jax``, ``flax nn.RNN``, ``keras`` or ``pytorch``.
       variant: what distinguishes it within its framework (e.g. ``unroll=4``).
       cell: ``rnn``, ``lstm`` or ``gru``.
-      compile_seconds: JAX: trace + lower + compile; Keras: its first ``train_on_batch``.
-      step: runs one training step and waits for its result.
+      compile_seconds: JAX: trace + lower + compile of the train step; Keras: its first
+        ``train_on_batch``; PyTorch (eager): its first step.
+      train: runs one training step and waits for its result.
+      infer: runs one forward pass (logits) and waits for its result.
+      temp_bytes: XLA's temporary buffers of the compiled train step (JAX only), else None.
     """
 
     framework: str
     variant: str
     cell: str
     compile_seconds: float
-    step: Callable[[], None]
-    times: list[float] = dataclasses.field(default_factory=list)
+    train: Callable[[], None]
+    infer: Callable[[], None]
+    temp_bytes: int | None = None
+    train_times: list[float] = dataclasses.field(default_factory=list)
+    infer_times: list[float] = dataclasses.field(default_factory=list)
 
     @property
     def implementation(self) -> str:
@@ -69,7 +115,7 @@ class Candidate:
 
 
 def make_batch(shape: dict, seed: int = 0) -> dict[str, np.ndarray]:
-    """Post-padded random reviews (Flax's ``seq_lengths`` needs the padding at the end)."""
+    """Post-padded random reviews (Flax's ``seq_lengths`` and cuDNN need the padding at the end)."""
     rng = np.random.default_rng(seed)
     batch, time_steps = shape["batch"], shape["time"]
     lengths = rng.integers(time_steps // 2, time_steps + 1, batch).astype(np.int32)
@@ -77,6 +123,29 @@ def make_batch(shape: dict, seed: int = 0) -> dict[str, np.ndarray]:
     token_ids[np.arange(time_steps)[None, :] >= lengths[:, None]] = 0
     labels = rng.integers(0, 2, batch).astype(np.float32)
     return {"token_ids": token_ids, "lengths": lengths, "labels": labels}
+
+
+def train_flops_per_example(cell: str, shape: dict) -> float:
+    """Matmul FLOPs of one training example: ``6 (E + H) G H T`` (see the module docstring)."""
+    return (
+        6 * (shape["embed"] + shape["hidden"]) * NUM_GATES[cell] * shape["hidden"] * shape["time"]
+    )
+
+
+def matmul_peak_flops(size: int = 2048, repeats: int = 10) -> float:
+    """FLOP/s of a large float32 JAX matmul on the default device (best of ``repeats``)."""
+    import jax
+    import jax.numpy as jnp
+
+    a = jnp.ones((size, size), jnp.float32)
+    matmul = jax.jit(jnp.matmul)
+    matmul(a, a).block_until_ready()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        matmul(a, a).block_until_ready()
+        times.append(time.perf_counter() - started)
+    return 2 * size**3 / min(times)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -102,7 +171,7 @@ def flax_peer(cell: str, shape: dict):
 
 
 def jax_candidate(framework: str, variant: str, cell: str, model, inputs: tuple, labels):
-    """Compiles ``jit(value_and_grad)`` + Adam for ``model.apply(params, *inputs)``."""
+    """Compiles ``jit(value_and_grad)`` + Adam, and the forward pass, of ``model``."""
     import jax
     import optax
 
@@ -124,44 +193,45 @@ def jax_candidate(framework: str, variant: str, cell: str, model, inputs: tuple,
     started = time.perf_counter()
     compiled = jax.jit(train_step, donate_argnums=(0, 1)).lower(*state, inputs, labels).compile()
     compile_seconds = time.perf_counter() - started
+    memory = compiled.memory_analysis()
+    forward = jax.jit(lambda params, inputs: model.apply({"params": params}, *inputs))
 
-    def step():
+    def train():
         state[0], state[1], loss = compiled(state[0], state[1], inputs, labels)
         loss.block_until_ready()
 
-    return Candidate(framework, variant, cell, compile_seconds, step)
+    def infer():
+        forward(state[0], inputs).block_until_ready()
+
+    temp_bytes = None if memory is None else memory.temp_size_in_bytes
+    return Candidate(framework, variant, cell, compile_seconds, train, infer, temp_bytes)
 
 
-def jax_candidates(cell: str, shape: dict, batch: dict) -> list[Candidate]:
+def rnn_jax_candidate(cell: str, shape: dict, batch: dict, unroll: int = 1) -> Candidate:
     from rnn_jax.models import SentimentClassifier
 
-    candidates = []
-    for unroll in UNROLLS:
-        model = SentimentClassifier(
-            vocab_size=shape["vocab"],
-            embed_dim=shape["embed"],
-            cell=cell,
-            hidden_size=shape["hidden"],
-            unroll=unroll,
-        )
-        candidates.append(
-            jax_candidate(
-                "rnn_jax", f"unroll={unroll}", cell, model, (batch["token_ids"],), batch["labels"]
-            )
-        )
-    inputs = (batch["token_ids"], batch["lengths"])
-    candidates.append(
-        jax_candidate("flax nn.RNN", "", cell, flax_peer(cell, shape), inputs, batch["labels"])
+    model = SentimentClassifier(
+        vocab_size=shape["vocab"],
+        embed_dim=shape["embed"],
+        cell=cell,
+        hidden_size=shape["hidden"],
+        unroll=unroll,
     )
-    return candidates
+    inputs = (batch["token_ids"],)
+    return jax_candidate(RNN_JAX, f"unroll={unroll}", cell, model, inputs, batch["labels"])
+
+
+def flax_candidate(cell: str, shape: dict, batch: dict) -> Candidate:
+    inputs = (batch["token_ids"], batch["lengths"])
+    return jax_candidate("flax nn.RNN", "", cell, flax_peer(cell, shape), inputs, batch["labels"])
 
 
 # ----------------------------------------------------------------------------------------------
-# Keras.
+# Keras and PyTorch (imported only when asked for: seconds of start-up each).
 
 
 def keras_candidate(cell: str, shape: dict, batch: dict) -> Candidate:
-    """Keras 3 on TensorFlow (imported here: slow, and only when asked for)."""
+    """Keras 3 on TensorFlow, as ``model.fit`` / ``model.predict`` run each batch."""
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import keras
 
@@ -183,8 +253,78 @@ def keras_candidate(cell: str, shape: dict, batch: dict) -> Candidate:
     started = time.perf_counter()
     model.train_on_batch(x, y)  # Traces and compiles the train function.
     compile_seconds = time.perf_counter() - started
+    model.predict_on_batch(x)  # Traces the predict function outside the timing.
     variant = f"({keras.backend.backend()}, jit_compile={model.jit_compile})"
-    return Candidate("keras", variant, cell, compile_seconds, lambda: model.train_on_batch(x, y))
+    return Candidate(
+        "keras",
+        variant,
+        cell,
+        compile_seconds,
+        lambda: model.train_on_batch(x, y),
+        lambda: model.predict_on_batch(x),
+    )
+
+
+def torch_candidate(cell: str, shape: dict, batch: dict) -> Candidate:
+    """PyTorch (eager, CPU or CUDA), packed sequences, as its users write it."""
+    import torch
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    torch.manual_seed(0)
+    torch.set_num_threads(os.cpu_count() or 1)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    layers = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
+
+    class TorchClassifier(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(shape["vocab"], shape["embed"], padding_idx=0)
+            self.rnn = layers[cell](shape["embed"], shape["hidden"], batch_first=True)
+            self.head = torch.nn.Linear(shape["hidden"], 1)
+
+        def forward(self, token_ids, lengths):
+            packed = pack_padded_sequence(
+                self.embed(token_ids), lengths, batch_first=True, enforce_sorted=False
+            )
+            _, state = self.rnn(packed)
+            h = state[0] if cell == "lstm" else state  # An LSTM state is (h, c).
+            return self.head(h[-1])[:, 0]
+
+    model = TorchClassifier().to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    token_ids = torch.from_numpy(batch["token_ids"]).long().to(device)
+    lengths = torch.from_numpy(batch["lengths"]).long()  # pack_padded_sequence wants them on CPU.
+    labels = torch.from_numpy(batch["labels"]).to(device)
+
+    def train():
+        optimizer.zero_grad()
+        loss = loss_fn(model(token_ids, lengths), labels)
+        loss.backward()
+        optimizer.step()
+        loss.item()  # Waits for the step (on CUDA too).
+
+    def infer():
+        with torch.no_grad():
+            model(token_ids, lengths).sum().item()
+
+    started = time.perf_counter()
+    train()
+    compile_seconds = time.perf_counter() - started
+    variant = f"{torch.__version__.split('+')[0]} ({device}, {torch.get_num_threads()} threads)"
+    return Candidate("pytorch", variant, cell, compile_seconds, train, infer)
+
+
+def peers_available(args) -> dict[str, bool]:
+    """Which optional peers run; a missing one is reported with a line, not an error."""
+    available = {"keras": not args.no_keras, "pytorch": not args.no_torch}
+    if available["pytorch"]:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            print('PyTorch is not installed: skipped (pip install -e ".[bench]")', flush=True)
+            available["pytorch"] = False
+    return available
 
 
 # ----------------------------------------------------------------------------------------------
@@ -192,33 +332,48 @@ def keras_candidate(cell: str, shape: dict, batch: dict) -> Candidate:
 
 
 def time_rounds(candidates: list[Candidate], repeats: int) -> None:
-    """Warm-up steps, then ``repeats`` rounds that time one step of every candidate in turn."""
+    """Warm-up steps, then ``repeats`` rounds that time a step of every candidate in turn."""
     for candidate in candidates:
         for _ in range(WARMUP):
-            candidate.step()
+            candidate.train()
+            candidate.infer()
     for _ in range(repeats):
-        for candidate in candidates:
-            started = time.perf_counter()
-            candidate.step()
-            candidate.times.append(time.perf_counter() - started)
+        for c in candidates:
+            for run, times in [(c.train, c.train_times), (c.infer, c.infer_times)]:
+                started = time.perf_counter()
+                run()
+                times.append(time.perf_counter() - started)
 
 
-def result_rows(candidates: list[Candidate]) -> list[dict]:
-    """One row per candidate, with its step time relative to rnn_jax unroll=1 of its cell."""
-    median_ms = {id(c): 1000 * statistics.median(c.times) for c in candidates}
-    reference = {
-        c.cell: median_ms[id(c)] for c in candidates if (c.framework, c.variant) == REFERENCE
-    }
-    return [
-        {
-            "implementation": c.implementation,
-            "cell": CELL_NAMES[c.cell],
-            "compile_seconds": c.compile_seconds,
-            "step_ms": median_ms[id(c)],
-            "vs_reference": median_ms[id(c)] / reference[c.cell],
-        }
-        for c in candidates
-    ]
+def result_rows(candidates: list[Candidate], shape: dict, peak: float) -> list[dict]:
+    """One row per candidate; its training speed relative to the fastest peer of its cell."""
+    batch = shape["batch"]
+    rows = []
+    for c in candidates:
+        low, high = np.percentile(c.train_times, [75, 25])  # Slow time = low speed.
+        train_speed = batch / statistics.median(c.train_times)
+        rows.append(
+            {
+                "implementation": c.implementation,
+                "framework": c.framework,
+                "cell": CELL_NAMES[c.cell],
+                "compile_seconds": c.compile_seconds,
+                "step_ms": 1000 * statistics.median(c.train_times),
+                "train_examples_per_second": train_speed,
+                "train_spread": f"{batch / low:,.0f}–{batch / high:,.0f}",
+                "infer_examples_per_second": batch / statistics.median(c.infer_times),
+                "peak_fraction": train_speed * train_flops_per_example(c.cell, shape) / peak,
+                "temp_mb": None if c.temp_bytes is None else c.temp_bytes / 2**20,
+            }
+        )
+    for row in rows:
+        peers = [
+            r["train_examples_per_second"]
+            for r in rows
+            if r["cell"] == row["cell"] and r["framework"] != RNN_JAX
+        ]
+        row["vs_fastest_peer"] = row["train_examples_per_second"] / max(peers) if peers else None
+    return rows
 
 
 def gru_lstm_rows(rows: list[dict]) -> list[dict]:
@@ -230,57 +385,119 @@ def gru_lstm_rows(rows: list[dict]) -> list[dict]:
     ]
 
 
-def step_time_figure(rows: list[dict]):
-    """Grouped bars: ms per training step for each cell and implementation."""
-    fig, (ax,) = common.new_figure(width=9, height=4.5)
-    step_ms = {(r["implementation"], r["cell"]): r["step_ms"] for r in rows}
+def sweep_rows(sweeps: dict, shape: dict, peak: float) -> list[dict]:
+    """rnn_jax's ``SWEEP_CELL`` with one shape field varied at a time, timed alone."""
+    rows = []
+    for field, values in sweeps.items():
+        for value in values:
+            sized = shape | {field: value}
+            candidate = rnn_jax_candidate(SWEEP_CELL, sized, make_batch(sized))
+            time_rounds([candidate], SWEEP_REPEATS)
+            step = statistics.median(candidate.train_times)
+            speed = sized["batch"] / step
+            rows.append(
+                {
+                    "sweep": field,
+                    "value": value,
+                    "compile_seconds": candidate.compile_seconds,
+                    "step_ms": 1000 * step,
+                    "us_per_time_step": 1e6 * step / sized["time"],
+                    "train_examples_per_second": speed,
+                    "peak_fraction": speed * train_flops_per_example(SWEEP_CELL, sized) / peak,
+                    "temp_mb": candidate.temp_bytes / 2**20 if candidate.temp_bytes else None,
+                }
+            )
+            print(f"sweep {field}={value}: {1000 * step:.1f} ms/step", flush=True)
+    return rows
+
+
+def speed_figure(rows: list[dict]):
+    """Grouped bars: training examples/s for each cell and implementation."""
+    fig, (ax,) = common.new_figure(width=10, height=4.5)
+    speed = {(r["implementation"], r["cell"]): r["train_examples_per_second"] for r in rows}
     implementations = list(dict.fromkeys(r["implementation"] for r in rows))
     cells = list(dict.fromkeys(r["cell"] for r in rows))
     width = 0.8 / len(implementations)
     for index, implementation in enumerate(implementations):
         x = np.arange(len(cells)) + (index - (len(implementations) - 1) / 2) * width
-        values = [step_ms[(implementation, cell)] for cell in cells]
-        ax.bar(x, values, width, label=implementation)
+        ax.bar(x, [speed[(implementation, cell)] for cell in cells], width, label=implementation)
     ax.set_xticks(np.arange(len(cells)), cells)
-    ax.set_ylabel("training step time (ms, median)")
-    ax.set_title("One training step (forward, backward, Adam)")
+    ax.set_ylabel("training examples/s (median; higher is faster)")
+    ax.set_title("Training speed (forward, backward, Adam)")
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize="small")
+    return fig
+
+
+def sweep_figure(rows: list[dict]):
+    """One panel per sweep: training step time against the varied field (log-log)."""
+    fields = list(dict.fromkeys(r["sweep"] for r in rows))
+    fig, axes = common.new_figure(1, len(fields), width=4.2, height=3.6)
+    for ax, field in zip(axes, fields, strict=True):
+        points = [(r["value"], r["step_ms"]) for r in rows if r["sweep"] == field]
+        ax.loglog(*zip(*points, strict=True), "o-")
+        ax.set_xlabel(field)
+        ax.set_ylabel("train step (ms, median)")
+        ax.set_title(f"rnn_jax {CELL_NAMES[SWEEP_CELL]}: step time vs {field}")
+        ax.grid(alpha=0.3, which="both")
     return fig
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = common.make_parser("benchmark", __doc__.splitlines()[0], data=False, training=False)
     parser.add_argument(
-        "--repeats", type=int, help=f"timed steps per candidate (default {REPEATS})"
+        "--repeats", type=int, help=f"timed rounds per candidate (default {REPEATS})"
     )
     parser.add_argument("--no-keras", action="store_true", help="skip Keras (saves its start-up)")
+    parser.add_argument("--no-torch", action="store_true", help="skip PyTorch")
+    parser.add_argument("--no-sweeps", action="store_true", help="skip the shape sweeps")
     args = common.parse(parser, argv)
     shape = QUICK_SHAPE if args.quick else SHAPE
     repeats = args.repeats or (QUICK_REPEATS if args.quick else REPEATS)
-    report = common.Report(args, "Benchmark: training-step time against Flax and Keras")
+    report = common.Report(args, "Benchmark: training and inference speed against peers")
+    peers = peers_available(args)
+    peak = matmul_peak_flops()
+    print(f"float32 matmul peak (2048^3, JAX): {peak / 1e9:.0f} GFLOP/s", flush=True)
     batch = make_batch(shape)
     candidates = []
     for cell in CELL_NAMES:
         print(f"compiling {cell} ...", flush=True)
-        candidates += jax_candidates(cell, shape, batch)
-        if not args.no_keras:
+        for unroll in QUICK_UNROLLS if args.quick else UNROLLS:
+            candidates.append(rnn_jax_candidate(cell, shape, batch, unroll))
+        candidates.append(flax_candidate(cell, shape, batch))
+        if peers["keras"]:
             candidates.append(keras_candidate(cell, shape, batch))
+        if peers["pytorch"]:
+            candidates.append(torch_candidate(cell, shape, batch))
     time_rounds(candidates, repeats)
-    rows = result_rows(candidates)
+    rows = result_rows(candidates, shape, peak)
+    flops = ", ".join(
+        f"{CELL_NAMES[c]} {train_flops_per_example(c, shape) / 1e6:.0f} M" for c in CELL_NAMES
+    )
     report.text(
         f"Batch {shape['batch']}, {shape['time']} steps (lengths uniform in "
         f"[{shape['time'] // 2}, {shape['time']}], post-padded and masked), embedding "
         f"{shape['embed']}, hidden {shape['hidden']}, vocabulary {shape['vocab']:,}; median of "
-        f"{repeats} steps after {WARMUP} warm-up steps, in interleaved rounds. JAX compile = "
-        "trace + lower + compile of the jitted step; Keras compile = its first train_on_batch."
+        f"{repeats} rounds after {WARMUP} warm-up steps, every implementation timed in turn in "
+        f"each round. Matmul FLOPs per training example: {flops}. Measured float32 matmul peak "
+        f"(2048³, JAX): {peak / 1e9:.0f} GFLOP/s. Compile: JAX trace + lower + compile of the "
+        "train step; Keras its first train_on_batch; PyTorch (eager) its first step. XLA temp "
+        "MB: the compiled train step's temporary buffers (JAX only)."
     )
-    report.table("table", rows, COLUMNS, "Training-step time")
-    ratios = gru_lstm_rows(rows)
-    report.table("gru_vs_lstm", ratios, RATIO_COLUMNS, "GRU vs LSTM step time")
-    report.figure(
-        "step_time", step_time_figure(rows), "Training-step time per cell and implementation"
-    )
+    report.table("table", rows, COLUMNS, "Training and inference speed")
+    report.table("gru_vs_lstm", gru_lstm_rows(rows), RATIO_COLUMNS, "GRU vs LSTM step time")
+    report.figure("speed", speed_figure(rows), "Training examples/s per cell and implementation")
+    results = {"shape": shape, "matmul_peak_flops": peak, "rows": rows}
+    if not args.no_sweeps:
+        sweeps = sweep_rows(QUICK_SWEEPS if args.quick else SWEEPS, shape, peak)
+        report.text(
+            f"Sweeps: rnn_jax {CELL_NAMES[SWEEP_CELL]}, unroll 1, one field of the shape above "
+            f"varied at a time, median of {SWEEP_REPEATS} steps each, timed alone."
+        )
+        report.table("sweeps", sweeps, SWEEP_COLUMNS, "Shape sweeps")
+        report.figure("sweeps", sweep_figure(sweeps), "Training step time against each field")
+        results["sweeps"] = sweeps
+    report.json("results", results)
     report.finish()
 
 

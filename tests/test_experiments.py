@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import data, studies, timeseries
+from experiments import benchmark, data, studies, timeseries
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "tensorflow_datasets"
 
@@ -89,3 +89,34 @@ def test_studies_quick_optimizer(tmp_path, data_args, capsys):
     capsys.readouterr()
     studies.main([*argv, *data_args])
     assert capsys.readouterr().out.count("reusing the finished run") == 2
+
+
+def test_benchmark_quick_times_every_cell_and_peer(tmp_path):
+    benchmark.main(["--quick", "--no-torch", "--out", str(tmp_path)])
+    check_report(tmp_path, ["table.md", "table.csv", "gru_vs_lstm.md", "speed.png", "sweeps.csv"])
+    results = json.loads((tmp_path / "results.json").read_text())
+    rows = results["rows"]
+    assert {(r["framework"], r["cell"]) for r in rows} == {
+        (framework, cell)
+        for framework in ("rnn_jax", "flax nn.RNN", "keras")
+        for cell in ("SimpleRNN", "LSTM", "GRU")
+    }
+    for row in rows:
+        assert row["train_examples_per_second"] > 0 and row["infer_examples_per_second"] > 0
+        assert 0 < row["peak_fraction"] < 1
+        # The ratio is to the fastest peer of the same cell, so for peers it is at most 1.
+        assert row["vs_fastest_peer"] > 0
+        if row["framework"] != "rnn_jax":
+            assert row["vs_fastest_peer"] <= 1
+    assert any(r["vs_fastest_peer"] == 1 for r in rows if r["framework"] != "rnn_jax")
+    assert all(r["temp_mb"] is not None for r in rows if r["framework"] == "rnn_jax")
+    assert [r["value"] for r in results["sweeps"]] == list(benchmark.QUICK_SWEEPS["time"])
+
+
+def test_flops_per_training_example_at_the_course_shape():
+    # The issue's own count at this shape: SimpleRNN 39 M, LSTM 157 M, GRU 118 M.
+    millions = {
+        cell: round(benchmark.train_flops_per_example(cell, benchmark.SHAPE) / 1e6)
+        for cell in ("rnn", "lstm", "gru")
+    }
+    assert millions == {"rnn": 39, "lstm": 157, "gru": 118}
