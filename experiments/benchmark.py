@@ -170,44 +170,74 @@ def flax_peer(cell: str, shape: dict):
     return FlaxClassifier()
 
 
-def jax_candidate(framework: str, variant: str, cell: str, model, inputs: tuple, labels):
-    """Compiles ``jit(value_and_grad)`` + Adam, and the forward pass, of ``model``."""
+def jax_candidate(
+    framework: str, variant: str, cell: str, model, inputs: tuple, labels, pmap: bool = False
+):
+    """Compiles ``value_and_grad`` + Adam, and the forward pass, of ``model``.
+
+    With ``pmap``, as ``rnn_jax.train`` runs: the batch split over the local devices, the
+    gradients averaged with ``lax.pmean``; otherwise one ``jit`` on the default device.
+    """
     import jax
     import optax
 
-    inputs = tuple(jax.device_put(x) for x in inputs)
-    labels = jax.device_put(labels)
+    from rnn_jax import parallel
+
     params = model.init(jax.random.key(0), *inputs)["params"]
     optimizer = optax.adam(LEARNING_RATE)
 
-    def train_step(params, opt_state, inputs, labels):
+    def train_step(state, inputs, labels, axis_name=None):
+        params, opt_state = state
+
         def loss_fn(params):
             logits = model.apply({"params": params}, *inputs)
             return optax.sigmoid_binary_cross_entropy(logits, labels).mean()
 
         loss, grads = jax.value_and_grad(loss_fn)(params)
+        if axis_name is not None:
+            grads = jax.lax.pmean(grads, axis_name)
         updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
+        return (optax.apply_updates(params, updates), opt_state), loss
 
-    state = [params, optimizer.init(params)]
+    def forward(state, inputs, axis_name=None):
+        return model.apply({"params": state[0]}, *inputs)
+
+    state = [(params, optimizer.init(params))]
+    temp_bytes = None
     started = time.perf_counter()
-    compiled = jax.jit(train_step, donate_argnums=(0, 1)).lower(*state, inputs, labels).compile()
+    if pmap:
+        devices = jax.local_device_count()
+        state[0] = parallel.replicate(state[0])
+        inputs, labels = jax.tree.map(
+            lambda x: x.reshape(devices, -1, *x.shape[1:]), (inputs, labels)
+        )
+        step = parallel.pmap_step(train_step, donate_state=True)
+        forward = parallel.pmap_step(forward, donate_state=False)
+        state[0], loss = step(state[0], inputs, labels)  # Compiles (and takes one step).
+        loss.block_until_ready()
+    else:
+        inputs, labels = jax.device_put((inputs, labels))
+        step = jax.jit(train_step, donate_argnums=0).lower(state[0], inputs, labels).compile()
+        memory = step.memory_analysis()
+        temp_bytes = None if memory is None else memory.temp_size_in_bytes
+        forward = jax.jit(forward)
     compile_seconds = time.perf_counter() - started
-    memory = compiled.memory_analysis()
-    forward = jax.jit(lambda params, inputs: model.apply({"params": params}, *inputs))
 
     def train():
-        state[0], state[1], loss = compiled(state[0], state[1], inputs, labels)
+        state[0], loss = step(state[0], inputs, labels)
         loss.block_until_ready()
 
     def infer():
         forward(state[0], inputs).block_until_ready()
 
-    temp_bytes = None if memory is None else memory.temp_size_in_bytes
     return Candidate(framework, variant, cell, compile_seconds, train, infer, temp_bytes)
 
 
-def rnn_jax_candidate(cell: str, shape: dict, batch: dict, unroll: int = 1) -> Candidate:
+def rnn_jax_candidate(
+    cell: str, shape: dict, batch: dict, unroll: int = 1, pmap: bool = False
+) -> Candidate:
+    import jax
+
     from rnn_jax.models import SentimentClassifier
 
     model = SentimentClassifier(
@@ -217,8 +247,11 @@ def rnn_jax_candidate(cell: str, shape: dict, batch: dict, unroll: int = 1) -> C
         hidden_size=shape["hidden"],
         unroll=unroll,
     )
+    variant = f"unroll={unroll}"
+    if pmap:
+        variant += f", pmap over {jax.local_device_count()} {jax.default_backend()} devices"
     inputs = (batch["token_ids"],)
-    return jax_candidate(RNN_JAX, f"unroll={unroll}", cell, model, inputs, batch["labels"])
+    return jax_candidate(RNN_JAX, variant, cell, model, inputs, batch["labels"], pmap)
 
 
 def flax_candidate(cell: str, shape: dict, batch: dict) -> Candidate:
@@ -451,7 +484,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--no-keras", action="store_true", help="skip Keras (saves its start-up)")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch")
     parser.add_argument("--no-sweeps", action="store_true", help="skip the shape sweeps")
-    args = common.parse(parser, argv)
+    args = common.parse(parser, argv)  # Also splits the CPU into one JAX device per core.
+    import jax
+
     shape = QUICK_SHAPE if args.quick else SHAPE
     repeats = args.repeats or (QUICK_REPEATS if args.quick else REPEATS)
     report = common.Report(args, "Benchmark: training and inference speed against peers")
@@ -464,6 +499,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"compiling {cell} ...", flush=True)
         for unroll in QUICK_UNROLLS if args.quick else UNROLLS:
             candidates.append(rnn_jax_candidate(cell, shape, batch, unroll))
+        if jax.local_device_count() > 1:  # config.cpu_devices on CPU; several accelerators.
+            candidates.append(rnn_jax_candidate(cell, shape, batch, pmap=True))
         candidates.append(flax_candidate(cell, shape, batch))
         if peers["keras"]:
             candidates.append(keras_candidate(cell, shape, batch))
