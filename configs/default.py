@@ -25,7 +25,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.max_examples = 0  # > 0 reads only the first N reviews of each split (smoke runs).
 
     # Model.
-    config.cell = "lstm"  # A name in rnn_jax.cells.CELLS: rnn, lstm, gru.
+    config.cell = "lstm"  # A name in rnn_jax.cells.CELLS: rnn, lstm, gru, mgu.
     config.embed_dim = 128
     config.hidden_size = 128
     config.num_layers = 1

@@ -216,11 +216,26 @@ class GRUCell(RecurrentCell):
         return h, h
 
 
-# name -> cell class. Adding a cell is one class above and one line here.
+class MinimalGatedCell(RecurrentCell):
+    """f = sigmoid(x W_f + h U_f + b_f); h' = f * h + (1 - f) * tanh(x W_h + (f * h) U_h + b_h)."""
+
+    num_gates = 2
+
+    def step(self, h, xw):
+        x_f, x_h = jnp.split(xw, 2, axis=-1)
+        u_f, u_h = jnp.split(self.recurrent_kernel, 2, axis=-1)
+        f = self.recurrent_activation(x_f + h @ u_f)
+        h = f * h + (1 - f) * self.activation(x_h + (f * h) @ u_h)
+        return h, h
+
+
+# name -> cell class. Adding a cell is one class above and one line here (README: the
+# MinimalGatedCell above, Zhou et al. 2016, is the worked example).
 CELLS: dict[str, type[RecurrentCell]] = {
     "rnn": SimpleRNNCell,
     "lstm": LSTMCell,
     "gru": GRUCell,
+    "mgu": MinimalGatedCell,
 }
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from experiments import benchmark, data, studies, timeseries
+from experiments.common import CELL_NAMES
+from rnn_jax.cells import CELLS
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "tensorflow_datasets"
 
@@ -43,7 +45,8 @@ def test_timeseries_quick(tmp_path):
     timeseries.main(["--quick", "--steps", "50", "--out", str(tmp_path)])
     check_report(tmp_path, ["table.md", "table.csv", "predictions.png", "training.png"])
     rows = read_csv(tmp_path / "table.csv")
-    assert [r["model"].split()[0] for r in rows] == ["naive", "SimpleRNN", "LSTM", "GRU"]
+    cells = [CELL_NAMES.get(name, name) for name in CELLS]  # Every registered cell.
+    assert [r["model"].split()[0] for r in rows] == ["naive", *cells]
     assert all(math.isfinite(float(r["test_mse"])) for r in rows)
 
 
