@@ -1,13 +1,15 @@
 """Training and inference speed of rnn_jax's cells against Keras, PyTorch and Flax's nn.RNN.
 
     python -m experiments.benchmark [--repeats N] [--no-keras] [--no-torch] [--no-sweeps]
-                                    [--quick] [--out DIR]
+                                    [--cpu-devices N] [--quick] [--out DIR]
 
 Every implementation trains the same model (embedding -> one recurrent layer reading each review's
 last real state -> Dense(1) logit, Adam, binary cross-entropy) on the same batch of post-padded
 reviews with random lengths in [T/2, T], each run the way its users run it:
 
-* rnn_jax's ``SentimentClassifier`` at ``lax.scan`` unroll 1, 4 and 16;
+* rnn_jax's ``SentimentClassifier`` at ``lax.scan`` unroll 1, 4 and 16 on one device, and at
+  unroll 1 under ``pmap`` over all local devices when there are several (on CPU, one per core
+  unless ``--cpu-devices`` says otherwise: ``config.cpu_devices``);
 * Flax's ``nn.RNN`` with ``nn.SimpleCell`` / ``nn.OptimizedLSTMCell`` / ``nn.GRUCell`` and
   ``seq_lengths``;
 * Keras 3 on TensorFlow, ``Embedding(mask_zero=True)``, timed through ``train_on_batch`` and
@@ -484,7 +486,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--no-keras", action="store_true", help="skip Keras (saves its start-up)")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch")
     parser.add_argument("--no-sweeps", action="store_true", help="skip the shape sweeps")
-    args = common.parse(parser, argv)  # Also splits the CPU into one JAX device per core.
+    parser.add_argument(
+        "--cpu-devices",
+        type=int,
+        default=0,
+        help="CPU devices for the pmap row (default 0: one per core; 1: no pmap row)",
+    )
+    args = common.parse(parser, argv)  # Also makes the --cpu-devices CPU devices.
     import jax
 
     shape = QUICK_SHAPE if args.quick else SHAPE
@@ -499,7 +507,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"compiling {cell} ...", flush=True)
         for unroll in QUICK_UNROLLS if args.quick else UNROLLS:
             candidates.append(rnn_jax_candidate(cell, shape, batch, unroll))
-        if jax.local_device_count() > 1:  # config.cpu_devices on CPU; several accelerators.
+        if jax.local_device_count() > 1:  # --cpu-devices on CPU; or several accelerators.
             candidates.append(rnn_jax_candidate(cell, shape, batch, pmap=True))
         candidates.append(flax_candidate(cell, shape, batch))
         if peers["keras"]:

@@ -107,22 +107,27 @@ def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpar
         args.out = (QUICK_RESULTS_DIR if args.quick else RESULTS_DIR) / args.name
     if getattr(args, "workdirs", "absent") is None:
         args.workdirs = default_workdirs(args.workdirs_of, args.quick)
-    use_cpu_cores(args.quick)
+    use_cpu_devices(args.quick, getattr(args, "cpu_devices", None))
     return args
 
 
-def use_cpu_cores(quick: bool) -> None:
-    """One JAX device per CPU core, as ``rnn_jax.main`` makes by default (``config.cpu_devices``).
+def use_cpu_devices(quick: bool, requested: int | None = None) -> None:
+    """Makes the CPU devices ``rnn_jax.main`` makes for the default config (``cpu_devices``).
 
-    Every experiment keeps the default config's batch sizes (``--quick``: its own). A script
-    called after JAX has started (from a test) keeps the devices it has.
+    Args:
+      quick: ``--quick`` (its batch sizes, else the default config's, which every experiment
+        keeps).
+      requested: a device count other than the default config's (0: one per core).
+
+    A script called after JAX has started (from a test) keeps the devices it has.
     """
     from configs import default
     from rnn_jax import parallel
 
     config = default.get_config()
     sizes = QUICK_FIELDS if quick else config
-    parallel.use_cpu_devices(config.cpu_devices, (sizes["batch_size"], sizes["eval_batch_size"]))
+    count = config.cpu_devices if requested is None else requested
+    parallel.use_cpu_devices(count, (sizes["batch_size"], sizes["eval_batch_size"]))
 
 
 def default_workdirs(name: str, quick: bool) -> Path:

@@ -46,9 +46,11 @@ def use_cpu_devices(requested: int, batch_sizes: tuple[int, ...]) -> int | None:
 
     XLA runs the small matmuls and gate math of a recurrent step on about one core; with one CPU
     device per core, each core runs its own slice of the batch (measured on 2 cores: 1.3x the
-    LSTM training examples/s of one device; ``experiments/benchmark.py`` times both). Only the
-    CPU backend is affected: GPUs and TPUs are devices already. Must run before anything asks
-    JAX about devices.
+    LSTM training examples/s of one device). The gradients are then averaged by XLA's in-process
+    CPU all-reduce, which once aborted a run after 40 s of waiting ("Termination timeout for
+    all reduce") while other jobs loaded the machine; so ``config.cpu_devices`` defaults to 1.
+    Only the CPU backend is affected: GPUs and TPUs are devices already. Must run before
+    anything asks JAX about devices.
 
     Args:
       requested: devices to make; 0 means one per usable core, lowered to the largest count
