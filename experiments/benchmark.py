@@ -526,8 +526,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{repeats} rounds after {WARMUP} warm-up steps, every implementation timed in turn in "
         f"each round. Matmul FLOPs per training example: {flops}. Measured float32 matmul peak "
         f"(2048³, JAX): {peak / 1e9:.0f} GFLOP/s. Compile: JAX trace + lower + compile of the "
-        "train step; Keras its first train_on_batch; PyTorch (eager) its first step. XLA temp "
-        "MB: the compiled train step's temporary buffers (JAX only)."
+        "train step (pmap: its first step); Keras its first train_on_batch; PyTorch (eager) its "
+        "first step. XLA temp MB: the compiled train step's temporary buffers (JAX only)."
     )
     report.table("table", rows, COLUMNS, "Training and inference speed")
     report.table("gru_vs_lstm", gru_lstm_rows(rows), RATIO_COLUMNS, "GRU vs LSTM step time")
