@@ -7,6 +7,7 @@ import ml_collections
 
 from rnn_jax.cells import ACTIVATIONS, CELLS, get_initializer
 from rnn_jax.models import POOLINGS
+from rnn_jax.recurrence import INPUT_PROJECTIONS
 from rnn_jax.vocabulary import INDEX_FROM
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
@@ -40,6 +41,7 @@ def validate(config: ml_collections.ConfigDict, device_count: int | None) -> Non
         ("truncating", PAD_MODES),
         ("pooling", POOLINGS),
         ("activation", sorted(ACTIVATIONS)),
+        ("input_projection", INPUT_PROJECTIONS),
     ]:
         _require(c[field] in names, field, c[field], "one of " + ", ".join(names))
     for field in [

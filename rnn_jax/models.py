@@ -94,6 +94,8 @@ class SentimentClassifier(nn.Module):
       embed_dropout_rate: dropout on the embedded tokens.
       kernel_init, recurrent_init, activation: cell options, by name (see ``make_cells``).
       unroll: scan steps per loop iteration.
+      input_projection: where ``x W`` runs (``rnn_jax.recurrence``): ``"auto"`` (by backend),
+        ``"before_scan"`` or ``"in_step"``.
       pad_id: the padding token; its steps are masked, so padding side and amount do not matter.
       param_dtype: parameter dtype.
     """
@@ -111,6 +113,7 @@ class SentimentClassifier(nn.Module):
     recurrent_init: str = "orthogonal"
     activation: str = "tanh"
     unroll: int = 1
+    input_projection: str = "auto"
     pad_id: int = 0
     param_dtype: Any = jnp.float32
 
@@ -152,6 +155,7 @@ class SentimentClassifier(nn.Module):
             self.dropout_rate,
             return_sequences=self.pooling != "last",
             unroll=self.unroll,
+            input_projection=self.input_projection,
             name="recurrent",
         )(x, mask, train=train)
         if self.pooling != "last":

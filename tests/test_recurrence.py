@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from rnn_jax.cells import CELLS
-from rnn_jax.recurrence import Bidirectional, Recurrence, RecurrentStack, length_mask
+from rnn_jax.recurrence import (
+    Bidirectional,
+    Recurrence,
+    RecurrentStack,
+    length_mask,
+    projects_before_scan,
+)
 from tests.helpers import assert_trees_close, random_params
 
 NAMES = sorted(CELLS)
@@ -119,9 +125,10 @@ def python_loop(cell, cell_params, x, mask=None, carry=None, reverse=False):
     return carry, jnp.stack(outputs, axis=1), last
 
 
+@pytest.mark.parametrize("projection", ["before_scan", "in_step"])
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
 @pytest.mark.parametrize("name, kwargs", VARIANTS)
-def test_scan_equals_python_loop(name, kwargs, reverse, x64):
+def test_scan_equals_python_loop(name, kwargs, reverse, projection, x64):
     time = 5
     cell = make_cell(name, kwargs, dtype=jnp.float64)
     x = normal((2, time, IN_FEATURES), seed=1, dtype=jnp.float64)
@@ -130,8 +137,12 @@ def test_scan_equals_python_loop(name, kwargs, reverse, x64):
         lambda c: normal(c.shape, seed=3, scale=0.5, dtype=jnp.float64),
         cell.initialize_carry(None, x[:, 0].shape),
     )
-    sequences = Recurrence(cell, return_sequences=True, reverse=reverse)
-    last_only = Recurrence(cell, return_sequences=False, reverse=reverse)
+    sequences = Recurrence(
+        cell, return_sequences=True, reverse=reverse, input_projection=projection
+    )
+    last_only = Recurrence(
+        cell, return_sequences=False, reverse=reverse, input_projection=projection
+    )
     params = random_params(sequences, x, seed=2)
     assert set(params) == {"cell"}
     variables = {"params": params}
@@ -169,7 +180,7 @@ class Problem(NamedTuple):
 
 
 @functools.cache
-def masked_recurrence_problem(name, kwargs_items, unroll):
+def masked_recurrence_problem(name, kwargs_items, unroll, projection="auto"):
     """A float64 loss through a masked ``Recurrence``: all outputs and the final carry.
 
     Rows: post-padded, pre-padded (3 real steps of 5) and one without any real step. Cached, so
@@ -180,7 +191,7 @@ def masked_recurrence_problem(name, kwargs_items, unroll):
         x = normal((3, time, IN_FEATURES), seed=60, dtype=jnp.float64)
         mask = jnp.concatenate([mixed_mask(time, 3), jnp.zeros((1, time), bool)])
         cell = make_cell(name, dict(kwargs_items), dtype=jnp.float64)
-        layer = Recurrence(cell, return_sequences=True, unroll=unroll)
+        layer = Recurrence(cell, return_sequences=True, unroll=unroll, input_projection=projection)
         params = random_params(layer, x, mask, seed=61)
         weights = normal((3, time, HIDDEN), seed=62, dtype=jnp.float64)
 
@@ -194,9 +205,10 @@ def masked_recurrence_problem(name, kwargs_items, unroll):
         return Problem(params, x, mask, grad)
 
 
+@pytest.mark.parametrize("projection", ["before_scan", "in_step"])
 @pytest.mark.parametrize("name, kwargs", VARIANTS)
-def test_gradient_matches_finite_differences(name, kwargs, x64):
-    problem = masked_recurrence_problem(name, tuple(kwargs.items()), unroll=1)
+def test_gradient_matches_finite_differences(name, kwargs, projection, x64):
+    problem = masked_recurrence_problem(name, tuple(kwargs.items()), 1, projection)
     params, x = problem.params, problem.x
     _, (grads, _) = problem.value_and_grad(params, x)
     for leaf in jax.tree.leaves(grads):
@@ -337,3 +349,22 @@ def test_float64_inputs_with_float32_params(name, x64):
     variables = layer.init(jax.random.key(0), x)
     _, outputs = layer.apply(variables, x)
     assert outputs.shape == (2, 3, 5) and bool(jnp.all(jnp.isfinite(outputs)))
+
+
+def test_input_projection_auto_is_chosen_by_backend():
+    # Measured (experiments/benchmark.py): in the step on CPU, one matmul before the scan else.
+    assert projects_before_scan("auto") == (jax.default_backend() != "cpu")
+    assert projects_before_scan("before_scan") and not projects_before_scan("in_step")
+    with pytest.raises(ValueError, match="input_projection must be one of auto, before_scan"):
+        projects_before_scan("hoisted")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_input_projection_before_scan_and_in_step_agree(name, x64):
+    before = masked_recurrence_problem(name, (), 1, "before_scan")
+    in_step = masked_recurrence_problem(name, (), 1, "in_step")
+    assert_trees_equal(in_step.params, before.params)  # The same parameters, the same init.
+    value, grads = before.value_and_grad(before.params, before.x)
+    value_in_step, grads_in_step = in_step.value_and_grad(before.params, before.x)
+    np.testing.assert_allclose(value_in_step, value, rtol=1e-12)
+    assert_trees_close(grads_in_step, grads, rtol=1e-10, atol=1e-12)
