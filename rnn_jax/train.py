@@ -101,6 +101,7 @@ def create_model(config: ml_collections.ConfigDict, **overrides) -> SentimentCla
         recurrent_init=config.recurrent_init,
         activation=config.activation,
         unroll=config.unroll,
+        input_projection=config.input_projection,
         # No token id is -1, so nothing is masked then: padding is read like a word.
         pad_id=PAD_ID if config.mask_padding else -1,
     )
@@ -158,7 +159,7 @@ def create_train_state(
 
 
 def zero_metrics() -> Metrics:
-    """Running sums of an epoch; ``first_nonfinite_step`` is -1 until a loss is NaN/Inf."""
+    """Running sums of an epoch; ``first_nonfinite_step``: -1 until a loss or gradient is NaN."""
     return {
         "loss": jnp.zeros((), jnp.float32),
         "correct": jnp.zeros((), jnp.float32),
@@ -212,7 +213,8 @@ def train_step(
         loss = jax.lax.pmean(loss, axis_name)
         metrics = jax.lax.psum(metrics, axis_name)
     first_bad = sums["first_nonfinite_step"]
-    first_bad = jnp.where((first_bad < 0) & ~jnp.isfinite(loss), state.step, first_bad)
+    finite = jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(grads))
+    first_bad = jnp.where((first_bad < 0) & ~finite, state.step, first_bad)
     sums = {k: sums[k] + metrics[k] for k in metrics} | {"first_nonfinite_step": first_bad}
     return state.apply_gradients(grads=grads), sums
 
@@ -338,15 +340,19 @@ def load_data(config: ml_collections.ConfigDict) -> input_pipeline.ImdbData:
     )
 
 
+def _nonfinite(what: str, last_good_step: int | None) -> NonFiniteLossError:
+    kept = "none" if last_good_step is None else f"step {last_good_step}"
+    return NonFiniteLossError(
+        f"{what}; stopped without saving; last good checkpoint: {kept}. Lower "
+        "config.learning_rate or set config.grad_clip_norm"
+    )
+
+
 def _check_finite(sums: dict, epoch: int, last_good_step: int | None) -> None:
     bad = int(sums["first_nonfinite_step"])
     if bad >= 0:
-        kept = "none" if last_good_step is None else f"step {last_good_step}"
-        raise NonFiniteLossError(
-            f"training loss became NaN/Inf at step {bad} (epoch {epoch + 1}); stopped without "
-            f"saving; last good checkpoint: {kept}. Lower config.learning_rate or set "
-            "config.grad_clip_norm"
-        )
+        what = f"training loss or gradients became NaN/Inf at step {bad} (epoch {epoch + 1})"
+        raise _nonfinite(what, last_good_step)
 
 
 def _interrupted(signum: int, step: int, epoch: int, directory: str) -> Interrupted:
@@ -445,6 +451,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             _check_finite(host_sums, epoch, last_good_step)
             train_metrics = normalize(host_sums)
             val_metrics = evaluate(p_eval_step, state, data.validation, config.eval_batch_size)
+            if not math.isfinite(val_metrics["loss"]):  # Huge but finite weights, e.g.
+                what = f"validation loss became NaN/Inf after epoch {epoch + 1} (step {step})"
+                raise _nonfinite(what, last_good_step)
             trained = (steps_per_epoch - start_batch) * config.batch_size
             entry = {
                 "epoch": epoch + 1,
