@@ -7,15 +7,17 @@ Every implementation trains the same model (embedding -> one recurrent layer rea
 last real state -> Dense(1) logit, Adam, binary cross-entropy) on the same batch of post-padded
 reviews with random lengths in [T/2, T], each run the way its users run it:
 
-* rnn_jax's ``SentimentClassifier`` at ``lax.scan`` unroll 1, 4 and 16 on one device, and at
+* rnn_jax's ``SentimentClassifier`` at ``lax.scan`` unroll 1, 4 and 16 on one device (input
+  projection ``"auto"``), at unroll 1 with the input projection ``"auto"`` does not pick, and at
   unroll 1 under ``pmap`` over all local devices when there are several (on CPU, one per core
   unless ``--cpu-devices`` says otherwise: ``config.cpu_devices``);
 * Flax's ``nn.RNN`` with ``nn.SimpleCell`` / ``nn.OptimizedLSTMCell`` / ``nn.GRUCell`` and
   ``seq_lengths``;
 * Keras 3 on TensorFlow, ``Embedding(mask_zero=True)``, timed through ``train_on_batch`` and
   ``predict_on_batch`` (what ``fit`` and ``predict`` call per batch);
-* PyTorch (CPU, all cores), ``nn.Embedding`` -> ``pack_padded_sequence`` -> ``nn.RNN`` /
-  ``nn.LSTM`` / ``nn.GRU``; an optional extra (``pip install -e ".[bench]"``), skipped with a
+* PyTorch (CPU, all cores), ``nn.Embedding`` -> ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` on
+  ``pack_padded_sequence`` or on the padded batch (the output at each review's last real step
+  gathered), ``nn.Linear``; an optional extra (``pip install -e ".[bench]"``), skipped with a
   line saying so when it is not installed.
 
 The timed rounds visit every implementation in turn (one training step, then one inference
@@ -236,7 +238,12 @@ def jax_candidate(
 
 
 def rnn_jax_candidate(
-    cell: str, shape: dict, batch: dict, unroll: int = 1, pmap: bool = False
+    cell: str,
+    shape: dict,
+    batch: dict,
+    unroll: int = 1,
+    pmap: bool = False,
+    input_projection: str = "auto",
 ) -> Candidate:
     import jax
 
@@ -248,8 +255,11 @@ def rnn_jax_candidate(
         cell=cell,
         hidden_size=shape["hidden"],
         unroll=unroll,
+        input_projection=input_projection,
     )
     variant = f"unroll={unroll}"
+    if input_projection != "auto":
+        variant += f", input_projection={input_projection}"
     if pmap:
         variant += f", pmap over {jax.local_device_count()} {jax.default_backend()} devices"
     inputs = (batch["token_ids"],)
@@ -300,8 +310,13 @@ def keras_candidate(cell: str, shape: dict, batch: dict) -> Candidate:
     )
 
 
-def torch_candidate(cell: str, shape: dict, batch: dict) -> Candidate:
-    """PyTorch (eager, CPU or CUDA), packed sequences, as its users write it."""
+def torch_candidate(cell: str, shape: dict, batch: dict, packed: bool) -> Candidate:
+    """PyTorch (eager, CPU or CUDA), written the two ways its users write it.
+
+    ``packed``: ``pack_padded_sequence``, the layer's final state is each review's last real
+    step. Else the padded batch runs whole and the output at ``length - 1`` is gathered (the
+    padding comes after it, so it cannot change that output).
+    """
     import torch
     from torch.nn.utils.rnn import pack_padded_sequence
 
@@ -318,12 +333,15 @@ def torch_candidate(cell: str, shape: dict, batch: dict) -> Candidate:
             self.head = torch.nn.Linear(shape["hidden"], 1)
 
         def forward(self, token_ids, lengths):
-            packed = pack_padded_sequence(
-                self.embed(token_ids), lengths, batch_first=True, enforce_sorted=False
-            )
-            _, state = self.rnn(packed)
-            h = state[0] if cell == "lstm" else state  # An LSTM state is (h, c).
-            return self.head(h[-1])[:, 0]
+            x = self.embed(token_ids)
+            if packed:
+                x = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+                _, state = self.rnn(x)
+                h = state[0] if cell == "lstm" else state  # An LSTM state is (h, c).
+                return self.head(h[-1])[:, 0]
+            outputs, _ = self.rnn(x)
+            last = outputs[torch.arange(len(lengths)), lengths - 1]
+            return self.head(last)[:, 0]
 
     model = TorchClassifier().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
@@ -346,7 +364,10 @@ def torch_candidate(cell: str, shape: dict, batch: dict) -> Candidate:
     started = time.perf_counter()
     train()
     compile_seconds = time.perf_counter() - started
-    variant = f"{torch.__version__.split('+')[0]} ({device}, {torch.get_num_threads()} threads)"
+    variant = (
+        f"{torch.__version__.split('+')[0]} ({device}, {torch.get_num_threads()} threads, "
+        f"{'packed' if packed else 'padded'})"
+    )
     return Candidate("pytorch", variant, cell, compile_seconds, train, infer)
 
 
@@ -495,6 +516,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = common.parse(parser, argv)  # Also makes the --cpu-devices CPU devices.
     import jax
 
+    from rnn_jax.recurrence import projects_before_scan
+
     shape = QUICK_SHAPE if args.quick else SHAPE
     repeats = args.repeats or (QUICK_REPEATS if args.quick else REPEATS)
     report = common.Report(args, "Benchmark: training and inference speed against peers")
@@ -507,13 +530,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"compiling {cell} ...", flush=True)
         for unroll in QUICK_UNROLLS if args.quick else UNROLLS:
             candidates.append(rnn_jax_candidate(cell, shape, batch, unroll))
+        # The other place for x W than 'auto' picks on this backend.
+        other = "in_step" if projects_before_scan("auto") else "before_scan"
+        candidates.append(rnn_jax_candidate(cell, shape, batch, input_projection=other))
         if jax.local_device_count() > 1:  # --cpu-devices on CPU; or several accelerators.
             candidates.append(rnn_jax_candidate(cell, shape, batch, pmap=True))
         candidates.append(flax_candidate(cell, shape, batch))
         if peers["keras"]:
             candidates.append(keras_candidate(cell, shape, batch))
         if peers["pytorch"]:
-            candidates.append(torch_candidate(cell, shape, batch))
+            for packed in (True, False):
+                candidates.append(torch_candidate(cell, shape, batch, packed))
     time_rounds(candidates, repeats)
     rows = result_rows(candidates, shape, peak)
     flops = ", ".join(

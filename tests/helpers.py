@@ -17,6 +17,17 @@ SUMMARY_KEYS = (
 )
 
 
+# Parameter counts of one recurrent layer (d inputs, u units): Keras's model.summary() for the
+# cells Keras has; for a cell of ones own, the count its equations give.
+KERAS_PARAM_FORMULAS = {
+    "rnn": lambda d, u: u * (d + u) + u,
+    "lstm": lambda d, u: 4 * (u * (d + u) + u),
+    "gru": lambda d, u: 3 * (u * (d + u) + 2 * u),
+    "gru-reset_before": lambda d, u: 3 * (u * (d + u) + u),
+    "mgu": lambda d, u: 2 * (u * (d + u) + u),
+}
+
+
 def random_params(module, *args, seed=0, scale=0.5):
     """Random normal parameters with the shapes/dtypes ``module.init`` would create (no init)."""
     shapes = jax.eval_shape(lambda: module.init(jax.random.key(0), *args))["params"]

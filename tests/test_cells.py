@@ -20,7 +20,7 @@ from rnn_jax.cells import (
     get_initializer,
 )
 from rnn_jax.recurrence import Recurrence
-from tests.helpers import assert_trees_close, random_params
+from tests.helpers import KERAS_PARAM_FORMULAS, assert_trees_close, random_params
 
 NAMES = sorted(CELLS)
 # Every registered cell with its defaults, plus the GRU's other convention.
@@ -175,14 +175,6 @@ def test_unknown_initializer_lists_allowed(spec):
 
 # --------------------------------------------------------------------------- parameter counts
 
-# Keras's parameter counts (d inputs, u units), from the Keras sources / model.summary().
-KERAS_PARAM_FORMULAS = {
-    "rnn": lambda d, u: u * (d + u) + u,
-    "lstm": lambda d, u: 4 * (u * (d + u) + u),
-    "gru": lambda d, u: 3 * (u * (d + u) + 2 * u),
-    "gru-reset_before": lambda d, u: 3 * (u * (d + u) + u),
-    "mgu": lambda d, u: 2 * (u * (d + u) + u),
-}
 # The same numbers as Keras's model.summary() prints them, for d=100, u=256 and d=8, u=16.
 KERAS_PARAM_LITERALS = {
     "rnn": (91_392, 400),
