@@ -3,6 +3,15 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
+
+from rnn_jax.cells import CELLS
+
+NAMES = sorted(CELLS)
+# Every registered cell with its defaults, plus the GRU's other convention.
+VARIANTS = [pytest.param(n, {}, id=n) for n in NAMES] + [
+    pytest.param("gru", {"reset_after": False}, id="gru-reset_before")
+]
 
 # What summary.json must hold (DESIGN.md's workdir contract).
 SUMMARY_KEYS = (

@@ -20,13 +20,12 @@ from rnn_jax.cells import (
     get_initializer,
 )
 from rnn_jax.recurrence import Recurrence
-from tests.helpers import KERAS_PARAM_FORMULAS, assert_trees_close, random_params
-
-NAMES = sorted(CELLS)
-# Every registered cell with its defaults, plus the GRU's other convention.
-VARIANTS = [pytest.param(n, {}, id=n) for n in NAMES] + [
-    pytest.param("gru", {"reset_after": False}, id="gru-reset_before")
-]
+from tests.helpers import (
+    KERAS_PARAM_FORMULAS,
+    VARIANTS,
+    assert_trees_close,
+    random_params,
+)
 
 
 def variant_id(name, kwargs):

@@ -16,13 +16,8 @@ from rnn_jax.recurrence import (
     length_mask,
     projects_before_scan,
 )
-from tests.helpers import assert_trees_close, random_params
+from tests.helpers import NAMES, VARIANTS, assert_trees_close, random_params
 
-NAMES = sorted(CELLS)
-# Every registered cell with its defaults, plus the GRU's other convention.
-VARIANTS = [pytest.param(n, {}, id=n) for n in NAMES] + [
-    pytest.param("gru", {"reset_after": False}, id="gru-reset_before")
-]
 IN_FEATURES, HIDDEN = 4, 5
 
 

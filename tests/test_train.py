@@ -187,6 +187,21 @@ def test_train_and_evaluate_writes_the_workdir_and_resumes_identically(tmp_path,
     assert steps == [steps_per_epoch, 2 * steps_per_epoch]
 
 
+def run_script(script: str, *args: str, xla_flags: str) -> dict:
+    """Runs ``script`` in a fresh Python (JAX's devices are fixed once it starts); its JSON line."""
+    env = dict(os.environ, XLA_FLAGS=xla_flags, TF_CPP_MIN_LOG_LEVEL="2")
+    out = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 PMAP_SCRIPT = """
 import json, sys
 import jax, jax.numpy as jnp, numpy as np
@@ -212,19 +227,7 @@ print(json.dumps({"max_param_diff": diff,
 
 @pytest.mark.parametrize("cell", ["lstm"])
 def test_two_device_pmap_step_equals_single_device_step(cell):
-    env = dict(
-        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", TF_CPP_MIN_LOG_LEVEL="2"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", PMAP_SCRIPT, cell],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = run_script(PMAP_SCRIPT, cell, xla_flags="--xla_force_host_platform_device_count=2")
     assert result["max_param_diff"] < 1e-5, result
     assert result["count"] == [16.0, 16.0]
     np.testing.assert_allclose(*result["loss"], rtol=1e-5)
@@ -241,17 +244,7 @@ print(json.dumps({"made": made, "devices": jax.device_count(),
 
 
 def cpu_devices_in_subprocess(requested: int, xla_flags: str = "") -> dict:
-    env = dict(os.environ, XLA_FLAGS=xla_flags, TF_CPP_MIN_LOG_LEVEL="2")
-    out = subprocess.run(
-        [sys.executable, "-c", CPU_DEVICES_SCRIPT, str(requested)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_script(CPU_DEVICES_SCRIPT, str(requested), xla_flags=xla_flags)
 
 
 def test_cpu_devices_default_to_one_per_core_that_divides_the_batches():
