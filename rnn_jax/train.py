@@ -213,7 +213,7 @@ def train_step(
         loss = jax.lax.pmean(loss, axis_name)
         metrics = jax.lax.psum(metrics, axis_name)
     first_bad = sums["first_nonfinite_step"]
-    finite = jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(grads))
+    finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
     first_bad = jnp.where((first_bad < 0) & ~finite, state.step, first_bad)
     sums = {k: sums[k] + metrics[k] for k in metrics} | {"first_nonfinite_step": first_bad}
     return state.apply_gradients(grads=grads), sums
