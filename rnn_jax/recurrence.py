@@ -8,7 +8,7 @@ launch overhead: ``Recurrence`` then calls ``cell.project_inputs`` once on the w
 scans only ``cell.step``. On CPU it does not pay: the <[time, batch, G*H]> projection (and its
 gradient) makes a round trip through memory and XLA slices each step's gates out of it slowly,
 so computing ``x_t W`` inside the step (``"in_step"``: the scan runs the whole cell) trained the
-course's LSTM 1.16x faster and ran its forward pass 1.8x faster (``experiments/benchmark.py``
+course's LSTM 1.16x faster and ran its inference 1.35x faster (``experiments/benchmark.py``
 times both). ``"auto"`` (the default) picks ``in_step`` on CPU and ``before_scan`` elsewhere.
 Either way the cells stay readable (each writes its equations once in ``step``), and a cell
 called directly computes ``step(carry, project_inputs(x_t))``, the same numbers.
