@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import benchmark, data, studies, timeseries
+from experiments import benchmark, data, keras_twin, studies, timeseries
 from experiments.common import CELL_NAMES
 from rnn_jax.cells import CELLS
 
@@ -92,6 +92,34 @@ def test_studies_quick_optimizer(tmp_path, data_args, capsys):
     capsys.readouterr()
     studies.main([*argv, *data_args])
     assert capsys.readouterr().out.count("reusing the finished run") == 2
+
+
+def test_keras_twin_quick_evaluates_every_epoch_of_both(tmp_path, data_args):
+    out, workdirs = tmp_path / "results", tmp_path / "runs"
+    argv = ["--quick", "--epochs", "2", "--out", str(out), "--workdirs", str(workdirs)]
+    keras_twin.main([*argv, *data_args])
+    check_report(out, ["table.md", "table.csv", "epochs.json", "accuracy_vs_time.png"])
+    rows = read_csv(out / "table.csv")
+    assert [r["framework"] for r in rows] == ["rnn_jax", "keras (tensorflow)"]
+    runs = json.loads((out / "epochs.json").read_text())
+    for epochs in runs.values():
+        assert len(epochs) == 2
+        assert all(0 <= e["test_accuracy"] <= 1 and e["seconds"] > 0 for e in epochs)
+    # The per-epoch evaluation restores the right checkpoint: at the epoch best on validation it
+    # gives the test accuracy train_and_evaluate reported.
+    summary = json.loads((workdirs / "lstm" / "summary.json").read_text())
+    best = runs["rnn_jax"][summary["best_epoch"] - 1]["test_accuracy"]
+    assert best == pytest.approx(summary["test_accuracy"], abs=1e-6)
+
+
+def test_time_to_target_counts_training_seconds_until_the_first_epoch_at_target():
+    epochs = [
+        {"seconds": 10.0, "test_accuracy": 0.80},
+        {"seconds": 12.0, "test_accuracy": 0.87},
+        {"seconds": 11.0, "test_accuracy": 0.86},
+    ]
+    assert keras_twin.time_to_target(epochs, 0.8643) == (2, 22.0)
+    assert keras_twin.time_to_target(epochs, 0.9) == (None, None)
 
 
 def test_benchmark_quick_times_every_cell_and_peer(tmp_path):
