@@ -23,6 +23,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.truncating = "pre"  # 'pre' keeps the end of long reviews, 'post' the beginning.
     config.validation_fraction = 0.2  # Carved from train, deterministically from `seed`.
     config.max_examples = 0  # > 0 reads only the first N reviews of each split (smoke runs).
+    # > 0: length bucketing. Training batches group reviews of similar length and are cut to a
+    # multiple of this many steps, so short reviews cost short scans (needs mask_padding; see
+    # input_pipeline.train_batches). 0: every batch is max_len long, in plain shuffled order.
+    config.bucket_width = 0
 
     # Model.
     config.cell = "lstm"  # A name in rnn_jax.cells.CELLS: rnn, lstm, gru, mgu.

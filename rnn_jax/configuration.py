@@ -73,8 +73,21 @@ def validate(config: ml_collections.ConfigDict, device_count: int | None) -> Non
         "a fraction in (0, 1)",
     )
     _require(c.learning_rate > 0, "learning_rate", c.learning_rate, "a positive number")
-    for field in ["momentum", "grad_clip_norm", "warmup_epochs", "max_examples", "cpu_devices"]:
+    for field in [
+        "momentum",
+        "grad_clip_norm",
+        "warmup_epochs",
+        "max_examples",
+        "cpu_devices",
+        "bucket_width",
+    ]:
         _require(c[field] >= 0, field, c[field], "zero or more")
+    _require(
+        c.bucket_width == 0 or c.mask_padding,
+        "bucket_width",
+        c.bucket_width,
+        "0 when mask_padding is False (cutting padding would change what the model reads)",
+    )
     _require(
         c.warmup_epochs <= c.num_epochs,
         "warmup_epochs",

@@ -603,12 +603,21 @@ def train_batches(
     seed: int,
     epoch: int,
     start_batch: int = 0,
+    bucket_width: int = 0,
+    padding: str = "pre",
 ) -> Iterator[dict[str, np.ndarray]]:
-    """Yields one epoch of shuffled, fixed-shape training batches.
+    """Yields one epoch of shuffled training batches.
 
     The order is `np.random.default_rng([seed, epoch]).permutation(N)`, so it depends on nothing
     but its arguments: every host of a multi-host run draws the same global batches, and a run
     restarted at `(epoch, start_batch)` sees exactly the batches it would have seen.
+
+    Length bucketing (`bucket_width > 0`): within each run of `BUCKET_CHUNK_BATCHES` batches of
+    the permutation, rows are sorted by length before they are cut into batches, the batches are
+    shuffled, and each batch's `token_ids` are cut to its longest review rounded up to a multiple
+    of `bucket_width` (at most `T` columns), dropping only padding. So a batch of short reviews
+    costs short scans, and there are at most `T / bucket_width` batch shapes (one compilation
+    each). Only a model that masks padding computes the same for the cut rows.
 
     Args:
         data: `{"token_ids": <int32>[N, T], "length": <int32>[N], "label": <int32>[N]}` (any
@@ -618,9 +627,13 @@ def train_batches(
         seed: run seed (non-negative).
         epoch: epoch number (non-negative); each epoch has its own permutation.
         start_batch: skip this many batches (already trained on); nothing is gathered for them.
+        bucket_width: 0 for fixed-shape batches in plain permutation order, else the length
+            bucketing above.
+        padding: where `data`'s padding is, `'pre'` or `'post'` (which columns bucketing cuts).
 
     Yields:
-        Dicts with the keys of `data`, e.g. `token_ids <int32>[batch_size, T]`.
+        Dicts with the keys of `data`, e.g. `token_ids <int32>[batch_size, T]` (`T` or less with
+        bucketing).
 
     Raises:
         ValueError: if `N < batch_size` (an epoch would have no batch) or `start_batch` is
@@ -634,10 +647,52 @@ def train_batches(
         raise ValueError(f"start_batch={start_batch} outside [0, {num_batches}]")
     if seed < 0 or epoch < 0:
         raise ValueError(f"seed and epoch must be non-negative, got seed={seed}, epoch={epoch}")
-    perm = np.random.default_rng([seed, epoch]).permutation(n)
-    for b in range(start_batch, num_batches):
-        idx = perm[b * batch_size : (b + 1) * batch_size]
-        yield {k: v[idx] for k, v in data.items()}
+    _check_mode("padding", padding)
+    rng = np.random.default_rng([seed, epoch])
+    perm = rng.permutation(n)
+    batches = perm[: num_batches * batch_size].reshape(num_batches, batch_size)
+    if bucket_width:
+        batches = _length_sorted_batches(batches, data["length"], rng)
+    for idx in batches[start_batch:]:
+        batch = {k: v[idx] for k, v in data.items()}
+        yield cut_padding(batch, bucket_width, padding) if bucket_width else batch
+
+
+# Rows sorted by length together: enough that batches group similar lengths, few enough that
+# every part of the shuffled training set still lands in every region of the epoch.
+BUCKET_CHUNK_BATCHES = 50
+
+
+def _length_sorted_batches(
+    batches: np.ndarray, lengths: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Rows of `batches` <int>[num_batches, batch] regrouped by length, batch order shuffled."""
+    num_batches, batch_size = batches.shape
+    rows = batches.reshape(-1)
+    chunk = BUCKET_CHUNK_BATCHES * batch_size
+    parts = [rows[i : i + chunk] for i in range(0, len(rows), chunk)]
+    rows = np.concatenate([p[np.argsort(lengths[p], kind="stable")] for p in parts])
+    return rows.reshape(num_batches, batch_size)[rng.permutation(num_batches)]
+
+
+def cut_padding(
+    batch: dict[str, np.ndarray], bucket_width: int, padding: str
+) -> dict[str, np.ndarray]:
+    """`batch` with `token_ids` cut to the longest `length`, rounded up to `bucket_width`.
+
+    Args:
+        batch: `{"token_ids": <int32>[B, T], "length": <int32>[B], ...}`.
+        bucket_width: positive; the kept width is a multiple of it (or `T`).
+        padding: `'pre'` (padding in the first columns, which are cut) or `'post'`.
+
+    Returns:
+        The batch with `token_ids <int32>[B, W]`, `W <= T`; only padding columns were removed.
+    """
+    time = batch["token_ids"].shape[1]
+    longest = max(int(batch["length"].max()), 1)
+    width = min(time, -(-longest // bucket_width) * bucket_width)
+    columns = slice(time - width, time) if padding == "pre" else slice(0, width)
+    return {**batch, "token_ids": batch["token_ids"][:, columns]}
 
 
 def eval_batches(

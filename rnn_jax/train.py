@@ -416,6 +416,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 seed=config.seed,
                 epoch=epoch,
                 start_batch=start_batch,
+                bucket_width=config.bucket_width,
+                padding=config.padding,
             )
             progress = tqdm(
                 total=steps_per_epoch,

@@ -497,6 +497,51 @@ def test_train_batches_resume_mid_epoch():
         list(train_batches(data, 8, seed=1, epoch=3, start_batch=9))
 
 
+def _lengthy_data(n, max_len, padding, seed=0):
+    # Row i: label i, length drawn in [1, max_len], token ids 100 + i on its real steps, 0 on pads.
+    lengths = np.random.default_rng(seed).integers(1, max_len + 1, n).astype(np.int32)
+    token_ids = np.zeros((n, max_len), np.int32)
+    for i, length in enumerate(lengths):
+        columns = slice(max_len - length, max_len) if padding == "pre" else slice(0, length)
+        token_ids[i, columns] = 100 + i
+    return {"token_ids": token_ids, "length": lengths, "label": np.arange(n, dtype=np.int32)}
+
+
+@pytest.mark.parametrize("padding", ["pre", "post"])
+def test_bucketed_batches_cut_only_padding_and_cover_the_epoch(padding):
+    data = _lengthy_data(1000, max_len=100, padding=padding)
+    plain = list(train_batches(data, 10, seed=3, epoch=2))
+    bucketed = list(train_batches(data, 10, seed=3, epoch=2, bucket_width=16, padding=padding))
+    # The same rows as the plain epoch (the same 1000 - 0 left out), each once.
+    rows = sorted(r for b in bucketed for r in b["label"].tolist())
+    assert rows == sorted(r for b in plain for r in b["label"].tolist())
+    widths = set()
+    for batch in bucketed:
+        width = batch["token_ids"].shape[1]
+        widths.add(width)
+        longest = batch["length"].max()
+        assert width == min(100, -(-longest // 16) * 16)  # Longest, rounded up to 16.
+        full = data["token_ids"][batch["label"]]
+        kept = slice(100 - width, 100) if padding == "pre" else slice(0, width)
+        np.testing.assert_array_equal(batch["token_ids"], full[:, kept])
+        assert (np.delete(full, np.arange(100)[kept], axis=1) == 0).all()  # Only padding cut.
+        assert ((batch["token_ids"] != 0).sum(1) == batch["length"]).all()
+    assert len(widths) > 3  # Short batches exist: bucketing grouped the lengths.
+    mean_width = np.mean([b["token_ids"].shape[1] for b in bucketed])
+    assert mean_width < 0.75 * 100  # Uniform lengths: plain batches would all be 100 wide.
+    # Deterministic, other epochs differ, and a resumed epoch continues where it stopped.
+    again = list(train_batches(data, 10, seed=3, epoch=2, bucket_width=16, padding=padding))
+    resumed = list(
+        train_batches(data, 10, seed=3, epoch=2, start_batch=40, bucket_width=16, padding=padding)
+    )
+    for a, b in zip(bucketed, again, strict=True):
+        np.testing.assert_array_equal(a["token_ids"], b["token_ids"])
+    for a, b in zip(bucketed[40:], resumed, strict=True):
+        np.testing.assert_array_equal(a["label"], b["label"])
+    other = list(train_batches(data, 10, seed=3, epoch=3, bucket_width=16, padding=padding))
+    assert [b["label"].tolist() for b in other] != [b["label"].tolist() for b in bucketed]
+
+
 def test_train_batches_too_few_examples():
     with pytest.raises(ValueError, match="batch_size"):
         list(train_batches(_toy_data(5), 8, seed=0, epoch=0))

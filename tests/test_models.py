@@ -256,3 +256,24 @@ def test_pool_over_real_steps_only():
     )
     with pytest.raises(ValueError, match="mean"):
         models.pool(outputs, mask, "last")
+
+
+@pytest.mark.parametrize("padding", ["pre", "post"])
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_cutting_padding_columns_leaves_a_masked_models_logits_unchanged(cell, padding):
+    # What length bucketing relies on (input_pipeline.cut_padding): padding steps change nothing.
+    from rnn_jax.input_pipeline import cut_padding, pad_sequences
+
+    rng = np.random.default_rng(0)
+    reviews = [rng.integers(3, 50, size).tolist() for size in (3, 9, 5, 1)]
+    token_ids, lengths = pad_sequences(reviews, 40, padding, "pre")
+    batch = {"token_ids": token_ids, "length": lengths}
+    cut = cut_padding(batch, 4, padding)["token_ids"]
+    assert cut.shape == (4, 12)
+    model = SentimentClassifier(
+        vocab_size=50, embed_dim=8, hidden_size=6, cell=cell, num_layers=2, bidirectional=True
+    )
+    params = model.init(jax.random.key(1), token_ids)["params"]
+    full_logits = model.apply({"params": params}, token_ids)
+    cut_logits = model.apply({"params": params}, cut)
+    np.testing.assert_allclose(cut_logits, full_logits, rtol=1e-5, atol=1e-6)

@@ -226,6 +226,7 @@ def test_validate_accepts_the_default_and_tiny_configs(device_count):
         ("learning_rate", 0.0),
         ("learning_rate", math.nan),
         ("max_examples", -1),
+        ("bucket_width", -10),
         ("kernel_init", "no_such_init"),
     ],
 )
@@ -239,6 +240,15 @@ def test_validate_names_the_field_the_value_and_what_is_allowed(field, value):
     assert message.startswith(prefix), message
     assert len(message) > len(prefix) + 5, message  # ... and says what is allowed.
     assert "\n" not in message
+
+
+def test_validate_refuses_bucketing_an_unmasked_model():
+    config = default.get_config()
+    config.bucket_width, config.mask_padding = 50, False
+    with pytest.raises(configuration.ConfigError, match=r"^config\.bucket_width=50 .*mask_padding"):
+        configuration.validate(config, 1)
+    config.mask_padding = True
+    configuration.validate(config, 1)
 
 
 @pytest.mark.parametrize("field", ["batch_size", "eval_batch_size"])
