@@ -206,7 +206,7 @@ def is_finished(config: ml_collections.ConfigDict, workdir: Path) -> bool:
 
     if not (workdir / "summary.json").exists():
         return False
-    stored = read_json(workdir / "config.json")
+    stored = train.read_config(str(workdir))
     new = config.to_dict()
     ignored = train.RESUMABLE_FIELDS - {"num_epochs"}
     changed = {

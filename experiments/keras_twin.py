@@ -64,7 +64,12 @@ def rnn_jax_epochs(config: ml_collections.ConfigDict, args) -> list[dict]:
     for entry in result.history:
         state = checkpoints.restore(entry["step"], template)["state"]
         test = train.evaluate(
-            p_eval_step, parallel.replicate(state), data.test, config.eval_batch_size
+            p_eval_step,
+            parallel.replicate(state),
+            data.test,
+            config.eval_batch_size,
+            config.bucket_width,
+            config.padding,
         )
         epochs.append(
             {

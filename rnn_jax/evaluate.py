@@ -32,6 +32,8 @@ def main(argv):
         parallel.replicate(run.state),
         data.split(_SPLIT.value),
         run.config.eval_batch_size,
+        run.config.bucket_width,
+        run.config.padding,
     )
     print(json.dumps({"split": _SPLIT.value, "step": run.step, **metrics}))
 

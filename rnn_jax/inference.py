@@ -1,7 +1,6 @@
 """Using a finished (or interrupted) run: restore its best parameters, classify new text."""
 
 import dataclasses
-import json
 import os
 
 import jax
@@ -46,8 +45,7 @@ def load_run(workdir: str) -> Run:
                 f"{os.path.join(workdir, name)} not found: is {workdir!r} the --workdir of a "
                 "training run?"
             )
-    with open(os.path.join(workdir, "config.json")) as f:
-        config = ml_collections.ConfigDict(json.load(f))
+    config = ml_collections.ConfigDict(train.read_config(workdir))
     vocab = Vocabulary.from_json(os.path.join(workdir, "vocab.json"))
     model = train.create_model(config)
     state = train.create_train_state(config, model, steps_per_epoch=1)

@@ -696,31 +696,36 @@ def cut_padding(
 
 
 def eval_batches(
-    data: Mapping[str, np.ndarray], batch_size: int
+    data: Mapping[str, np.ndarray], batch_size: int, bucket_width: int = 0, padding: str = "pre"
 ) -> Iterator[dict[str, np.ndarray]]:
-    """Yields every row once, in order, in fixed-shape batches with a `mask`.
+    """Yields every row once, in fixed-size batches with a `mask`.
 
-    The last batch is filled up with copies of row 0 (a real review, so models never see a
-    zero-length or otherwise unusual row) whose `mask` is False; weigh per-example metrics by
+    The last batch is filled up with copies of its first row (a real review, so models never see
+    a zero-length or otherwise unusual row) whose `mask` is False; weigh per-example metrics by
     `mask` and every example counts exactly once.
 
     Args:
         data: as in `train_batches`.
         batch_size: rows per batch.
+        bucket_width: 0 visits the rows in order, in `[batch_size, T]` batches. > 0 visits them
+            shortest first and cuts each batch's padding as `train_batches` does (sums over the
+            split are the same, up to float rounding; far fewer padded steps are computed).
+        padding: where `data`'s padding is, `'pre'` or `'post'`.
 
     Yields:
         Dicts with the keys of `data` (`[batch_size, ...]`) plus `mask <bool>[batch_size]`.
     """
     batch_size = _check_positive_int("batch_size", batch_size)
+    _check_mode("padding", padding)
     n = _num_rows(data)
+    order = np.argsort(data["length"], kind="stable") if bucket_width else np.arange(n)
     for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
-        idx = np.arange(start, start + batch_size)
-        mask = idx < stop
-        idx = np.where(mask, idx, 0)
+        rows = order[start : start + batch_size]
+        mask = np.arange(batch_size) < len(rows)
+        idx = np.concatenate([rows, np.full(batch_size - len(rows), rows[0])])
         batch = {k: v[idx] for k, v in data.items() if k != "mask"}
         batch["mask"] = mask
-        yield batch
+        yield cut_padding(batch, bucket_width, padding) if bucket_width else batch
 
 
 def shard_for_process(

@@ -52,6 +52,20 @@ RESUMABLE_FIELDS = frozenset(
 )
 
 
+# Fields added after workdirs were first written, with the value that reproduces those runs: a
+# config.json without them still resumes, evaluates and predicts as before.
+ADDED_FIELDS = {"bucket_width": 0}
+
+
+def read_config(workdir: str) -> dict[str, Any]:
+    """The config a workdir's run was started with (``config.json``), as a dict.
+
+    Fields added to the codebase since (``ADDED_FIELDS``) are filled in with their old behavior.
+    """
+    with open(os.path.join(workdir, "config.json")) as f:
+        return ADDED_FIELDS | json.load(f)
+
+
 def resumable_fields(config: ml_collections.ConfigDict) -> frozenset[str]:
     """The fields a resumed run of ``config`` may change (see ``RESUMABLE_FIELDS``)."""
     if config.schedule == "constant":
@@ -236,7 +250,12 @@ def normalize(sums: Metrics) -> dict[str, float]:
 
 
 def evaluate(
-    p_eval_step: Callable, state: TrainState, data: dict[str, np.ndarray], batch_size: int
+    p_eval_step: Callable,
+    state: TrainState,
+    data: dict[str, np.ndarray],
+    batch_size: int,
+    bucket_width: int = 0,
+    padding: str = "pre",
 ) -> dict[str, float]:
     """Loss and accuracy over every example of ``data`` exactly once.
 
@@ -245,9 +264,11 @@ def evaluate(
       state: replicated train state.
       data: a split (``token_ids``, ``length``, ``label`` arrays).
       batch_size: global evaluation batch size.
+      bucket_width: > 0 visits rows shortest first and cuts padding (``eval_batches``); 0 = off.
+      padding: where the split's padding is, ``"pre"`` or ``"post"``.
     """
     total = None
-    for batch in input_pipeline.eval_batches(data, batch_size):
+    for batch in input_pipeline.eval_batches(data, batch_size, bucket_width, padding):
         batch = input_pipeline.shard_for_process(batch, jax.process_index(), jax.process_count())
         sums = p_eval_step(state, parallel.shard(batch))
         total = sums if total is None else jax.tree.map(jnp.add, total, sums)
@@ -275,8 +296,7 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
     config_path = os.path.join(workdir, "config.json")
     new = config.to_dict()
     if os.path.exists(config_path):
-        with open(config_path) as f:
-            old = json.load(f)
+        old = read_config(workdir)
         changed = sorted(
             k
             for k in set(old) | set(new)
@@ -399,6 +419,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
     p_train_step = parallel.pmap_step(train_step, donate_state=True)
     p_eval_step = parallel.pmap_step(eval_step, donate_state=False)
+    eval_settings = (config.eval_batch_size, config.bucket_width, config.padding)
     state, sums = parallel.replicate(state), parallel.replicate(sums)
     # Imported here: it imports TensorFlow (seconds), which predict and evaluate do not need.
     from flax.metrics.tensorboard import SummaryWriter
@@ -452,7 +473,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             progress.close()
             _check_finite(host_sums, epoch, last_good_step)
             train_metrics = normalize(host_sums)
-            val_metrics = evaluate(p_eval_step, state, data.validation, config.eval_batch_size)
+            val_metrics = evaluate(p_eval_step, state, data.validation, *eval_settings)
             if not math.isfinite(val_metrics["loss"]):  # Huge but finite weights, e.g.
                 what = f"validation loss became NaN/Inf after epoch {epoch + 1} (step {step})"
                 raise _nonfinite(what, last_good_step)
@@ -515,7 +536,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         except NoUsableCheckpointError:  # Warned already; the final state is still good.
             best_step = step
     checkpoints.close()
-    test_metrics = evaluate(p_eval_step, state, data.test, config.eval_batch_size)
+    test_metrics = evaluate(p_eval_step, state, data.test, *eval_settings)
     result = make_summary(config, history, test_metrics, num_params, best_step)
     files.write_json(os.path.join(workdir, "summary.json"), result)
     logging.info(

@@ -566,12 +566,30 @@ def test_eval_batches_count_every_example_once(n, batch_size):
     )
 
 
-def test_eval_batches_fill_with_copies_of_row_zero(tmp_path, fake_tfds):
+def test_eval_batches_fill_with_copies_of_the_batchs_first_row(tmp_path, fake_tfds):
     data = _load(tmp_path)
+    n = len(data.validation["label"])
     last = list(eval_batches(data.validation, 4))[-1]
     assert last["mask"].tolist() == [True, True, False, False]
+    first = n - 2  # The last batch holds rows n-2, n-1 and two copies of row n-2.
     for k in data.validation:
-        np.testing.assert_array_equal(last[k][2:], data.validation[k][[0, 0]])
+        np.testing.assert_array_equal(last[k][2:], data.validation[k][[first, first]])
+
+
+@pytest.mark.parametrize("padding", ["pre", "post"])
+def test_bucketed_eval_batches_count_every_example_once_and_cut_only_padding(padding):
+    data = _lengthy_data(103, max_len=60, padding=padding)
+    batches = list(eval_batches(data, 10, bucket_width=8, padding=padding))
+    assert len(batches) == num_eval_batches(103, 10)
+    labels = np.concatenate([b["label"][b["mask"]] for b in batches])
+    assert sorted(labels.tolist()) == list(range(103))
+    lengths = np.concatenate([b["length"][b["mask"]] for b in batches])
+    assert (np.diff(lengths) >= 0).all()  # Shortest first.
+    for batch in batches:
+        width = batch["token_ids"].shape[1]
+        assert width == min(60, -(-batch["length"].max() // 8) * 8)
+        assert ((batch["token_ids"] != 0).sum(1) == batch["length"]).all()  # No real token cut.
+    assert batches[0]["token_ids"].shape[1] < batches[-1]["token_ids"].shape[1]
 
 
 def test_shard_for_process():

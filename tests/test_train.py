@@ -139,13 +139,16 @@ def test_warmup_cosine_schedule():
     assert float(lr(20)) < 0.1 and float(lr(30)) == pytest.approx(0.0, abs=1e-9)
 
 
-def test_evaluate_counts_every_example_exactly_once():
+@pytest.mark.parametrize("bucket_width", [0, 8])
+def test_evaluate_counts_every_example_exactly_once(bucket_width):
     config = tiny_config(cell="lstm")
     model = train.create_model(config)
     state = train.create_train_state(config, model, steps_per_epoch=10)
     data = random_batch(37, config.max_len, config.vocab_size, seed=5)  # 37 = 2*16 + 5
     p_eval = parallel.pmap_step(train.eval_step, donate_state=False)
-    metrics = train.evaluate(p_eval, parallel.replicate(state), data, batch_size=16)
+    metrics = train.evaluate(
+        p_eval, parallel.replicate(state), data, batch_size=16, bucket_width=bucket_width
+    )
     logits = np.asarray(model.apply({"params": state.params}, data["token_ids"]))
     losses = optax.sigmoid_binary_cross_entropy(logits, data["label"].astype(float))
     assert metrics["count"] == 37
@@ -158,8 +161,11 @@ def _metrics(history):
     return [{k: h[k] for k in keys} for h in history]
 
 
-def test_train_and_evaluate_writes_the_workdir_and_resumes_identically(tmp_path, cache_dir):
-    config = tiny_config(cell="gru", cache_dir=cache_dir, num_epochs=2)
+@pytest.mark.parametrize("bucket_width", [0, 8])
+def test_train_and_evaluate_writes_the_workdir_and_resumes_identically(
+    tmp_path, cache_dir, bucket_width
+):
+    config = tiny_config(cell="gru", cache_dir=cache_dir, num_epochs=2, bucket_width=bucket_width)
     full = train.train_and_evaluate(config, str(tmp_path / "full"))
 
     config.num_epochs = 1  # num_epochs may change between a run and its resumption.
@@ -272,6 +278,21 @@ def test_workdir_refuses_another_config_but_allows_more_epochs(tmp_path):
     train.prepare_workdir(config, str(tmp_path))
     config.hidden_size = 9
     with pytest.raises(train.WorkdirError, match=r"hidden_size: 8 -> 9"):
+        train.prepare_workdir(config, str(tmp_path))
+
+
+def test_a_run_written_before_a_field_existed_resumes_with_its_old_behavior(tmp_path):
+    config = tiny_config()
+    train.prepare_workdir(config, str(tmp_path))
+    path = tmp_path / "config.json"
+    stored = json.loads(path.read_text())
+    del stored["bucket_width"]  # As written before length bucketing existed.
+    path.write_text(json.dumps(stored))
+    assert train.read_config(str(tmp_path))["bucket_width"] == 0
+    train.prepare_workdir(config, str(tmp_path))  # Same run: accepted.
+    path.write_text(json.dumps(stored))
+    config.bucket_width = 8
+    with pytest.raises(train.WorkdirError, match=r"bucket_width: 0 -> 8"):
         train.prepare_workdir(config, str(tmp_path))
 
 
