@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import benchmark, data, keras_twin, studies, timeseries
+from experiments import benchmark, bucketing, data, keras_twin, studies, timeseries
 from experiments.common import CELL_NAMES
 from rnn_jax.cells import CELLS
 
@@ -110,6 +110,18 @@ def test_keras_twin_quick_evaluates_every_epoch_of_both(tmp_path, data_args):
     summary = json.loads((workdirs / "lstm" / "summary.json").read_text())
     best = runs["rnn_jax"][summary["best_epoch"] - 1]["test_accuracy"]
     assert best == pytest.approx(summary["test_accuracy"], abs=1e-6)
+
+
+def test_bucketing_quick_scans_fewer_steps_with_buckets(tmp_path, data_args):
+    out, workdirs = tmp_path / "results", tmp_path / "runs"
+    argv = ["--quick", "--max-len", "400", "--out", str(out), "--workdirs", str(workdirs)]
+    bucketing.main([*argv, *data_args])
+    check_report(out, ["table.md", "table.csv"])
+    rows = read_csv(out / "table.csv")
+    assert [int(r["bucket_width"]) for r in rows] == [0, 50]
+    plain, bucketed = (float(r["steps_per_review"]) for r in rows)
+    assert plain == 400 and 50 <= bucketed < 400
+    assert all(0 <= float(r["test_accuracy"]) <= 1 for r in rows)
 
 
 def test_time_to_target_counts_training_seconds_until_the_first_epoch_at_target():
