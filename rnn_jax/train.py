@@ -128,6 +128,8 @@ def create_learning_rate_fn(config: ml_collections.ConfigDict, steps_per_epoch: 
         return optax.constant_schedule(config.learning_rate)
     total = config.num_epochs * steps_per_epoch
     warmup = int(config.warmup_epochs * steps_per_epoch)
+    if warmup == 0:  # The same numbers; optax logs a warning for a warmup of 0 steps.
+        return optax.cosine_decay_schedule(config.learning_rate, total)
     return optax.warmup_cosine_decay_schedule(
         init_value=0.0,
         peak_value=config.learning_rate,

@@ -137,6 +137,12 @@ def test_warmup_cosine_schedule():
     np.testing.assert_allclose(float(lr(5)), 0.05, rtol=1e-6)
     np.testing.assert_allclose(float(lr(10)), 0.1, rtol=1e-6)
     assert float(lr(20)) < 0.1 and float(lr(30)) == pytest.approx(0.0, abs=1e-9)
+    # No warmup: cosine decay from the first step, 0.1 * (1 + cos(pi * t / 30)) / 2.
+    config.warmup_epochs = 0.0
+    lr = train.create_learning_rate_fn(config, steps_per_epoch=10)
+    for step in (0, 10, 15, 30):
+        expected = 0.1 * (1 + np.cos(np.pi * step / 30)) / 2
+        np.testing.assert_allclose(float(lr(step)), expected, rtol=1e-5, atol=1e-9)
 
 
 @pytest.mark.parametrize("bucket_width", [0, 8])
