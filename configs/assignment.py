@@ -23,6 +23,7 @@ def get_config():
     config.grad_clip_norm = 0.0
     config.optimizer = "rmsprop"
     config.learning_rate = 1e-4
+    config.schedule = "constant"  # The course's fixed learning rate.
     config.num_epochs = 10
     config.batch_size = 64
     return config

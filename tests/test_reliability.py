@@ -320,8 +320,8 @@ def test_workdir_of_another_config_is_refused(runner, tmp_path):
     from rnn_jax import train
 
     train.prepare_workdir(tiny_config(runner.cache), str(tmp_path))
-    # Fields that do not change the numbers may differ (e.g. more epochs to continue a run).
-    train.prepare_workdir(tiny_config(runner.cache, num_epochs=5), str(tmp_path))
+    # Fields that do not change the numbers may differ (e.g. the evaluation batch).
+    train.prepare_workdir(tiny_config(runner.cache, eval_batch_size=128), str(tmp_path))
     with pytest.raises(train.WorkdirError) as info:
         train.prepare_workdir(tiny_config(runner.cache, hidden_size=16), str(tmp_path))
     message = str(info.value)

@@ -40,6 +40,7 @@ def tiny_config(**overrides):
             dropout_rate=0.0,
             embed_dropout_rate=0.0,
             grad_clip_norm=0.0,
+            schedule="constant",  # Lets a resumed run raise num_epochs.
         )
     )
     config.update(overrides)
