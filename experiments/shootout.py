@@ -48,6 +48,14 @@ def finished_workdir(cell: str, args: argparse.Namespace) -> Path:
     return workdir
 
 
+def schedule(config) -> str:
+    """The learning-rate schedule in words."""
+    if config.schedule == "constant":
+        return "constant"
+    warmup = f"{config.warmup_epochs:g} epochs of warmup, then " if config.warmup_epochs else ""
+    return f"{warmup}cosine decay to 0"
+
+
 def gru_vs_lstm(results: dict[str, common.RunResult]) -> str:
     """The sentence comparing GRU's and LSTM's median epoch time."""
     ratio = (
@@ -84,7 +92,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     report.text(
         f"Identical settings: vocab {config.vocab_size}, max_len {config.max_len}, embedding "
         f"{config.embed_dim}, hidden {config.hidden_size}, {config.optimizer} "
-        f"{config.learning_rate:g}, batch {config.batch_size}, {config.num_epochs} epochs, "
+        f"{config.learning_rate:g} ({schedule(config)}), batch {config.batch_size}, "
+        f"{config.num_epochs} epochs, "
         f"dropout {config.embed_dropout_rate:g} on embeddings and {config.dropout_rate:g} before "
         f"the head, gradients clipped at global norm {config.grad_clip_norm:g}; test "
         "accuracy of the epoch best on validation. Epoch 1 includes compilation, hence the "
