@@ -35,6 +35,7 @@ from experiments.common import CELL_NAMES, Column
 COLUMNS = (
     Column("framework", "framework"),
     Column("seconds_per_epoch", "s/epoch (median)", "{:.1f}"),
+    Column("epoch_seconds", "each epoch s"),
     Column("examples_per_second", "train examples/s", "{:,.0f}"),
     Column("test_accuracy_per_epoch", "test accuracy after each epoch"),
     Column("best_test_accuracy", "highest test accuracy", "{:.4f}"),
@@ -184,6 +185,7 @@ def summary_row(framework: str, epochs: list[dict], target: float) -> dict:
         "framework": framework,
         "seconds_per_epoch": statistics.median(e["seconds"] for e in epochs),
         "examples_per_second": statistics.median(e["examples_per_second"] for e in epochs),
+        "epoch_seconds": " ".join(f"{e['seconds']:.1f}" for e in epochs),
         "test_accuracy_per_epoch": " ".join(f"{e['test_accuracy']:.4f}" for e in epochs),
         "best_test_accuracy": max(e["test_accuracy"] for e in epochs),
         "epochs_to_target": reached if reached is not None else f"not in {len(epochs)}",
