@@ -172,6 +172,10 @@ def make_config(
     return config
 
 
+# Names of the runs this process reused instead of training; a report's run time says so.
+REUSED_RUNS: list[str] = []
+
+
 def run(name: str, config: ml_collections.ConfigDict, workdir: Path) -> RunResult:
     """Trains ``config`` in ``workdir``, or reuses the finished run already there.
 
@@ -183,6 +187,7 @@ def run(name: str, config: ml_collections.ConfigDict, workdir: Path) -> RunResul
 
     if is_finished(config, workdir):
         print(f"[{name}] reusing the finished run in {workdir}", flush=True)
+        REUSED_RUNS.append(name)
     else:
         print(f"[{name}] training in {workdir} ({config.num_epochs} epochs)", flush=True)
         train.train_and_evaluate(config, str(workdir))
@@ -343,6 +348,7 @@ class Report:
         self.quick = args.quick
         self.sections: list[str] = []
         self.extra_meta: dict[str, Any] = {}
+        self.first_reused = len(REUSED_RUNS)  # Runs reused from here on belong to this report.
 
     def text(self, markdown: str) -> None:
         """Adds a paragraph (Markdown) to report.md."""
@@ -379,6 +385,7 @@ class Report:
             "quick": self.quick,
             "run_seconds": round(time.perf_counter() - self.started, 1),
             "machine": machine(),
+            "reused_runs": REUSED_RUNS[self.first_reused :],
             **self.extra_meta,
         }
         (self.out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -400,7 +407,11 @@ class Report:
             f"JAX {m['jax_version']} ({m['jax_backend']}, {m['jax_device_count']} device(s))",
         ]
         if meta:
-            lines.append(f"- run time: {meta['run_seconds']:.0f} s")
+            reused = meta.get("reused_runs")
+            lines.append(
+                f"- run time: {meta['run_seconds']:.0f} s"
+                + (f" (reused finished training runs: {', '.join(reused)})" if reused else "")
+            )
         return "\n".join(lines)
 
 

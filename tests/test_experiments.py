@@ -92,6 +92,9 @@ def test_studies_quick_optimizer(tmp_path, data_args, capsys):
     capsys.readouterr()
     studies.main([*argv, *data_args])
     assert capsys.readouterr().out.count("reusing the finished run") == 2
+    meta = check_report(out / "optimizer", ["table.md"])
+    assert meta["reused_runs"] == ["rmsprop_1e-4", "adam_1e-3"]
+    assert "(reused finished training runs: " in (out / "optimizer" / "report.md").read_text()
 
 
 def test_keras_twin_quick_evaluates_every_epoch_of_both(tmp_path, data_args):
