@@ -64,8 +64,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.batch_size = 64  # Global batch, split over all devices.
     # CPU only: JAX devices the CPU is split into, each running its slice of every batch under
     # pmap (0 = one per core, as many as divide the batch sizes). Accelerators ignore it.
-    # 1 by default: 2 was 1.3x faster for the LSTM on 2 cores, but XLA's CPU all-reduce once
-    # aborted a run (rendezvous timeout) on a busy machine. See README, cpu_devices.
+    # 1 by default, so a config gives the same numbers on any machine (2 devices on 2 cores
+    # trained 1.2-1.3x faster, summing gradients in another order). See README, cpu_devices.
     config.cpu_devices = 1
     config.eval_batch_size = 250
     config.num_epochs = 5

@@ -45,10 +45,12 @@ def use_cpu_devices(requested: int, batch_sizes: tuple[int, ...]) -> int | None:
     """Splits the host CPU into several JAX devices, so ``pmap`` runs one batch slice per core.
 
     XLA runs the small matmuls and gate math of a recurrent step on about one core; with one CPU
-    device per core, each core runs its own slice of the batch (measured on 2 cores: 1.3x the
-    LSTM training examples/s of one device). The gradients are then averaged by XLA's in-process
-    CPU all-reduce, which once aborted a run after 40 s of waiting ("Termination timeout for
-    all reduce") while other jobs loaded the machine; so ``config.cpu_devices`` defaults to 1.
+    device per core, each core runs its own slice of the batch (measured on 2 cores: 1.2-1.3x
+    the training examples/s of one device). The gradients are then averaged by XLA's in-process
+    CPU all-reduce, which by default aborts the process when a device is 40 s late ("Termination
+    timeout for all reduce"); that killed a run on a busy machine, so several devices also raise
+    that limit to ``COLLECTIVE_TIMEOUT_SECONDS``. ``config.cpu_devices`` still defaults to 1, so
+    a config computes the same numbers on any machine (the all-reduce sums in another order).
     Only the CPU backend is affected: GPUs and TPUs are devices already. Must run before
     anything asks JAX about devices.
 
@@ -70,7 +72,17 @@ def use_cpu_devices(requested: int, batch_sizes: tuple[int, ...]) -> int | None:
         jax.config.update("jax_num_cpu_devices", requested)
     except RuntimeError:  # "should be updated before backends are initialized".
         return None
+    if requested > 1 and "collective_call_terminate" not in os.environ.get("XLA_FLAGS", ""):
+        # Read when the CPU backend starts, which has not happened yet (see above).
+        os.environ["XLA_FLAGS"] = (
+            f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_collective_call_terminate_timeout_"
+            f"seconds={COLLECTIVE_TIMEOUT_SECONDS}"
+        ).strip()
     return requested
+
+
+# How long XLA's CPU all-reduce waits for a late device before aborting the process (XLA: 40 s).
+COLLECTIVE_TIMEOUT_SECONDS = 3600
 
 
 def check_divisible(batch_size: int, field: str = "batch_size") -> None:
