@@ -328,8 +328,10 @@ def scenario_signals_in_epoch_2(workdir: str, cache_dir: str) -> None:
     real_batches = input_pipeline.train_batches
     plan = [(1, 10), (1, STEPS_PER_EPOCH - 1)]  # (epoch index, batch index) of each signal.
 
-    def batches(data, batch_size, *, seed, epoch, start_batch=0):
-        stream = real_batches(data, batch_size, seed=seed, epoch=epoch, start_batch=start_batch)
+    def batches(data, batch_size, *, seed, epoch, start_batch=0, **options):
+        stream = real_batches(
+            data, batch_size, seed=seed, epoch=epoch, start_batch=start_batch, **options
+        )
         for index, batch in enumerate(stream, start=start_batch):
             if plan and plan[0] == (epoch, index):
                 plan.pop(0)
