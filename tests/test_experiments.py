@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from experiments import benchmark, bucketing, data, keras_twin, studies, timeseries
+from experiments import (
+    benchmark,
+    bucketing,
+    data,
+    keras_twin,
+    step_anatomy,
+    studies,
+    timeseries,
+)
 from experiments.common import CELL_NAMES
 from rnn_jax.cells import CELLS
 
@@ -125,6 +133,45 @@ def test_bucketing_quick_scans_fewer_steps_with_buckets(tmp_path, data_args):
     plain, bucketed = (float(r["steps_per_review"]) for r in rows)
     assert plain == 400 and 50 <= bucketed < 400
     assert all(0 <= float(r["test_accuracy"]) <= 1 for r in rows)
+
+
+def test_step_anatomy_quick_times_every_piece(tmp_path):
+    step_anatomy.main(["--quick", "--out", str(tmp_path)])
+    check_report(tmp_path, ["table.md", "table.csv"])
+    rows = {r["piece"]: r for r in read_csv(tmp_path / "table.csv")}
+    assert len(rows) == 6 and all(float(r["milliseconds"]) > 0 for r in rows.values())
+    assert float(rows["gradient, fused gates"]["vs_gradient"]) == 1.0
+
+
+def test_step_anatomy_variants_compute_the_same_lstm():
+    # The timed variants must differ only in layout: same outputs, same gradients (except the
+    # recurrent kernel's, which one variant switches off).
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    keys = jax.random.split(jax.random.key(1), 3)
+    params = (
+        jax.random.normal(keys[0], (5, 12)) * 0.5,
+        jax.random.normal(keys[1], (3, 12)) * 0.5,
+        jnp.linspace(-1, 1, 12),
+    )
+    xs = jax.random.normal(keys[2], (7, 2, 5))
+
+    def grads(**variant):
+        return jax.grad(lambda p: jnp.sum(step_anatomy.lstm_scan(p, xs, **variant) ** 2))(params)
+
+    fused, per_gate, frozen = grads(), grads(per_gate=True), grads(stop_recurrent_grad=True)
+    np.testing.assert_allclose(
+        step_anatomy.lstm_scan(params, xs, per_gate=True),
+        step_anatomy.lstm_scan(params, xs),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    for a, b in zip(fused, per_gate, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert np.abs(fused[1]).max() > 0 and not np.any(frozen[1])
+    np.testing.assert_allclose(frozen[0], fused[0], rtol=1e-5, atol=1e-6)
 
 
 def test_time_to_target_counts_training_seconds_until_the_first_epoch_at_target():
