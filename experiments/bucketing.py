@@ -56,13 +56,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     base = shootout.CONFIGS[args.cell].get_config()
     if not args.epochs:
         base.num_epochs = 2  # Epoch 2 runs without compilation (one per bucket width).
-    rows, histories = [], {}
+    rows, histories, data = [], {}, None
     for width in (0, args.bucket_width):
         # max_len is what this measures: it survives --quick's caps (a smoke run, still long).
         config = common.make_config(base, args, bucket_width=width, max_len=args.max_len)
         name = f"bucket_width={width}"
         result = common.run(name, config, args.workdirs / f"{args.cell}_{name}")
-        steps = scanned_steps_per_review(config, train.load_data(config))
+        if data is None:  # bucket_width does not change the arrays: read them once.
+            data = train.load_data(config)
+        steps = scanned_steps_per_review(config, data)
         rows.append(
             {
                 "bucket_width": width,

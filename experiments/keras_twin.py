@@ -45,13 +45,15 @@ COLUMNS = (
 )
 
 
-def rnn_jax_epochs(config: ml_collections.ConfigDict, args) -> list[dict]:
-    """Trains ``config`` with rnn_jax; per epoch: train seconds, examples/s, test accuracy."""
+def rnn_jax_epochs(config: ml_collections.ConfigDict, data, args) -> list[dict]:
+    """Trains ``config`` with rnn_jax; per epoch: train seconds, examples/s, test accuracy.
+
+    ``data`` is ``train.load_data(config)``, read once for both frameworks.
+    """
     from rnn_jax import parallel, train
     from rnn_jax.checkpointing import Checkpoints
 
     result = common.run("rnn_jax", config, args.workdirs / config.cell)
-    data = train.load_data(config)
     model = train.create_model(config)
     template = {
         "state": train.create_train_state(config, model, steps_per_epoch=1),
@@ -122,13 +124,10 @@ def keras_model(config: ml_collections.ConfigDict, steps_per_epoch: int):
     return model
 
 
-def keras_epochs(config: ml_collections.ConfigDict) -> list[dict]:
+def keras_epochs(config: ml_collections.ConfigDict, data) -> list[dict]:
     """Trains the Keras twin with ``fit``; per epoch: train seconds, examples/s, test accuracy."""
     import keras
 
-    from rnn_jax import train
-
-    data = train.load_data(config)
     train_examples = len(data.train["label"])
     steps_per_epoch = -(-train_examples // config.batch_size)  # fit runs the partial batch.
     model = keras_model(config, steps_per_epoch)
@@ -218,7 +217,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     target = shootout.COURSE_TEST_ACCURACY[args.cell]
     report = common.Report(args, f"End to end: rnn_jax vs Keras, {CELL_NAMES[args.cell]}")
 
-    runs = {"rnn_jax": rnn_jax_epochs(config, args), "keras (tensorflow)": keras_epochs(config)}
+    from rnn_jax import train
+
+    data = train.load_data(config)
+    runs = {
+        "rnn_jax": rnn_jax_epochs(config, data, args),
+        "keras (tensorflow)": keras_epochs(config, data),
+    }
     rows = [summary_row(name, epochs, target) for name, epochs in runs.items()]
     keras_seconds = rows[-1]["seconds_to_target"]
     for row in rows:
