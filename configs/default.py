@@ -39,6 +39,11 @@ def get_config() -> ml_collections.ConfigDict:
     # they cost LSTM/GRU nothing and keep SimpleRNN from diverging.
     config.dropout_rate = 0.2  # Between recurrent layers and before the head.
     config.embed_dropout_rate = 0.2
+    # > 0: each token's embedding also gets the embeddings of the 2- to ngram_order-grams ending
+    # at it, hashed into one table of this many rows (models.ngram_ids). 0: words only, as in the
+    # course.
+    config.ngram_buckets = 0
+    config.ngram_order = 2
     config.kernel_init = "glorot_uniform"  # Or e.g. random_normal:0.001.
     config.recurrent_init = "orthogonal"
     config.activation = "tanh"

@@ -19,10 +19,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     report = common.Report(args, "Best model: configs/best.py")
     config = common.make_config(best.get_config(), args)
     result = common.run("best", config, args.workdirs / "best")
+    ngrams = (
+        f" plus hashed 2..{config.ngram_order}-gram embeddings ({config.ngram_buckets} rows)"
+        if config.ngram_buckets
+        else ""
+    )
     report.text(
         f"{'Bidirectional ' if config.bidirectional else ''}{config.cell.upper()} "
-        f"{config.num_layers}x{config.hidden_size}, embedding {config.embed_dim}, vocab "
-        f"{config.vocab_size}, max_len {config.max_len}, {config.pooling} pooling, dropout "
+        f"{config.num_layers}x{config.hidden_size}, embedding {config.embed_dim}{ngrams}, vocab "
+        f"{config.vocab_size}, max_len {config.max_len} (bucket_width {config.bucket_width}), "
+        f"{config.pooling} pooling, dropout "
         f"{config.dropout_rate}/{config.embed_dropout_rate} (between layers and head / "
         f"embeddings), {config.optimizer} {config.learning_rate:g} {config.schedule} "
         f"(warmup {config.warmup_epochs} epochs), clip {config.grad_clip_norm}, "

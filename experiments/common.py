@@ -39,7 +39,13 @@ QUICK_WORKDIRS = Path("runs") / "experiments_quick"
 CELL_NAMES = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
 
 # --quick: a smoke run of the real pipeline, seconds per model on 2 cores.
-QUICK_LIMITS = {"max_len": 32, "hidden_size": 16, "embed_dim": 16, "vocab_size": 1000}
+QUICK_LIMITS = {
+    "max_len": 32,
+    "hidden_size": 16,
+    "embed_dim": 16,
+    "vocab_size": 1000,
+    "ngram_buckets": 4096,
+}
 QUICK_FIELDS = {
     "max_examples": 256,
     "num_epochs": 1,

@@ -80,6 +80,7 @@ def validate(config: ml_collections.ConfigDict, device_count: int | None) -> Non
         "max_examples",
         "cpu_devices",
         "bucket_width",
+        "ngram_buckets",
     ]:
         _require(c[field] >= 0, field, c[field], "zero or more")
     _require(
@@ -88,6 +89,7 @@ def validate(config: ml_collections.ConfigDict, device_count: int | None) -> Non
         c.bucket_width,
         "0 when mask_padding is False (cutting padding would change what the model reads)",
     )
+    _require(c.ngram_order >= 2, "ngram_order", c.ngram_order, "2 or more (2: bigrams)")
     _require(
         c.warmup_epochs <= c.num_epochs,
         "warmup_epochs",

@@ -18,6 +18,10 @@ Array = jax.Array
 
 POOLINGS = ("last", "mean", "max", "mean_max")
 
+# Knuth's multiplicative hash constant (2^32 / golden ratio): spreads consecutive pair ids over
+# the buckets, so no two frequent n-grams collide just because their ids are close.
+_HASH_MULTIPLIER = 2654435761
+
 
 def keras_uniform(scale: float = 0.05):
     """Keras's default ``Embedding`` initializer, uniform in ``[-scale, scale)``."""
@@ -52,6 +56,32 @@ def make_cells(
         )
         for _ in range(num_layers)
     ]
+
+
+def ngram_ids(token_ids: Array, vocab_size: int, buckets: int, n: int) -> Array:
+    """Hashes the n tokens ending at each step into one of ``buckets`` n-gram ids.
+
+    Args:
+      token_ids: <int32>[batch, time], ids in ``[0, vocab_size)``; steps before the first read
+        as id 0 (padding).
+      vocab_size: the word vocabulary size (an n-gram is numbered in base ``vocab_size``).
+      buckets: number of n-gram ids.
+      n: tokens per n-gram, >= 2.
+
+    Returns:
+      <int32>[batch, time] in ``[0, buckets)``; the same n words always get the same id.
+    """
+    padded = jnp.pad(token_ids, ((0, 0), (n - 1, 0))).astype(jnp.uint32)
+    time = token_ids.shape[1]
+    # uint32 arithmetic wraps modulo 2^32, which is what a multiplicative hash wants.
+    number = padded[:, :time]
+    for offset in range(1, n):
+        number = number * jnp.uint32(vocab_size) + padded[:, offset : offset + time]
+    hashed = number * jnp.uint32(_HASH_MULTIPLIER)
+    # The product's low bits depend only on the number's low bits, so the high bits are folded
+    # in before taking the remainder.
+    hashed = hashed ^ (hashed >> 16)
+    return (hashed % jnp.uint32(buckets)).astype(jnp.int32)
 
 
 def pool(outputs: Array, mask: Array, pooling: str) -> Array:
@@ -92,6 +122,11 @@ class SentimentClassifier(nn.Module):
         (both, concatenated).
       dropout_rate: dropout between recurrent layers and before the Dense head.
       embed_dropout_rate: dropout on the embedded tokens.
+      ngram_buckets: > 0 adds to each token's embedding the embeddings of the 2- to
+        ``ngram_order``-grams ending at it, hashed into one table of this many rows
+        (``ngram_ids``, as fastText does): the cell then reads phrases such as "not good" as one
+        input. 0: words only.
+      ngram_order: the longest n-gram embedded when ``ngram_buckets > 0`` (2: bigrams).
       kernel_init, recurrent_init, activation: cell options, by name (see ``make_cells``).
       unroll: scan steps per loop iteration.
       input_projection: where ``x W`` runs (``rnn_jax.recurrence``): ``"auto"`` (by backend),
@@ -109,6 +144,8 @@ class SentimentClassifier(nn.Module):
     pooling: str = "last"
     dropout_rate: float = 0.0
     embed_dropout_rate: float = 0.0
+    ngram_buckets: int = 0
+    ngram_order: int = 2
     kernel_init: str = "glorot_uniform"
     recurrent_init: str = "orthogonal"
     activation: str = "tanh"
@@ -136,6 +173,16 @@ class SentimentClassifier(nn.Module):
             param_dtype=self.param_dtype,
             name="embedding",
         )(token_ids)
+        if self.ngram_buckets:
+            ngram_embed = nn.Embed(
+                self.ngram_buckets,
+                self.embed_dim,
+                embedding_init=keras_uniform(),
+                param_dtype=self.param_dtype,
+                name="ngram_embedding",
+            )
+            for n in range(2, self.ngram_order + 1):
+                x = x + ngram_embed(ngram_ids(token_ids, self.vocab_size, self.ngram_buckets, n))
         # A zero no-op unless a 'perturbations' collection is passed: then d(loss)/d(it) is
         # d(loss)/d(embedded input at every step), for the vanishing-gradient measurements.
         x = self.perturb("embedded", x)
@@ -224,6 +271,14 @@ def summary(model: SentimentClassifier, params, max_len: int) -> str:
             count_params(params["embedding"]),
         )
     )
+    if model.ngram_buckets:
+        rows.append(
+            (
+                f"ngram_embedding (Embed, 2..{model.ngram_order}-grams)",
+                rows[-1][1],
+                count_params(params["ngram_embedding"]),
+            )
+        )
     recurrent = intermediates["recurrent"]
     layer_kind = f"{model.cell}{' x2 bidirectional' if model.bidirectional else ''}"
     for index in range(model.num_layers):

@@ -279,6 +279,67 @@ def test_cutting_padding_columns_leaves_a_masked_models_logits_unchanged(cell, p
     np.testing.assert_allclose(cut_logits, full_logits, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("n", [2, 3])
+def test_ngram_ids_name_each_run_of_n_words(n):
+    vocab, buckets = 30_000, 1 << 18
+    tokens = np.random.default_rng(n).integers(1, vocab, (3, 500)).astype(np.int32)
+    ids = np.asarray(models.ngram_ids(jnp.asarray(tokens), vocab, buckets, n))
+    assert ids.shape == tokens.shape and ids.dtype == np.int32
+    assert 0 <= ids.min() and ids.max() < buckets
+    padded = np.pad(tokens, ((0, 0), (n - 1, 0)))  # before the first token: padding.
+    ngrams = np.stack([padded[:, k : k + tokens.shape[1]] for k in range(n)], -1)
+    seen = {}  # n-gram -> id: the same words always get the same id, wherever they are.
+    for ngram, bucket in zip(map(tuple, ngrams.reshape(-1, n)), ids.ravel(), strict=True):
+        assert seen.setdefault(ngram, bucket) == bucket
+    # 1,500 random n-grams in 262,144 buckets: a good hash collides a handful of times at most.
+    assert len(set(ids.ravel())) >= len(seen) - 10
+    # A repeated n-gram gets its first occurrence's id.
+    tokens[2, 100 : 100 + n] = tokens[0, 10 : 10 + n]
+    again = np.asarray(models.ngram_ids(jnp.asarray(tokens), vocab, buckets, n))
+    assert again[2, 100 + n - 1] == again[0, 10 + n - 1]
+    # Changing one token changes the ids of the n steps whose n-grams contain it, no other.
+    changed = tokens.copy()
+    changed[1, 7] = tokens[1, 7] % (vocab - 1) + 1
+    new_ids = np.asarray(models.ngram_ids(jnp.asarray(changed), vocab, buckets, n))
+    rows, steps = np.nonzero(new_ids != again)
+    assert rows.tolist() == [1] * n and steps.tolist() == [7 + k for k in range(n)]
+
+
+@pytest.mark.parametrize("padding", ["pre", "post"])
+def test_an_ngram_model_ignores_padding_and_learns_its_ngram_table(padding):
+    from rnn_jax.input_pipeline import pad_sequences
+
+    rng = np.random.default_rng(5)
+    reviews = [rng.integers(3, 50, size).tolist() for size in (3, 11, 6)]
+    labels = jnp.array([1.0, 0.0, 1.0])
+    model = SentimentClassifier(
+        vocab_size=50, embed_dim=8, cell="gru", hidden_size=6, bidirectional=True,
+        pooling="mean_max", ngram_buckets=97, ngram_order=3,
+    )  # fmt: skip
+    padded, _ = pad_sequences(reviews, 16, padding, "pre")
+    params = model.init(jax.random.key(0), padded)["params"]
+    assert params["ngram_embedding"]["embedding"].shape == (97, 8)
+    (row,) = [r for r in models.summary(model, params, 16).splitlines() if r.startswith("ngram")]
+    assert row.split()[-1] == "776"  # 97 x 8
+    logits = model.apply({"params": params}, padded)
+    for row, review_ids in enumerate(reviews):  # each review alone, unpadded.
+        alone = model.apply({"params": params}, jnp.asarray([review_ids], jnp.int32))
+        np.testing.assert_allclose(logits[row], alone[0], rtol=1e-5, atol=1e-6)
+
+    def loss(params):
+        logits = model.apply({"params": params}, padded)
+        return optax.sigmoid_binary_cross_entropy(logits, labels).mean()
+
+    grads = jax.grad(loss)(params)["ngram_embedding"]["embedding"]
+    real = np.asarray(padded) != 0
+    used = np.unique(
+        [np.asarray(models.ngram_ids(jnp.asarray(padded), 50, 97, n))[real] for n in (2, 3)]
+    )
+    # Exactly the bigrams and trigrams ending at real tokens get a gradient (padding steps
+    # reach no loss).
+    np.testing.assert_array_equal(np.flatnonzero(np.abs(grads).sum(axis=1)), used)
+
+
 @pytest.mark.parametrize("cell", sorted(CELLS))
 def test_masked_pre_and_post_padding_give_the_same_gradients(cell):
     # So masked pre- and post-padded trainings differ only by float summation order (the padding

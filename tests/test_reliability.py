@@ -227,6 +227,8 @@ def test_validate_accepts_the_default_and_tiny_configs(device_count):
         ("learning_rate", math.nan),
         ("max_examples", -1),
         ("bucket_width", -10),
+        ("ngram_buckets", -1),
+        ("ngram_order", 1),
         ("kernel_init", "no_such_init"),
     ],
 )
