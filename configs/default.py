@@ -39,6 +39,7 @@ def get_config() -> ml_collections.ConfigDict:
     # they cost LSTM/GRU nothing and keep SimpleRNN from diverging.
     config.dropout_rate = 0.2  # Between recurrent layers and before the head.
     config.embed_dropout_rate = 0.2
+    config.embed_dropout_tokens = False  # True: drop whole tokens ("word dropout").
     # > 0: each token's embedding also gets the embeddings of the 2- to ngram_order-grams ending
     # at it, hashed into one table of this many rows (models.ngram_ids). 0: words only, as in the
     # course.

@@ -122,6 +122,8 @@ class SentimentClassifier(nn.Module):
         (both, concatenated).
       dropout_rate: dropout between recurrent layers and before the Dense head.
       embed_dropout_rate: dropout on the embedded tokens.
+      embed_dropout_tokens: True drops whole tokens (every feature of a token's embedding at once,
+        "word dropout"), False single features.
       ngram_buckets: > 0 adds to each token's embedding the embeddings of the 2- to
         ``ngram_order``-grams ending at it, hashed into one table of this many rows
         (``ngram_ids``, as fastText does): the cell then reads phrases such as "not good" as one
@@ -144,6 +146,7 @@ class SentimentClassifier(nn.Module):
     pooling: str = "last"
     dropout_rate: float = 0.0
     embed_dropout_rate: float = 0.0
+    embed_dropout_tokens: bool = False
     ngram_buckets: int = 0
     ngram_order: int = 2
     kernel_init: str = "glorot_uniform"
@@ -186,7 +189,12 @@ class SentimentClassifier(nn.Module):
         # A zero no-op unless a 'perturbations' collection is passed: then d(loss)/d(it) is
         # d(loss)/d(embedded input at every step), for the vanishing-gradient measurements.
         x = self.perturb("embedded", x)
-        x = nn.Dropout(self.embed_dropout_rate, deterministic=not train)(x)
+        # broadcast_dims: one mask value shared along the features drops the token whole.
+        x = nn.Dropout(
+            self.embed_dropout_rate,
+            broadcast_dims=(2,) if self.embed_dropout_tokens else (),
+            deterministic=not train,
+        )(x)
         cells = make_cells(
             self.cell,
             self.hidden_size,

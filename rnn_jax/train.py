@@ -54,7 +54,12 @@ RESUMABLE_FIELDS = frozenset(
 
 # Fields added after workdirs were first written, with the value that reproduces those runs: a
 # config.json without them still resumes, evaluates and predicts as before.
-ADDED_FIELDS = {"bucket_width": 0, "ngram_buckets": 0, "ngram_order": 2}
+ADDED_FIELDS = {
+    "bucket_width": 0,
+    "ngram_buckets": 0,
+    "ngram_order": 2,
+    "embed_dropout_tokens": False,
+}
 
 
 def read_config(workdir: str) -> dict[str, Any]:
@@ -111,6 +116,7 @@ def create_model(config: ml_collections.ConfigDict, **overrides) -> SentimentCla
         pooling=config.pooling,
         dropout_rate=config.dropout_rate,
         embed_dropout_rate=config.embed_dropout_rate,
+        embed_dropout_tokens=config.embed_dropout_tokens,
         ngram_buckets=config.ngram_buckets,
         ngram_order=config.ngram_order,
         kernel_init=config.kernel_init,

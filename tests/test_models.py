@@ -340,6 +340,34 @@ def test_an_ngram_model_ignores_padding_and_learns_its_ngram_table(padding):
     np.testing.assert_array_equal(np.flatnonzero(np.abs(grads).sum(axis=1)), used)
 
 
+@pytest.mark.parametrize("whole_tokens", [True, False])
+def test_embedding_dropout_drops_whole_tokens_or_single_features(whole_tokens):
+    import flax.linen as nn
+
+    model = SentimentClassifier(
+        vocab_size=50, embed_dim=16, cell="gru", hidden_size=4,
+        embed_dropout_rate=0.3, embed_dropout_tokens=whole_tokens,
+    )  # fmt: skip
+    tokens = jnp.asarray(np.random.default_rng(0).integers(3, 50, (8, 64)), jnp.int32)
+    params = model.init(jax.random.key(0), tokens)["params"]
+    _, state = model.apply(
+        {"params": params},
+        tokens,
+        train=True,
+        rngs={"dropout": jax.random.key(1)},
+        capture_intermediates=lambda module, _: isinstance(module, nn.Dropout),
+        mutable=["intermediates"],
+    )
+    (dropped,) = state["intermediates"]["Dropout_0"]["__call__"]
+    embedded = params["embedding"]["embedding"][tokens]
+    kept = dropped != 0
+    np.testing.assert_allclose(dropped[kept], embedded[kept] / 0.7, rtol=1e-6)
+    assert 0.25 < 1 - kept.mean() < 0.35
+    whole = kept.all(axis=-1) | ~kept.any(axis=-1)  # per token: all features kept or none.
+    # Dropping single features leaves a token whole with chance 0.7^16 + 0.3^16 (0.3%).
+    assert whole.all() if whole_tokens else whole.mean() < 0.05
+
+
 @pytest.mark.parametrize("cell", sorted(CELLS))
 def test_masked_pre_and_post_padding_give_the_same_gradients(cell):
     # So masked pre- and post-padded trainings differ only by float summation order (the padding
