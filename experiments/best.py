@@ -20,7 +20,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = common.make_config(best.get_config(), args)
     result = common.run("best", config, args.workdirs / "best")
     ngrams = (
-        f" plus hashed 2..{config.ngram_order}-gram embeddings ({config.ngram_buckets} rows)"
+        f" plus hashed {'bigram' if config.ngram_order == 2 else f'2..{config.ngram_order}-gram'}"
+        f" embeddings ({config.ngram_buckets} rows)"
         if config.ngram_buckets
         else ""
     )

@@ -87,6 +87,9 @@ def rnn_jax_epochs(config: ml_collections.ConfigDict, data, args) -> list[dict]:
 
 def keras_model(config: ml_collections.ConfigDict, steps_per_epoch: int):
     """The Keras twin of ``config``'s model and optimizer, compiled."""
+    # The twin mirrors the shootout's model: no n-grams, dropout of single features.
+    if config.ngram_buckets or config.embed_dropout_tokens:
+        raise ValueError("the Keras twin has no ngram_buckets or embed_dropout_tokens")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import keras
 

@@ -90,6 +90,8 @@ def validate(config: ml_collections.ConfigDict, device_count: int | None) -> Non
         "0 when mask_padding is False (cutting padding would change what the model reads)",
     )
     _require(c.ngram_order >= 2, "ngram_order", c.ngram_order, "2 or more (2: bigrams)")
+    # n-gram ids are hashed in uint32 and stored as int32.
+    _require(c.ngram_buckets < 2**31, "ngram_buckets", c.ngram_buckets, "less than 2^31")
     _require(
         c.warmup_epochs <= c.num_epochs,
         "warmup_epochs",

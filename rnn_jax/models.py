@@ -69,7 +69,10 @@ def ngram_ids(token_ids: Array, vocab_size: int, buckets: int, n: int) -> Array:
       n: tokens per n-gram, >= 2.
 
     Returns:
-      <int32>[batch, time] in ``[0, buckets)``; the same n words always get the same id.
+      <int32>[batch, time] in ``[0, buckets)``; the same n words always get the same id. An
+      n-gram reaching back before the first token reads the missing words as padding, whose id
+      0 adds nothing to the number: at a review's first steps a trigram shares the row of the
+      bigram it ends with, which is all it knows.
     """
     padded = jnp.pad(token_ids, ((0, 0), (n - 1, 0))).astype(jnp.uint32)
     time = token_ids.shape[1]
@@ -282,7 +285,8 @@ def summary(model: SentimentClassifier, params, max_len: int) -> str:
     if model.ngram_buckets:
         rows.append(
             (
-                f"ngram_embedding (Embed, 2..{model.ngram_order}-grams)",
+                "ngram_embedding (Embed, "
+                + ("bigrams)" if model.ngram_order == 2 else f"2..{model.ngram_order}-grams)"),
                 rows[-1][1],
                 count_params(params["ngram_embedding"]),
             )

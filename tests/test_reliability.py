@@ -228,6 +228,7 @@ def test_validate_accepts_the_default_and_tiny_configs(device_count):
         ("max_examples", -1),
         ("bucket_width", -10),
         ("ngram_buckets", -1),
+        ("ngram_buckets", 2**31),
         ("ngram_order", 1),
         ("kernel_init", "no_such_init"),
     ],

@@ -302,18 +302,30 @@ def test_workdir_refuses_another_config_but_allows_more_epochs(tmp_path):
         train.prepare_workdir(config, str(tmp_path))
 
 
-def test_a_run_written_before_a_field_existed_resumes_with_its_old_behavior(tmp_path):
+# A value other than the old behavior, per field added since workdirs were first written.
+NEW_VALUES = {
+    "bucket_width": 8,
+    "ngram_buckets": 64,
+    "ngram_order": 3,
+    "embed_dropout_tokens": True,
+}
+
+
+@pytest.mark.parametrize("field", sorted(train.ADDED_FIELDS))
+def test_a_run_written_before_a_field_existed_resumes_with_its_old_behavior(tmp_path, field):
+    old = train.ADDED_FIELDS[field]
+    assert default.get_config()[field] == old  # The default is the behavior before the field.
     config = tiny_config()
     train.prepare_workdir(config, str(tmp_path))
     path = tmp_path / "config.json"
     stored = json.loads(path.read_text())
-    del stored["bucket_width"]  # As written before length bucketing existed.
+    del stored[field]  # As written before the field existed.
     path.write_text(json.dumps(stored))
-    assert train.read_config(str(tmp_path))["bucket_width"] == 0
+    assert train.read_config(str(tmp_path))[field] == old
     train.prepare_workdir(config, str(tmp_path))  # Same run: accepted.
     path.write_text(json.dumps(stored))
-    config.bucket_width = 8
-    with pytest.raises(train.WorkdirError, match=r"bucket_width: 0 -> 8"):
+    config[field] = NEW_VALUES[field]
+    with pytest.raises(train.WorkdirError, match=rf"{field}: {old} -> {NEW_VALUES[field]}"):
         train.prepare_workdir(config, str(tmp_path))
 
 
