@@ -4,6 +4,7 @@ The classifier returns a logit per review; the sigmoid lives in the loss
 (``optax.sigmoid_binary_cross_entropy``), which is numerically safer than probabilities.
 """
 
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -172,21 +173,16 @@ class SentimentClassifier(nn.Module):
           <float32>[batch] logits of the positive class.
         """
         mask = token_ids != self.pad_id
-        x = nn.Embed(
-            self.vocab_size,
-            self.embed_dim,
+        # Both tables start like Keras's Embedding.
+        embed = functools.partial(
+            nn.Embed,
+            features=self.embed_dim,
             embedding_init=keras_uniform(),
             param_dtype=self.param_dtype,
-            name="embedding",
-        )(token_ids)
+        )
+        x = embed(self.vocab_size, name="embedding")(token_ids)
         if self.ngram_buckets:
-            ngram_embed = nn.Embed(
-                self.ngram_buckets,
-                self.embed_dim,
-                embedding_init=keras_uniform(),
-                param_dtype=self.param_dtype,
-                name="ngram_embedding",
-            )
+            ngram_embed = embed(self.ngram_buckets, name="ngram_embedding")
             for n in range(2, self.ngram_order + 1):
                 x = x + ngram_embed(ngram_ids(token_ids, self.vocab_size, self.ngram_buckets, n))
         # A zero no-op unless a 'perturbations' collection is passed: then d(loss)/d(it) is
