@@ -9,8 +9,9 @@ IMDB), heavily regularized with dropout (the embedding tables are most of the pa
 memorize fast), trained with a warmup + cosine schedule. Selected on validation; test reported
 once by experiments/best.py (experiments/results/best/).
 
-Candidates, selected on best validation accuracy. train.py evaluates test at the end of every
-run, so each candidate's test accuracy was printed too; it was not used to choose.
+Candidates, selected on best validation accuracy. train.py then evaluated test at the end of
+every run, so each candidate's test accuracy was printed too; it was not used to choose. (Tune
+with --config.evaluate_test=False now, and test only the chosen run.)
   1. vocab 20k, max_len 400, mean pooling, dropout 0.3/0.3, 4 epochs: val 0.8882.
   2. no n-grams, vocab 20k, max_len 600, 3 epochs (this file until 2026-11-22): val 0.8950,
      test 0.8817, 150 s per epoch.

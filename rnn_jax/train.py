@@ -48,6 +48,7 @@ RESUMABLE_FIELDS = frozenset(
         "keep_checkpoints",
         "eval_batch_size",
         "num_epochs",
+        "evaluate_test",
     }
 )
 
@@ -59,6 +60,7 @@ ADDED_FIELDS = {
     "ngram_buckets": 0,
     "ngram_order": 2,
     "embed_dropout_tokens": False,
+    "evaluate_test": True,
 }
 
 
@@ -546,16 +548,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         except NoUsableCheckpointError:  # Warned already; the final state is still good.
             best_step = step
     checkpoints.close()
-    test_metrics = evaluate(p_eval_step, state, data.test, *eval_settings)
+    if config.evaluate_test:
+        test_metrics = evaluate(p_eval_step, state, data.test, *eval_settings)
+        logging.info(
+            "test loss %.4f acc %.4f (%d reviews, checkpoint step %s)",
+            test_metrics["loss"],
+            test_metrics["accuracy"],
+            test_metrics["count"],
+            best_step,
+        )
+    else:  # Tuning on validation: the test set stays unseen until a config is chosen.
+        test_metrics = {"loss": None, "accuracy": None, "count": 0}
+        logging.info("test not evaluated (evaluate_test=False; checkpoint step %s)", best_step)
     result = make_summary(config, history, test_metrics, num_params, best_step)
     files.write_json(os.path.join(workdir, "summary.json"), result)
-    logging.info(
-        "test loss %.4f acc %.4f (%d reviews, checkpoint step %s)",
-        test_metrics["loss"],
-        test_metrics["accuracy"],
-        test_metrics["count"],
-        best_step,
-    )
     return result
 
 

@@ -308,6 +308,7 @@ NEW_VALUES = {
     "ngram_buckets": 64,
     "ngram_order": 3,
     "embed_dropout_tokens": True,
+    "evaluate_test": False,
 }
 
 
@@ -325,8 +326,31 @@ def test_a_run_written_before_a_field_existed_resumes_with_its_old_behavior(tmp_
     train.prepare_workdir(config, str(tmp_path))  # Same run: accepted.
     path.write_text(json.dumps(stored))
     config[field] = NEW_VALUES[field]
+    if field in train.RESUMABLE_FIELDS:  # Changes no numbers: the run may go on with it.
+        train.prepare_workdir(config, str(tmp_path))
+        return
     with pytest.raises(train.WorkdirError, match=rf"{field}: {old} -> {NEW_VALUES[field]}"):
         train.prepare_workdir(config, str(tmp_path))
+
+
+def test_a_tuning_run_leaves_test_unseen_until_rerun_with_evaluate_test(tmp_path):
+    config = tiny_config(evaluate_test=False)
+    tuning = train.train_and_evaluate(config, str(tmp_path / "tuning"))
+    assert (tuning["test_accuracy"], tuning["test_loss"], tuning["test_examples"]) == (
+        None,
+        None,
+        0,
+    )
+    assert tuning["best_val_accuracy"] is not None
+    config.evaluate_test = True
+    tested = train.train_and_evaluate(config, str(tmp_path / "tuning"))  # Finished: no training.
+    assert tested["test_examples"] == 256
+    assert tested["train_seconds"] == tuning["train_seconds"]
+    assert tested["best_epoch"] == tuning["best_epoch"]
+    # The same test accuracy as a run that evaluated test from the start: same checkpoint.
+    direct = train.train_and_evaluate(config, str(tmp_path / "direct"))
+    assert tested["test_accuracy"] == pytest.approx(direct["test_accuracy"], abs=1e-6)
+    assert tested["test_loss"] == pytest.approx(direct["test_loss"], rel=1e-5)
 
 
 def test_cosine_schedule_run_cannot_change_its_epochs(tmp_path):
