@@ -219,7 +219,9 @@ def is_finished(config: ml_collections.ConfigDict, workdir: Path) -> bool:
         return False
     stored = train.read_config(str(workdir))
     new = config.to_dict()
-    ignored = train.RESUMABLE_FIELDS - {"num_epochs"}
+    # A run tuned with evaluate_test=False has no test result to report: it is not finished for
+    # a config that asks for one (train_and_evaluate then tests it without training again).
+    ignored = train.RESUMABLE_FIELDS - {"num_epochs", "evaluate_test"}
     changed = {
         k for k in set(stored) | set(new) if k not in ignored and stored.get(k) != new.get(k)
     }

@@ -14,6 +14,7 @@ import pytest
 from experiments import (
     benchmark,
     bucketing,
+    common,
     data,
     keras_twin,
     step_anatomy,
@@ -103,6 +104,19 @@ def test_studies_quick_optimizer(tmp_path, data_args, capsys):
     meta = check_report(out / "optimizer", ["table.md"])
     assert meta["reused_runs"] == ["rmsprop_1e-4", "adam_1e-3"]
     assert "(reused finished training runs: " in (out / "optimizer" / "report.md").read_text()
+
+
+def test_an_experiment_tests_a_tuning_run_before_reusing_it(tmp_path):
+    from tests.test_train import tiny_config
+
+    config = tiny_config(evaluate_test=False)
+    common.run("tuning", config, tmp_path)
+    assert common.read_json(tmp_path / "summary.json")["test_accuracy"] is None
+    config.evaluate_test = True
+    assert not common.is_finished(config, tmp_path)
+    result = common.run("tuning", config, tmp_path)  # Tests it; trains nothing more.
+    assert 0.0 <= result.summary["test_accuracy"] <= 1.0
+    assert common.is_finished(config, tmp_path)
 
 
 def test_keras_twin_quick_evaluates_every_epoch_of_both(tmp_path, data_args):
