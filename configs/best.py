@@ -6,12 +6,16 @@ embedding of the word pair ending there (hashed into 262,144 rows, as fastText d
 then reads "not good" or "waste of" as one input). Its states are mean- and max-pooled over the
 real tokens (Johnson & Zhang 2016 found pooling over a bidirectional LSTM's states strong on
 IMDB), heavily regularized with dropout (the embedding tables are most of the parameters and
-memorize fast), trained with a warmup + cosine schedule. Selected on validation; test reported
-once by experiments/best.py (experiments/results/best/).
+memorize fast), trained with a warmup + cosine schedule.
 
-Candidates, selected on best validation accuracy. train.py then evaluated test at the end of
-every run, so each candidate's test accuracy was printed too; it was not used to choose. (Tune
-with --config.evaluate_test=False now, and test only the chosen run.)
+Protocol: every choice below, the number of epochs included, was made on validation (20% of the
+training reviews held out). This file then refits the chosen config on all 25,000 training
+reviews (validation_fraction=0; the last epoch is the model) and tests that model once:
+experiments/best.py runs both and reports them (experiments/results/best/).
+
+Candidates, run with --config.validation_fraction=0.2 and selected on best validation accuracy.
+train.py then evaluated test at the end of every run, so each candidate's test accuracy was
+printed too; it was not used to choose. (Tune with --config.evaluate_test=False now.)
   1. vocab 20k, max_len 400, mean pooling, dropout 0.3/0.3, 4 epochs: val 0.8882.
   2. no n-grams, vocab 20k, max_len 600, 3 epochs (this file until 2026-11-22): val 0.8950,
      test 0.8817, 150 s per epoch.
@@ -33,6 +37,7 @@ The target was 0.90 on test. Validation is carved from the training reviews, whi
 with them (IMDB's test set is other movies), so it runs about 1 point above test here.
 
 Run:  python -m rnn_jax.main --config=configs/best.py --workdir=runs/best
+Tune: the same with --config.validation_fraction=0.2 --config.evaluate_test=False
 """
 
 from configs import default
@@ -55,5 +60,7 @@ def get_config():
     config.schedule = "warmup_cosine"
     config.warmup_epochs = 0.3
     config.grad_clip_norm = 1.0
-    config.num_epochs = 3
+    config.num_epochs = 3  # Candidate 7 peaked at epoch 2 (0.9044) and held it (0.9036 at 3).
+    # Refit on every training review: the config above was chosen with 0.2 held out.
+    config.validation_fraction = 0.0
     return config

@@ -21,7 +21,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.max_len = 200
     config.padding = "pre"  # 'pre' or 'post' (Keras pad_sequences default: 'pre').
     config.truncating = "pre"  # 'pre' keeps the end of long reviews, 'post' the beginning.
-    config.validation_fraction = 0.2  # Carved from train, deterministically from `seed`.
+    # Carved from train, deterministically from `seed`. 0: no validation, every training review
+    # is trained on, and the last epoch is tested (the refit of a config chosen on validation).
+    config.validation_fraction = 0.2
     config.max_examples = 0  # > 0 reads only the first N reviews of each split (smoke runs).
     # > 0: length bucketing. Training batches group reviews of similar length and are cut to a
     # multiple of this many steps, so short reviews cost short scans (needs mask_padding; see

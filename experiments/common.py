@@ -444,7 +444,8 @@ def curves_figure(histories: dict[str, list[dict]]):
     ]
     for ax, (key, label) in zip(axes, panels, strict=True):
         for name, history in histories.items():
-            ax.plot([h["epoch"] for h in history], [h[key] for h in history], "o-", label=name)
+            values = [math.nan if h[key] is None else h[key] for h in history]  # No validation.
+            ax.plot([h["epoch"] for h in history], values, "o-", label=name)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(label)

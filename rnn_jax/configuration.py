@@ -67,10 +67,16 @@ def validate(config: ml_collections.ConfigDict, device_count: int | None) -> Non
     for field in ["dropout_rate", "embed_dropout_rate"]:
         _require(0.0 <= c[field] < 1.0, field, c[field], "a rate in [0, 1)")
     _require(
-        0.0 < c.validation_fraction < 1.0,
+        0.0 <= c.validation_fraction < 1.0,
         "validation_fraction",
         c.validation_fraction,
-        "a fraction in (0, 1)",
+        "a fraction in [0, 1) (0: no validation, train on all training reviews)",
+    )
+    _require(
+        c.validation_fraction > 0 or c.evaluate_test,
+        "validation_fraction",
+        c.validation_fraction,
+        "more than 0 when evaluate_test is False (the run would evaluate nothing)",
     )
     _require(c.learning_rate > 0, "learning_rate", c.learning_rate, "a positive number")
     for field in [

@@ -26,11 +26,19 @@ def main(argv):
     except (inference.RunNotFoundError, DataNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
+    split = data.split(_SPLIT.value)
+    if not len(split["label"]):
+        print(
+            f"error: the run has no {_SPLIT.value} split (validation_fraction="
+            f"{run.config.validation_fraction}); allowed here: --split=train or --split=test",
+            file=sys.stderr,
+        )
+        sys.exit(1)
     p_eval_step = parallel.pmap_step(train.eval_step, donate_state=False)
     metrics = train.evaluate(
         p_eval_step,
         parallel.replicate(run.state),
-        data.split(_SPLIT.value),
+        split,
         run.config.eval_batch_size,
         run.config.bucket_width,
         run.config.padding,

@@ -90,7 +90,8 @@ class ImdbData:
 
     Attributes:
         train: the training rows (tfds train minus the validation rows).
-        validation: rows carved from tfds train, see `load_imdb`.
+        validation: rows carved from tfds train, see `load_imdb` (no rows if the run refits on
+            all of train, `validation_fraction=0`).
         test: tfds test, in tfds order.
         vocab: built from `train` only.
         stats: `length_statistics` of the training rows' full lengths (before truncation).
@@ -394,7 +395,13 @@ def _assemble(splits, vocab, full_lengths, source_index, path, from_cache) -> Im
 
 
 def _validation_split(num_examples: int, fraction: float, seed: int) -> tuple[np.ndarray, ...]:
-    """Row indices `(train, validation)`, each sorted, from one seeded permutation."""
+    """Row indices `(train, validation)`, each sorted, from one seeded permutation.
+
+    `fraction == 0` keeps every row for training (validation is empty): the refit of a config
+    already chosen on validation.
+    """
+    if fraction == 0:
+        return np.arange(num_examples), np.zeros(0, np.int64)
     num_val = int(round(fraction * num_examples))
     if num_val < 1 or num_val >= num_examples:
         raise ValueError(
@@ -459,7 +466,8 @@ def load_imdb(
         max_len: time steps per row.
         padding: "pre" or "post", see `pad_sequences`.
         truncating: "pre" (keep a long review's end, as Keras) or "post", see `pad_sequences`.
-        validation_fraction: share of tfds train held out for validation, in (0, 1).
+        validation_fraction: share of tfds train held out for validation, in [0, 1); 0 trains
+            on all of it (validation is then empty).
         split_seed: seed of the validation permutation.
         data_dir: tfds data folder; default `$TFDS_DATA_DIR`, else `~/tensorflow_datasets`.
         cache_dir: default `default_cache_dir()`.
@@ -476,8 +484,8 @@ def load_imdb(
     _check_mode("padding", padding)
     _check_mode("truncating", truncating)
     max_len = _check_positive_int("max_len", max_len)
-    if not 0.0 < validation_fraction < 1.0:
-        raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction!r}")
+    if not 0.0 <= validation_fraction < 1.0:
+        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
     if max_examples is not None:
         max_examples = _check_positive_int("max_examples", max_examples)
     # Fail on a bad vocab_size now, not after reading and tokenizing 50,000 reviews.

@@ -399,6 +399,9 @@ def _interrupted(signum: int, step: int, epoch: int, directory: str) -> Interrup
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Trains (or resumes), evaluates the best checkpoint on test, writes the workdir.
 
+    "Best" is by validation accuracy; a run without validation (``validation_fraction=0``, the
+    refit of a config chosen on validation) tests its last checkpoint.
+
     Args:
       config: a config with every field of ``configs/default.py``.
       workdir: output directory; an existing run there is resumed.
@@ -432,6 +435,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     p_train_step = parallel.pmap_step(train_step, donate_state=True)
     p_eval_step = parallel.pmap_step(eval_step, donate_state=False)
     eval_settings = (config.eval_batch_size, config.bucket_width, config.padding)
+    has_validation = len(data.validation["label"]) > 0
     state, sums = parallel.replicate(state), parallel.replicate(sums)
     # Imported here: it imports TensorFlow (seconds), which predict and evaluate do not need.
     from flax.metrics.tensorboard import SummaryWriter
@@ -485,10 +489,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             progress.close()
             _check_finite(host_sums, epoch, last_good_step)
             train_metrics = normalize(host_sums)
-            val_metrics = evaluate(p_eval_step, state, data.validation, *eval_settings)
-            if not math.isfinite(val_metrics["loss"]):  # Huge but finite weights, e.g.
-                what = f"validation loss became NaN/Inf after epoch {epoch + 1} (step {step})"
-                raise _nonfinite(what, last_good_step)
+            val_metrics = {"loss": None, "accuracy": None}  # Refit on all of train.
+            if has_validation:
+                val_metrics = evaluate(p_eval_step, state, data.validation, *eval_settings)
+                if not math.isfinite(val_metrics["loss"]):  # Huge but finite weights, e.g.
+                    what = f"validation loss became NaN/Inf after epoch {epoch + 1} (step {step})"
+                    raise _nonfinite(what, last_good_step)
             trained = (steps_per_epoch - start_batch) * config.batch_size
             entry = {
                 "epoch": epoch + 1,
@@ -503,14 +509,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 "resumed_mid_epoch": start_batch > 0,
             }
             history.append(entry)
+            validation = (
+                f"val loss {entry['val_loss']:.4f} acc {entry['val_accuracy']:.4f}"
+                if has_validation
+                else "no validation"
+            )
             logging.info(
-                "epoch %d/%d: train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.1f s %.0f ex/s",
+                "epoch %d/%d: train loss %.4f acc %.4f | %s | %.1f s %.0f ex/s",
                 epoch + 1,
                 config.num_epochs,
                 entry["train_loss"],
                 entry["train_accuracy"],
-                entry["val_loss"],
-                entry["val_accuracy"],
+                validation,
                 epoch_seconds,
                 entry["examples_per_second"],
             )
@@ -522,13 +532,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 "examples_per_second",
                 "learning_rate",
             ):
-                tensorboard.scalar(name, entry[name], step)
+                if entry[name] is not None:
+                    tensorboard.scalar(name, entry[name], step)
             tensorboard.flush()
             sums = parallel.replicate(zero_metrics())
             checkpoints.save(
                 step,
                 {"state": parallel.unreplicate(state), "sums": jax.device_get(zero_metrics())},
-                val_metrics={"val_accuracy": entry["val_accuracy"], "val_loss": entry["val_loss"]},
+                val_metrics={"val_accuracy": entry["val_accuracy"], "val_loss": entry["val_loss"]}
+                if has_validation
+                else None,
             )
             last_good_step = step
             files.write_json(os.path.join(workdir, "history.json"), history)
@@ -537,8 +550,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 checkpoints.wait()
                 raise _interrupted(interrupt.signum, step, epoch, checkpoints.directory)
 
-    # Test once, with the parameters that were best on validation.
-    best_step = checkpoints.best_step()
+    # Test once, with the parameters that were best on validation (without validation: the last).
+    best_step = checkpoints.best_step() if has_validation else step
     if best_step is not None and best_step != step:
         try:
             _, best = checkpoints.restore_first(
