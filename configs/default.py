@@ -57,6 +57,10 @@ def get_config() -> ml_collections.ConfigDict:
     # True: padded steps leave the state unchanged (so pre/post padding give the same result).
     # False: padding tokens are read like words, as in Keras without mask_zero=True.
     config.mask_padding = True
+    # 'float32', or 'bfloat16': embeddings and cells compute in bfloat16 (parameters, gradients,
+    # optimizer, pooling, head and loss stay float32). Pays on GPU/TPU; on CPU it is slower
+    # (README, compute_dtype).
+    config.compute_dtype = "float32"
 
     # Optimization.
     config.optimizer = "adam"  # adam, rmsprop or sgd (Keras's epsilons, see train.py).

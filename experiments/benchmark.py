@@ -8,9 +8,10 @@ last real state -> Dense(1) logit, Adam, binary cross-entropy) on the same batch
 reviews with random lengths in [T/2, T], each run the way its users run it:
 
 * rnn_jax's ``SentimentClassifier`` at ``lax.scan`` unroll 1, 4 and 16 on one device (input
-  projection ``"auto"``), at unroll 1 with the input projection ``"auto"`` does not pick, and at
-  unroll 1 under ``pmap`` over all local devices when there are several (on CPU, one per core
-  unless ``--cpu-devices`` says otherwise: ``config.cpu_devices``);
+  projection ``"auto"``), at unroll 1 with the input projection ``"auto"`` does not pick, at
+  unroll 1 computing in bfloat16 (``config.compute_dtype``), and at unroll 1 under ``pmap`` over
+  all local devices when there are several (on CPU, one per core unless ``--cpu-devices`` says
+  otherwise: ``config.cpu_devices``);
 * Flax's ``nn.RNN`` with ``nn.SimpleCell`` / ``nn.OptimizedLSTMCell`` / ``nn.GRUCell`` and
   ``seq_lengths``;
 * Keras 3 on TensorFlow, ``Embedding(mask_zero=True)``, timed through ``train_on_batch`` and
@@ -244,10 +245,11 @@ def rnn_jax_candidate(
     unroll: int = 1,
     pmap: bool = False,
     input_projection: str = "auto",
+    compute_dtype: str = "float32",
 ) -> Candidate:
     import jax
 
-    from rnn_jax.models import SentimentClassifier
+    from rnn_jax.models import COMPUTE_DTYPES, SentimentClassifier
 
     model = SentimentClassifier(
         vocab_size=shape["vocab"],
@@ -256,10 +258,13 @@ def rnn_jax_candidate(
         hidden_size=shape["hidden"],
         unroll=unroll,
         input_projection=input_projection,
+        dtype=COMPUTE_DTYPES[compute_dtype],
     )
     variant = f"unroll={unroll}"
     if input_projection != "auto":
         variant += f", input_projection={input_projection}"
+    if compute_dtype != "float32":
+        variant += f", {compute_dtype}"
     if pmap:
         variant += f", pmap over {jax.local_device_count()} {jax.default_backend()} devices"
     inputs = (batch["token_ids"],)
@@ -533,6 +538,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         # The other place for x W than 'auto' picks on this backend.
         other = "in_step" if projects_before_scan("auto") else "before_scan"
         candidates.append(rnn_jax_candidate(cell, shape, batch, input_projection=other))
+        candidates.append(rnn_jax_candidate(cell, shape, batch, compute_dtype="bfloat16"))
         if jax.local_device_count() > 1:  # --cpu-devices on CPU; or several accelerators.
             candidates.append(rnn_jax_candidate(cell, shape, batch, pmap=True))
         candidates.append(flax_candidate(cell, shape, batch))

@@ -26,6 +26,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from flax.linen.dtypes import promote_dtype
 
 Array = jax.Array
 Initializer = Callable[..., Array]
@@ -51,6 +52,9 @@ class RecurrentCell(nn.Module):
       recurrent_kernel_init: initializer of ``recurrent_kernel`` <[H, G*H]>.
       bias_init: initializer of ``bias``.
       param_dtype: dtype of the parameters (float64 in the gradient-check tests).
+      dtype: dtype the cell computes in, e.g. bfloat16 (mixed precision: parameters stay in
+        ``param_dtype`` and are cast where used, so gradients and updates keep their precision);
+        None computes in the dtype of the inputs and parameters.
     """
 
     features: int
@@ -60,6 +64,7 @@ class RecurrentCell(nn.Module):
     recurrent_kernel_init: Initializer = orthogonal()
     bias_init: Initializer = zeros()
     param_dtype: Any = jnp.float32
+    dtype: Any = None
 
     num_gates = 1  # G: how many H-wide blocks the fused kernels hold.
 
@@ -95,16 +100,20 @@ class RecurrentCell(nn.Module):
             self.param_dtype,
         )
         bias = self.param("bias", self.bias_initializer(), self.bias_shape, self.param_dtype)
-        return x @ kernel + self.input_bias(bias)
+        x, kernel, bias = promote_dtype(x, kernel, self.input_bias(bias), dtype=self.dtype)
+        return x @ kernel + bias
 
     @property
     def recurrent_kernel(self) -> Array:
-        """<float>[H, G*H], created by ``project_inputs``."""
-        return self.get_variable("params", "recurrent_kernel")
+        """<float>[H, G*H], created by ``project_inputs`` (in ``dtype`` if that is set)."""
+        return self._in_dtype(self.get_variable("params", "recurrent_kernel"))
 
     @property
     def bias(self) -> Array:
-        return self.get_variable("params", "bias")
+        return self._in_dtype(self.get_variable("params", "bias"))
+
+    def _in_dtype(self, param: Array) -> Array:
+        return param if self.dtype is None else param.astype(self.dtype)
 
     def __call__(self, carry, x_t: Array):
         """One time step: ``(carry, <float>[batch, in]) -> (new_carry, <float>[batch, H])``."""
@@ -114,7 +123,7 @@ class RecurrentCell(nn.Module):
     def initialize_carry(self, rng: Array, input_shape: tuple[int, ...]):
         """Zero hidden state <[*batch, H]> for inputs of shape ``(*batch, in_features)``."""
         del rng  # Keras and Flax start from zeros; the argument keeps Flax's signature.
-        return jnp.zeros((*input_shape[:-1], self.features), self.param_dtype)
+        return jnp.zeros((*input_shape[:-1], self.features), self.dtype or self.param_dtype)
 
     @property
     def num_feature_axes(self) -> int:

@@ -6,7 +6,7 @@ Unknown keys are already refused by ``config_flags``'s ``lock_config``; this che
 import ml_collections
 
 from rnn_jax.cells import ACTIVATIONS, CELLS, get_initializer
-from rnn_jax.models import POOLINGS
+from rnn_jax.models import COMPUTE_DTYPES, POOLINGS
 from rnn_jax.recurrence import INPUT_PROJECTIONS
 from rnn_jax.vocabulary import INDEX_FROM
 
@@ -42,6 +42,7 @@ def validate(config: ml_collections.ConfigDict, device_count: int | None) -> Non
         ("pooling", POOLINGS),
         ("activation", sorted(ACTIVATIONS)),
         ("input_projection", INPUT_PROJECTIONS),
+        ("compute_dtype", list(COMPUTE_DTYPES)),
     ]:
         _require(c[field] in names, field, c[field], "one of " + ", ".join(names))
     for field in [

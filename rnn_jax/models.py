@@ -18,6 +18,8 @@ from rnn_jax.recurrence import RecurrentStack
 Array = jax.Array
 
 POOLINGS = ("last", "mean", "max", "mean_max")
+# config.compute_dtype -> SentimentClassifier.dtype (None: compute in the parameters' float32).
+COMPUTE_DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}
 
 # Knuth's multiplicative hash constant (2^32 / golden ratio): spreads consecutive pair ids over
 # the buckets, so no two frequent n-grams collide just because their ids are close.
@@ -42,6 +44,7 @@ def make_cells(
     recurrent_init: str = "orthogonal",
     activation: str = "tanh",
     param_dtype: Any = jnp.float32,
+    dtype: Any = None,
 ) -> list[RecurrentCell]:
     """``num_layers`` unbound cells of the registered kind ``cell``, as configs name them."""
     if activation not in ACTIVATIONS:
@@ -54,6 +57,7 @@ def make_cells(
             kernel_init=get_initializer(kernel_init),
             recurrent_kernel_init=get_initializer(recurrent_init),
             param_dtype=param_dtype,
+            dtype=dtype,
         )
         for _ in range(num_layers)
     ]
@@ -139,6 +143,8 @@ class SentimentClassifier(nn.Module):
         ``"before_scan"`` or ``"in_step"``.
       pad_id: the padding token; its steps are masked, so padding side and amount do not matter.
       param_dtype: parameter dtype.
+      dtype: dtype the embeddings and cells compute in (e.g. bfloat16; parameters, pooling, the
+        head and the loss stay in ``param_dtype``); None: ``param_dtype``.
     """
 
     vocab_size: int
@@ -160,6 +166,7 @@ class SentimentClassifier(nn.Module):
     input_projection: str = "auto"
     pad_id: int = 0
     param_dtype: Any = jnp.float32
+    dtype: Any = None
 
     @nn.compact
     def __call__(self, token_ids: Array, *, train: bool = False) -> Array:
@@ -179,6 +186,7 @@ class SentimentClassifier(nn.Module):
             features=self.embed_dim,
             embedding_init=keras_uniform(),
             param_dtype=self.param_dtype,
+            dtype=self.dtype,
         )
         x = embed(self.vocab_size, name="embedding")(token_ids)
         if self.ngram_buckets:
@@ -202,6 +210,7 @@ class SentimentClassifier(nn.Module):
             recurrent_init=self.recurrent_init,
             activation=self.activation,
             param_dtype=self.param_dtype,
+            dtype=self.dtype,
         )
         features = RecurrentStack(
             cells,
@@ -212,6 +221,9 @@ class SentimentClassifier(nn.Module):
             input_projection=self.input_projection,
             name="recurrent",
         )(x, mask, train=train)
+        # Pooling sums up to max_len steps, and the loss wants full precision: both run in
+        # param_dtype, whatever the cells computed in.
+        features = features.astype(self.param_dtype)
         if self.pooling != "last":
             features = pool(features, mask, self.pooling)
         features = nn.Dropout(self.dropout_rate, deterministic=not train)(features)

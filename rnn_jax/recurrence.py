@@ -136,7 +136,7 @@ class Recurrence(nn.Module):
         if projected:
             xs = self.cell.project_inputs(xs)  # <[time, batch, G*H]>: one matmul for all steps.
         # The carry's dtype must be what a step returns (e.g. float64 inputs, float32 params).
-        dtype = jnp.promote_types(inputs.dtype, self.cell.param_dtype)
+        dtype = self.cell.dtype or jnp.promote_types(inputs.dtype, self.cell.param_dtype)
         if initial_carry is None:
             initial_carry = self.cell.initialize_carry(None, inputs[:, 0].shape)
             initial_carry = jax.tree.map(lambda c: c.astype(dtype), initial_carry)

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from rnn_jax import configuration, files, input_pipeline, parallel
 from rnn_jax.checkpointing import Checkpoints, NoUsableCheckpointError
-from rnn_jax.models import SentimentClassifier, count_params, summary
+from rnn_jax.models import COMPUTE_DTYPES, SentimentClassifier, count_params, summary
 from rnn_jax.vocabulary import PAD_ID
 
 Array = jax.Array
@@ -61,6 +61,7 @@ ADDED_FIELDS = {
     "ngram_order": 2,
     "embed_dropout_tokens": False,
     "evaluate_test": True,
+    "compute_dtype": "float32",
 }
 
 
@@ -128,6 +129,7 @@ def create_model(config: ml_collections.ConfigDict, **overrides) -> SentimentCla
         input_projection=config.input_projection,
         # No token id is -1, so nothing is masked then: padding is read like a word.
         pad_id=PAD_ID if config.mask_padding else -1,
+        dtype=COMPUTE_DTYPES[config.compute_dtype],
     )
     return SentimentClassifier(**(fields | overrides))
 

@@ -13,10 +13,12 @@ import pytest
 
 from experiments import (
     benchmark,
+    best,
     bucketing,
     common,
     data,
     keras_twin,
+    precision,
     step_anatomy,
     studies,
     timeseries,
@@ -104,6 +106,35 @@ def test_studies_quick_optimizer(tmp_path, data_args, capsys):
     meta = check_report(out / "optimizer", ["table.md"])
     assert meta["reused_runs"] == ["rmsprop_1e-4", "adam_1e-3"]
     assert "(reused finished training runs: " in (out / "optimizer" / "report.md").read_text()
+
+
+def test_best_quick_selects_on_validation_and_tests_only_the_refit(tmp_path, data_args):
+    out, workdirs = tmp_path / "results", tmp_path / "runs"
+    best.main(["--quick", "--out", str(out), "--workdirs", str(workdirs), *data_args])
+    check_report(out, ["table.md", "table.csv", "curves.png"])
+    rows = {r["run"]: r for r in read_csv(out / "table.csv")}
+    selection, refit = rows["selection"], rows["refit"]
+    assert selection["test_accuracy"] == "" and 0 <= float(selection["best_val_accuracy"]) <= 1
+    assert refit["best_val_accuracy"] == "" and 0 <= float(refit["test_accuracy"]) <= 1
+    refit_config = json.loads((workdirs / "refit" / "config.json").read_text())
+    assert refit_config["validation_fraction"] == 0.0
+    selection_config = json.loads((workdirs / "best" / "config.json").read_text())
+    assert selection_config["validation_fraction"] == best.SELECTION_VALIDATION_FRACTION
+    # The refit saw every training review (quick: the first 256 of each split).
+    steps = [int(p.name) for p in (workdirs / "refit" / "checkpoints").iterdir()]
+    assert max(steps) == 256 // common.QUICK_FIELDS["batch_size"]
+
+
+def test_precision_quick_trains_the_lstm_in_both_compute_dtypes(tmp_path, data_args):
+    out, workdirs = tmp_path / "results", tmp_path / "runs"
+    precision.main(["--quick", "--out", str(out), "--workdirs", str(workdirs), *data_args])
+    check_report(out, ["table.md", "table.csv", "curves.png"])
+    rows = read_csv(out / "table.csv")
+    assert [r["compute_dtype"] for r in rows] == ["float32", "bfloat16"]
+    assert all(0 <= float(r["test_accuracy"]) <= 1 for r in rows)
+    for dtype in precision.DTYPES:
+        config = json.loads((workdirs / dtype / "config.json").read_text())
+        assert (config["cell"], config["compute_dtype"]) == ("lstm", dtype)
 
 
 def test_an_experiment_tests_a_tuning_run_before_reusing_it(tmp_path):
@@ -208,6 +239,8 @@ def test_benchmark_quick_times_every_cell_and_peer(tmp_path):
         for framework in ("rnn_jax", "flax nn.RNN", "keras")
         for cell in ("SimpleRNN", "LSTM", "GRU")
     }
+    bfloat16 = {r["cell"] for r in rows if r["implementation"].endswith("bfloat16")}
+    assert bfloat16 == {"SimpleRNN", "LSTM", "GRU"}
     for row in rows:
         assert row["train_examples_per_second"] > 0 and row["infer_examples_per_second"] > 0
         assert 0 < row["peak_fraction"] < 1

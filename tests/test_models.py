@@ -391,3 +391,42 @@ def test_masked_pre_and_post_padding_give_the_same_gradients(cell):
 
     for a, b in zip(jax.tree.leaves(grads(pre)), jax.tree.leaves(grads(post)), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
+
+
+# --------------------------------------------------------------------------- mixed precision
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bfloat16_compute_keeps_float32_parameters_and_gradients_close_to_float32(name):
+    f32 = SentimentClassifier(
+        VOCAB, EMBED, name, HIDDEN, bidirectional=True, pooling="mean_max", ngram_buckets=16
+    )
+    bf16 = f32.clone(dtype=jnp.bfloat16)
+    tokens, _ = token_batch()
+    params = f32.init(jax.random.key(0), tokens)["params"]
+    # The same parameters, in float32: only the computation changes.
+    same = jax.tree.map(jnp.array_equal, params, bf16.init(jax.random.key(0), tokens)["params"])
+    assert all(jax.tree.leaves(same))
+    labels = jnp.asarray([1.0, 0.0, 1.0, 0.0])
+
+    def loss_and_grads(model):
+        def loss(params):
+            logits = model.apply({"params": params}, tokens)
+            return optax.sigmoid_binary_cross_entropy(logits, labels).mean(), logits
+
+        return jax.jit(jax.value_and_grad(loss, has_aux=True))(params)
+
+    (_, logits32), grads32 = loss_and_grads(f32)
+    (_, logits16), grads16 = loss_and_grads(bf16)
+    assert logits16.dtype == jnp.float32
+    assert not np.array_equal(logits16, logits32)  # Really computed in bfloat16 ...
+    np.testing.assert_allclose(logits16, logits32, atol=0.03)  # ... to bfloat16's precision.
+    for g16, g32 in zip(jax.tree.leaves(grads16), jax.tree.leaves(grads32), strict=True):
+        assert g16.dtype == jnp.float32
+        assert np.linalg.norm(g16 - g32) <= 0.05 * np.linalg.norm(g32) + 1e-6
+    # The cells ran in bfloat16: the recurrent layer's outputs are bfloat16.
+    _, state = bf16.apply(
+        {"params": params}, tokens, capture_intermediates=True, mutable=["intermediates"]
+    )
+    _, outputs = state["intermediates"]["recurrent"]["layer_0"]["__call__"][0]
+    assert outputs.dtype == jnp.bfloat16

@@ -218,7 +218,6 @@ def test_validate_accepts_the_default_and_tiny_configs(device_count):
         ("dropout_rate", -0.1),
         ("dropout_rate", math.nan),
         ("embed_dropout_rate", 1.5),
-        ("validation_fraction", 0.0),
         ("validation_fraction", 1.0),
         ("validation_fraction", -0.2),
         ("vocab_size", 4),
@@ -231,6 +230,7 @@ def test_validate_accepts_the_default_and_tiny_configs(device_count):
         ("ngram_buckets", 2**31),
         ("ngram_order", 1),
         ("kernel_init", "no_such_init"),
+        ("compute_dtype", "float16"),
     ],
 )
 def test_validate_names_the_field_the_value_and_what_is_allowed(field, value):
@@ -243,6 +243,17 @@ def test_validate_names_the_field_the_value_and_what_is_allowed(field, value):
     assert message.startswith(prefix), message
     assert len(message) > len(prefix) + 5, message  # ... and says what is allowed.
     assert "\n" not in message
+
+
+def test_validate_refuses_a_run_that_evaluates_nothing():
+    config = default.get_config()
+    config.validation_fraction, config.evaluate_test = 0.0, False
+    with pytest.raises(
+        configuration.ConfigError, match=r"^config\.validation_fraction=0\.0 .*evaluate_test"
+    ):
+        configuration.validate(config, 1)
+    config.evaluate_test = True  # A refit: no validation, tested once.
+    configuration.validate(config, 1)
 
 
 def test_validate_refuses_bucketing_an_unmasked_model():
@@ -271,7 +282,8 @@ def test_validate_refuses_a_batch_not_divisible_by_the_devices(field):
         ("cfg_cell", "error: config.cell='transformer' is not allowed: one of gru, lstm, mgu, rnn"),
         (
             "cfg_fraction",
-            "error: config.validation_fraction=1.0 is not allowed: a fraction in (0, 1)",
+            "error: config.validation_fraction=1.0 is not allowed: a fraction in [0, 1) "
+            "(0: no validation, train on all training reviews)",
         ),
         (
             "cfg_devices",

@@ -15,6 +15,7 @@ import pytest
 from configs import default
 from rnn_jax import input_pipeline, parallel, train
 from rnn_jax.cells import CELLS
+from rnn_jax.checkpointing import Checkpoints
 from tests.helpers import SUMMARY_KEYS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -309,6 +310,7 @@ NEW_VALUES = {
     "ngram_order": 3,
     "embed_dropout_tokens": True,
     "evaluate_test": False,
+    "compute_dtype": "bfloat16",
 }
 
 
@@ -329,7 +331,7 @@ def test_a_run_written_before_a_field_existed_resumes_with_its_old_behavior(tmp_
     if field in train.RESUMABLE_FIELDS:  # Changes no numbers: the run may go on with it.
         train.prepare_workdir(config, str(tmp_path))
         return
-    with pytest.raises(train.WorkdirError, match=rf"{field}: {old} -> {NEW_VALUES[field]}"):
+    with pytest.raises(train.WorkdirError, match=rf"{field}: {old!r} -> {NEW_VALUES[field]!r}"):
         train.prepare_workdir(config, str(tmp_path))
 
 
@@ -351,6 +353,29 @@ def test_a_tuning_run_leaves_test_unseen_until_rerun_with_evaluate_test(tmp_path
     direct = train.train_and_evaluate(config, str(tmp_path / "direct"))
     assert tested["test_accuracy"] == pytest.approx(direct["test_accuracy"], abs=1e-6)
     assert tested["test_loss"] == pytest.approx(direct["test_loss"], rel=1e-5)
+
+
+def test_a_refit_trains_on_every_training_review_and_tests_its_last_epoch(tmp_path, cache_dir):
+    config = tiny_config(validation_fraction=0.0, cache_dir=cache_dir, num_epochs=2)
+    summary = train.train_and_evaluate(config, str(tmp_path))
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert [(h["val_loss"], h["val_accuracy"]) for h in history] == [(None, None)] * 2
+    assert summary["best_val_accuracy"] is None and summary["best_epoch"] == 2
+    steps_per_epoch = 256 // 16  # All 256 training reviews, none held out.
+    steps = sorted(int(s) for s in os.listdir(tmp_path / "checkpoints") if s.isdigit())
+    assert steps == [steps_per_epoch, 2 * steps_per_epoch]
+    # The test numbers are those of the last checkpoint (the first one's differ).
+    data = train.load_data(config)
+    p_eval_step = parallel.pmap_step(train.eval_step, donate_state=False)
+    checkpoints = Checkpoints(str(tmp_path / "checkpoints"), 2, read_only=True)
+    template = {"state": train.create_train_state(config, train.create_model(config), 1)}
+    losses = []
+    for step in steps:
+        state = checkpoints.restore(step, template | {"sums": train.zero_metrics()})["state"]
+        metrics = train.evaluate(p_eval_step, parallel.replicate(state), data.test, 64)
+        losses.append(metrics["loss"])
+    assert summary["test_loss"] == pytest.approx(losses[1], rel=1e-5)
+    assert losses[0] != pytest.approx(losses[1], rel=1e-3)
 
 
 def test_cosine_schedule_run_cannot_change_its_epochs(tmp_path):
