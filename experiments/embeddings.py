@@ -2,9 +2,9 @@
 
     python -m experiments.embeddings [--workdir W] [--quick] [--out DIR]
 
-Default ``W``: ``runs/experiments/best/best`` if it holds a run, else the shootout's LSTM
-(``<workdirs>/lstm``, trained first if missing). The embedding is only trained to separate
-positive from negative reviews, so expect neighbours by sentiment more than by meaning.
+Default ``W``: ``runs/experiments/best/refit`` (the best model) if it holds a run, else the
+shootout's LSTM (``<workdirs>/lstm``, trained first if missing). The embedding is only trained to
+separate positive from negative reviews, so expect neighbours by sentiment more than by meaning.
 """
 
 from collections.abc import Sequence
@@ -28,7 +28,7 @@ WORDS = (
     "masterpiece",
 )
 TOP_K = 8
-BEST_WORKDIR = common.WORKDIRS / "best" / "best"
+BEST_WORKDIR = common.WORKDIRS / "best" / "refit"
 
 COLUMNS = (
     Column("word", "word"),
@@ -77,7 +77,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     embedding = np.asarray(run.state.params["embedding"]["embedding"])
     report.text(
         f"Run: `{workdir}` ({run.config.cell}, embedding {embedding.shape[1]}, vocabulary "
-        f"{run.config.vocab_size:,}), checkpoint step {run.step} (best on validation)."
+        f"{run.config.vocab_size:,}), checkpoint step {run.step} "
+        f"({'best on validation' if run.config.validation_fraction else 'the last'})."
     )
     rows = [{"word": w, "neighbours": nearest_neighbours(embedding, run.vocab, w)} for w in WORDS]
     report.table("neighbours", rows, COLUMNS, "Cosine nearest neighbours")

@@ -333,7 +333,21 @@ def test_validation_split_deterministic(tmp_path, fake_tfds):
     assert len(d.validation["label"]) == 15
 
 
-@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1, 1.5])
+def test_validation_fraction_zero_keeps_every_training_review(tmp_path, fake_tfds):
+    data = _load(tmp_path, validation_fraction=0.0, vocab_size=1000, use_cache=False)
+    np.testing.assert_array_equal(data.source_index["train"], np.arange(50))
+    assert data.validation["token_ids"].shape == (0, data.train["token_ids"].shape[1])
+    assert len(data.validation["label"]) == len(data.validation["length"]) == 0
+    assert "validation" not in data.split_stats
+    # The vocabulary counts every training row, the 10 that were validation included.
+    split = _load(tmp_path, vocab_size=1000, use_cache=False)
+    for i in split.source_index["validation"]:
+        assert f"row{i}train" not in split.vocab and f"row{i}train" in data.vocab
+    cached = _load(tmp_path, validation_fraction=0.0)  # Written, then read back alike.
+    _assert_same_data(cached, _load(tmp_path, validation_fraction=0.0))
+
+
+@pytest.mark.parametrize("fraction", [1.0, -0.1, 1.5])
 def test_validation_fraction_out_of_range(tmp_path, fake_tfds, fraction):
     with pytest.raises(ValueError, match="validation_fraction"):
         _load(tmp_path, validation_fraction=fraction)
