@@ -558,7 +558,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{shape['embed']}, hidden {shape['hidden']}, vocabulary {shape['vocab']:,}; median of "
         f"{repeats} rounds after {WARMUP} warm-up steps, every implementation timed in turn in "
         f"each round. Matmul FLOPs per training example: {flops}. Measured float32 matmul peak "
-        f"(2048³, JAX): {peak / 1e9:.0f} GFLOP/s. Compile: JAX trace + lower + compile of the "
+        f"(2048³, JAX): {peak / 1e9:.0f} GFLOP/s (the bfloat16 rows' share is of this float32 "
+        "peak too). Compile: JAX trace + lower + compile of the "
         "train step (pmap: its first step); Keras its first train_on_batch; PyTorch (eager) its "
         "first step. XLA temp MB: the compiled train step's temporary buffers (JAX only)."
     )

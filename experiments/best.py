@@ -4,8 +4,8 @@
 
 Two runs, the protocol of configs/best.py:
   1. ``<workdirs>/best``: the config on 80% of the training reviews, with 20% held out for
-     validation, test not evaluated. Its validation curve is what the config (epochs included)
-     was chosen on.
+     validation, its test set not evaluated. Its validation curve is what the config (epochs
+     included) was chosen on.
   2. ``<workdirs>/refit``: the same config refit on all 25,000 training reviews for the chosen
      number of epochs (``validation_fraction=0``); its last checkpoint is the model, and the only
      one whose test accuracy is evaluated.
@@ -58,8 +58,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     report.text(
         f"{describe(refit_config)} Chosen on validation: run `selection` trained on "
         f"{1 - SELECTION_VALIDATION_FRACTION:.0%} of the training reviews and validated on the "
-        f"rest (test not evaluated). The model is run `refit`: the same config trained on all "
-        f"training reviews, its last epoch tested once. Wall time of training: "
+        f"rest (its test set not evaluated here). The model is run `refit`: the same config "
+        f"trained on all training reviews, its last epoch tested once. Wall time of training: "
         f"{selection.summary['train_seconds']:.0f} s (selection), "
         f"{refit.summary['train_seconds']:.0f} s (refit)."
     )
@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if (shootout_lstm / "summary.json").exists():
         lstm = common.RunResult(
             "shootout LSTM",
-            refit_config,
+            common.read_config(shootout_lstm),
             common.read_json(shootout_lstm / "summary.json"),
             common.read_json(shootout_lstm / "history.json"),
             shootout_lstm,

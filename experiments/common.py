@@ -194,6 +194,10 @@ def run(name: str, config: ml_collections.ConfigDict, workdir: Path) -> RunResul
     if is_finished(config, workdir):
         print(f"[{name}] reusing the finished run in {workdir}", flush=True)
         REUSED_RUNS.append(name)
+    elif trained_epochs(workdir) >= config.num_epochs:  # Only test evaluated (or skipped).
+        print(f"[{name}] reusing the trained run in {workdir}; evaluating it", flush=True)
+        train.train_and_evaluate(config, str(workdir))
+        REUSED_RUNS.append(name)
     else:
         print(f"[{name}] training in {workdir} ({config.num_epochs} epochs)", flush=True)
         train.train_and_evaluate(config, str(workdir))
@@ -204,6 +208,12 @@ def run(name: str, config: ml_collections.ConfigDict, workdir: Path) -> RunResul
         history=read_json(workdir / "history.json"),
         workdir=workdir,
     )
+
+
+def trained_epochs(workdir: Path) -> int:
+    """Epochs the run in ``workdir`` has finished (0 without one)."""
+    path = workdir / "history.json"
+    return len(read_json(path)) if path.exists() else 0
 
 
 def is_finished(config: ml_collections.ConfigDict, workdir: Path) -> bool:
@@ -305,6 +315,13 @@ def write_csv(path: Path, rows: Sequence[dict], columns: Sequence[Column]) -> No
 def read_json(path: Path) -> Any:
     with open(path) as f:
         return json.load(f)
+
+
+def read_config(workdir: Path) -> ml_collections.ConfigDict:
+    """The config a training run in ``workdir`` was started with."""
+    from rnn_jax import train
+
+    return ml_collections.ConfigDict(train.read_config(str(workdir)))
 
 
 # ----------------------------------------------------------------------------------------------

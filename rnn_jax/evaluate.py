@@ -22,18 +22,16 @@ def main(argv):
     del argv
     try:
         run = inference.load_run(_WORKDIR.value)
+        if _SPLIT.value == "validation" and not run.config.validation_fraction:
+            raise ValueError(
+                "the run has no validation split (validation_fraction=0: it trained on all "
+                "training reviews); allowed here: --split=train or --split=test"
+            )
         data = train.load_data(run.config)
-    except (inference.RunNotFoundError, DataNotFoundError) as error:
+    except (inference.RunNotFoundError, DataNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
     split = data.split(_SPLIT.value)
-    if not len(split["label"]):
-        print(
-            f"error: the run has no {_SPLIT.value} split (validation_fraction="
-            f"{run.config.validation_fraction}); allowed here: --split=train or --split=test",
-            file=sys.stderr,
-        )
-        sys.exit(1)
     p_eval_step = parallel.pmap_step(train.eval_step, donate_state=False)
     metrics = train.evaluate(
         p_eval_step,

@@ -186,13 +186,15 @@ class SentimentClassifier(nn.Module):
             features=self.embed_dim,
             embedding_init=keras_uniform(),
             param_dtype=self.param_dtype,
-            dtype=self.dtype,
         )
         x = embed(self.vocab_size, name="embedding")(token_ids)
         if self.ngram_buckets:
             ngram_embed = embed(self.ngram_buckets, name="ngram_embedding")
             for n in range(2, self.ngram_order + 1):
                 x = x + ngram_embed(ngram_ids(token_ids, self.vocab_size, self.ngram_buckets, n))
+        # Looked up in param_dtype, then cast: Embed(dtype=bfloat16) would cast the whole table
+        # every step and sum each row's gradient over its occurrences in bfloat16.
+        x = x.astype(self.dtype or self.param_dtype)
         # A zero no-op unless a 'perturbations' collection is passed: then d(loss)/d(it) is
         # d(loss)/d(embedded input at every step), for the vanishing-gradient measurements.
         x = self.perturb("embedded", x)

@@ -145,8 +145,10 @@ def test_an_experiment_tests_a_tuning_run_before_reusing_it(tmp_path):
     assert common.read_json(tmp_path / "summary.json")["test_accuracy"] is None
     config.evaluate_test = True
     assert not common.is_finished(config, tmp_path)
+    reused_before = len(common.REUSED_RUNS)
     result = common.run("tuning", config, tmp_path)  # Tests it; trains nothing more.
     assert 0.0 <= result.summary["test_accuracy"] <= 1.0
+    assert common.REUSED_RUNS[reused_before:] == ["tuning"]  # The report's header says so.
     assert common.is_finished(config, tmp_path)
 
 

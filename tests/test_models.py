@@ -396,10 +396,18 @@ def test_masked_pre_and_post_padding_give_the_same_gradients(cell):
 # --------------------------------------------------------------------------- mixed precision
 
 
+@pytest.mark.parametrize("projection", ["in_step", "before_scan"])  # CPU's and GPU/TPU's.
 @pytest.mark.parametrize("name", NAMES)
-def test_bfloat16_compute_keeps_float32_parameters_and_gradients_close_to_float32(name):
+def test_bfloat16_compute_keeps_float32_parameters_and_gradients_close_to_float32(name, projection):
     f32 = SentimentClassifier(
-        VOCAB, EMBED, name, HIDDEN, bidirectional=True, pooling="mean_max", ngram_buckets=16
+        VOCAB,
+        EMBED,
+        name,
+        HIDDEN,
+        bidirectional=True,
+        pooling="mean_max",
+        ngram_buckets=16,
+        input_projection=projection,
     )
     bf16 = f32.clone(dtype=jnp.bfloat16)
     tokens, _ = token_batch()
@@ -430,3 +438,22 @@ def test_bfloat16_compute_keeps_float32_parameters_and_gradients_close_to_float3
     )
     _, outputs = state["intermediates"]["recurrent"]["layer_0"]["__call__"][0]
     assert outputs.dtype == jnp.bfloat16
+
+
+def test_bfloat16_compute_sums_a_frequent_words_embedding_gradient_in_float32():
+    # One word read 4 x 500 times: its embedding row's gradient sums 2,000 contributions, which
+    # a bfloat16 accumulator (8-bit mantissa) would round away.
+    f32 = SentimentClassifier(VOCAB, EMBED, "gru", HIDDEN, pooling="mean")
+    bf16 = f32.clone(dtype=jnp.bfloat16)
+    tokens = jnp.full((4, 500), 7, jnp.int32)
+    params = f32.init(jax.random.key(0), tokens)["params"]
+
+    def embedding_grad(model):
+        def loss(params):
+            return model.apply({"params": params}, tokens).sum()
+
+        return jax.jit(jax.grad(loss))(params)["embedding"]["embedding"][7]
+
+    g32, g16 = embedding_grad(f32), embedding_grad(bf16)
+    assert g16.dtype == jnp.float32
+    np.testing.assert_allclose(g16, g32, rtol=0.02, atol=1e-3 * np.abs(g32).max())

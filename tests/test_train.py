@@ -13,7 +13,7 @@ import optax
 import pytest
 
 from configs import default
-from rnn_jax import input_pipeline, parallel, train
+from rnn_jax import inference, input_pipeline, parallel, train
 from rnn_jax.cells import CELLS
 from rnn_jax.checkpointing import Checkpoints
 from tests.helpers import SUMMARY_KEYS
@@ -376,6 +376,23 @@ def test_a_refit_trains_on_every_training_review_and_tests_its_last_epoch(tmp_pa
         losses.append(metrics["loss"])
     assert summary["test_loss"] == pytest.approx(losses[1], rel=1e-5)
     assert losses[0] != pytest.approx(losses[1], rel=1e-3)
+    # Rerun: finished, so nothing is trained, and the same last checkpoint is tested.
+    assert train.train_and_evaluate(config, str(tmp_path)) == summary
+    # Restoring the run for prediction also takes the last checkpoint (there is no best).
+    assert inference.load_run(str(tmp_path)).step == steps[1]
+    # The evaluation CLI refuses the split the run does not have, in one line.
+    result = subprocess.run(
+        [sys.executable, "-m", "rnn_jax.evaluate", f"--workdir={tmp_path}", "--split=validation"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: the run has no validation split (validation_fraction=0: it trained on all "
+        "training reviews); allowed here: --split=train or --split=test"
+    )
 
 
 def test_cosine_schedule_run_cannot_change_its_epochs(tmp_path):
