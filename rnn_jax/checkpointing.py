@@ -1,4 +1,4 @@
-"""Orbax checkpoints of a run: the latest few, plus the best by validation accuracy.
+"""Orbax checkpoints of a run: the latest few, plus the best by validation accuracy (if any).
 
 One ``CheckpointManager`` (current ``args=`` API) holds every checkpoint under
 ``<workdir>/checkpoints/<step>``. Its preservation policy keeps the ``keep`` most recent steps and
@@ -34,31 +34,29 @@ class NoUsableCheckpointError(RuntimeError):
 class Checkpoints:
     """Saves and restores a run's checkpoints (a pytree ``item`` per step)."""
 
-    def __init__(self, directory: str, keep: int, read_only: bool = False):
+    def __init__(self, directory: str, keep: int, read_only: bool = False, track_best: bool = True):
         """Opens (or creates) the checkpoint directory.
 
         Args:
           directory: where the steps live; made absolute, as Orbax requires.
           keep: how many of the most recent steps to keep (the best one is kept as well).
           read_only: only restore (prediction, evaluation): nothing is written or pruned.
+          track_best: False for a run without validation: only the latest ``keep`` are kept,
+            and ``best_step`` is the latest.
         """
         self.directory = os.path.abspath(directory)
         self.read_only = read_only
         self.broken_directory = os.path.join(os.path.dirname(self.directory), "broken_checkpoints")
         policies = ocp.checkpoint_managers
+        best = policies.BestN(get_metric_fn=ranking, n=1, keep_checkpoints_without_metrics=False)
         options = ocp.CheckpointManagerOptions(
             preservation_policy=policies.AnyPreservationPolicy(
-                [
-                    policies.LatestN(n=keep),
-                    policies.BestN(
-                        get_metric_fn=ranking, n=1, keep_checkpoints_without_metrics=False
-                    ),
-                ]
+                [policies.LatestN(n=keep), *[best] * track_best]
             ),
             # Without best_fn, Orbax 0.12 does not write the metrics to disk, and after a restart
             # BestN would see none and delete the best step. (The policy above decides what to
             # keep; best_fn only turns on writing and reading the metrics.)
-            best_fn=ranking,
+            best_fn=ranking if track_best else None,
             best_mode="max",
             # A run killed mid-save leaves a temporary directory; it is not a checkpoint.
             cleanup_tmp_directories=not read_only,

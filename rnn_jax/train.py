@@ -423,7 +423,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     logging.info("Model:\n%s", summary(model, state.params, config.max_len))
     learning_rate_fn = create_learning_rate_fn(config, steps_per_epoch)
 
-    checkpoints = Checkpoints(os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
+    checkpoints = Checkpoints(
+        os.path.join(workdir, "checkpoints"),
+        config.keep_checkpoints,
+        track_best=config.validation_fraction > 0,  # A refit has no metric to rank by.
+    )
     step, restored = checkpoints.restore_latest({"state": state, "sums": zero_metrics()})
     sums = zero_metrics()
     if restored is not None:

@@ -355,9 +355,12 @@ def test_a_tuning_run_leaves_test_unseen_until_rerun_with_evaluate_test(tmp_path
     assert tested["test_loss"] == pytest.approx(direct["test_loss"], rel=1e-5)
 
 
-def test_a_refit_trains_on_every_training_review_and_tests_its_last_epoch(tmp_path, cache_dir):
+def test_a_refit_trains_on_every_training_review_and_tests_its_last_epoch(
+    tmp_path, cache_dir, caplog
+):
     config = tiny_config(validation_fraction=0.0, cache_dir=cache_dir, num_epochs=2)
     summary = train.train_and_evaluate(config, str(tmp_path))
+    assert "tracked_metric" not in caplog.text  # No metric to rank by, and Orbax is not told to.
     history = json.loads((tmp_path / "history.json").read_text())
     assert [(h["val_loss"], h["val_accuracy"]) for h in history] == [(None, None)] * 2
     assert summary["best_val_accuracy"] is None and summary["best_epoch"] == 2
