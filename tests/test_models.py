@@ -407,7 +407,6 @@ def test_bfloat16_compute_keeps_float32_parameters_and_gradients_close_to_float3
         EMBED,
         name,
         HIDDEN,
-        bidirectional=True,
         pooling="mean_max",
         ngram_buckets=16,
         input_projection=projection,
