@@ -26,7 +26,6 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from flax.linen.dtypes import promote_dtype
 
 Array = jax.Array
 Initializer = Callable[..., Array]
@@ -100,8 +99,7 @@ class RecurrentCell(nn.Module):
             self.param_dtype,
         )
         bias = self.param("bias", self.bias_initializer(), self.bias_shape, self.param_dtype)
-        x, kernel, bias = promote_dtype(x, kernel, self.input_bias(bias), dtype=self.dtype)
-        return x @ kernel + bias
+        return self._in_dtype(x) @ self._in_dtype(kernel) + self._in_dtype(self.input_bias(bias))
 
     @property
     def recurrent_kernel(self) -> Array:
@@ -112,8 +110,9 @@ class RecurrentCell(nn.Module):
     def bias(self) -> Array:
         return self._in_dtype(self.get_variable("params", "bias"))
 
-    def _in_dtype(self, param: Array) -> Array:
-        return param if self.dtype is None else param.astype(self.dtype)
+    def _in_dtype(self, value: Array) -> Array:
+        """``value`` cast to ``dtype``; unchanged when that is None (then ops promote as usual)."""
+        return value if self.dtype is None else value.astype(self.dtype)
 
     def __call__(self, carry, x_t: Array):
         """One time step: ``(carry, <float>[batch, in]) -> (new_carry, <float>[batch, H])``."""

@@ -48,11 +48,13 @@ class Checkpoints:
         self.read_only = read_only
         self.broken_directory = os.path.join(os.path.dirname(self.directory), "broken_checkpoints")
         policies = ocp.checkpoint_managers
-        best = policies.BestN(get_metric_fn=ranking, n=1, keep_checkpoints_without_metrics=False)
+        keep_policies = [policies.LatestN(n=keep)]
+        if track_best:
+            keep_policies.append(
+                policies.BestN(get_metric_fn=ranking, n=1, keep_checkpoints_without_metrics=False)
+            )
         options = ocp.CheckpointManagerOptions(
-            preservation_policy=policies.AnyPreservationPolicy(
-                [policies.LatestN(n=keep), *[best] * track_best]
-            ),
+            preservation_policy=policies.AnyPreservationPolicy(keep_policies),
             # Without best_fn, Orbax 0.12 does not write the metrics to disk, and after a restart
             # BestN would see none and delete the best step. (The policy above decides what to
             # keep; best_fn only turns on writing and reading the metrics.)

@@ -23,20 +23,19 @@ def main(argv):
     try:
         run = inference.load_run(_WORKDIR.value)
         if _SPLIT.value == "validation" and not run.config.validation_fraction:
-            raise ValueError(
-                "the run has no validation split (validation_fraction=0: it trained on all "
-                "training reviews); allowed here: --split=train or --split=test"
+            sys.exit(
+                "error: the run has no validation split (validation_fraction=0: it trained on "
+                "all training reviews); allowed here: --split=train or --split=test"
             )
         data = train.load_data(run.config)
-    except (inference.RunNotFoundError, DataNotFoundError, ValueError) as error:
+    except (inference.RunNotFoundError, DataNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
-    split = data.split(_SPLIT.value)
     p_eval_step = parallel.pmap_step(train.eval_step, donate_state=False)
     metrics = train.evaluate(
         p_eval_step,
         parallel.replicate(run.state),
-        split,
+        data.split(_SPLIT.value),
         run.config.eval_batch_size,
         run.config.bucket_width,
         run.config.padding,

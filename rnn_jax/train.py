@@ -423,10 +423,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     logging.info("Model:\n%s", summary(model, state.params, config.max_len))
     learning_rate_fn = create_learning_rate_fn(config, steps_per_epoch)
 
+    has_validation = len(data.validation["label"]) > 0  # False: a refit on all of train.
     checkpoints = Checkpoints(
-        os.path.join(workdir, "checkpoints"),
-        config.keep_checkpoints,
-        track_best=config.validation_fraction > 0,  # A refit has no metric to rank by.
+        os.path.join(workdir, "checkpoints"), config.keep_checkpoints, track_best=has_validation
     )
     step, restored = checkpoints.restore_latest({"state": state, "sums": zero_metrics()})
     sums = zero_metrics()
@@ -441,7 +440,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     p_train_step = parallel.pmap_step(train_step, donate_state=True)
     p_eval_step = parallel.pmap_step(eval_step, donate_state=False)
     eval_settings = (config.eval_batch_size, config.bucket_width, config.padding)
-    has_validation = len(data.validation["label"]) > 0
     state, sums = parallel.replicate(state), parallel.replicate(sums)
     # Imported here: it imports TensorFlow (seconds), which predict and evaluate do not need.
     from flax.metrics.tensorboard import SummaryWriter
@@ -557,7 +555,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 raise _interrupted(interrupt.signum, step, epoch, checkpoints.directory)
 
     # Test once, with the parameters that were best on validation (without validation: the last).
-    best_step = checkpoints.best_step() if has_validation else step
+    best_step = checkpoints.best_step()
     if best_step is not None and best_step != step:
         try:
             _, best = checkpoints.restore_first(
