@@ -55,10 +55,7 @@ def rnn_jax_epochs(config: ml_collections.ConfigDict, data, args) -> list[dict]:
 
     result = common.run("rnn_jax", config, args.workdirs / config.cell)
     model = train.create_model(config)
-    template = {
-        "state": train.create_train_state(config, model, steps_per_epoch=1),
-        "sums": train.zero_metrics(),
-    }
+    template = train.checkpoint_template(config, model)
     checkpoints = Checkpoints(
         str(result.workdir / "checkpoints"), config.keep_checkpoints, read_only=True
     )

@@ -7,9 +7,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from rnn_jax import train
+from rnn_jax import input_pipeline, train
 from rnn_jax.checkpointing import Checkpoints, NoUsableCheckpointError
-from rnn_jax.input_pipeline import pad_sequences
 from rnn_jax.models import SentimentClassifier
 from rnn_jax.vocabulary import INDEX_FROM, Vocabulary, tokenize
 
@@ -48,7 +47,6 @@ def load_run(workdir: str) -> Run:
     config = ml_collections.ConfigDict(train.read_config(workdir))
     vocab = Vocabulary.from_json(os.path.join(workdir, "vocab.json"))
     model = train.create_model(config)
-    state = train.create_train_state(config, model, steps_per_epoch=1)
     checkpoints = Checkpoints(
         os.path.join(workdir, "checkpoints"), config.keep_checkpoints, read_only=True
     )
@@ -59,7 +57,7 @@ def load_run(workdir: str) -> Run:
         raise RunNotFoundError(f"no checkpoint in {checkpoints.directory}: train first")
     try:
         step, restored = checkpoints.restore_first(
-            candidates, {"state": state, "sums": train.zero_metrics()}
+            candidates, train.checkpoint_template(config, model)
         )
     except NoUsableCheckpointError as error:
         raise RunNotFoundError(str(error)) from None
@@ -75,7 +73,7 @@ def encode_texts(run: Run, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
       text <int32>[len(texts)].
     """
     encoded = [run.vocab.encode(tokenize(text)) for text in texts]
-    token_ids, _ = pad_sequences(
+    token_ids, _ = input_pipeline.pad_sequences(
         encoded, run.config.max_len, run.config.padding, run.config.truncating
     )
     known = np.array([sum(i > INDEX_FROM for i in ids) for ids in encoded], np.int32)
@@ -87,3 +85,23 @@ def predict_texts(run: Run, texts: list[str]) -> np.ndarray:
     token_ids, _ = encode_texts(run, texts)
     logits = run.model.apply({"params": run.state.params}, token_ids)
     return np.asarray(jax.nn.sigmoid(logits))
+
+
+def predict_split(run: Run, data: dict[str, np.ndarray]) -> np.ndarray:
+    """Logits <float32>[N] of every row of a split (``ImdbData.split(name)``), in its row order.
+
+    Batches as the run's evaluation does (``eval_batch_size``, length buckets); one device.
+    """
+    apply = jax.jit(lambda params, ids: run.model.apply({"params": params}, ids, train=False))
+    num_rows = len(data["label"])
+    logits = np.empty(num_rows, np.float32)
+    batches = input_pipeline.eval_batches(
+        {**data, "row": np.arange(num_rows)},
+        run.config.eval_batch_size,
+        run.config.bucket_width,
+        run.config.padding,
+    )
+    for batch in batches:
+        real = batch["mask"]
+        logits[batch["row"][real]] = np.asarray(apply(run.state.params, batch["token_ids"]))[real]
+    return logits

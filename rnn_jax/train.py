@@ -182,6 +182,19 @@ def create_train_state(
     )
 
 
+def checkpoint_template(config: ml_collections.ConfigDict, model: SentimentClassifier) -> dict:
+    """What a checkpoint of ``config`` restores into: shapes and dtypes only, on device 0.
+
+    Nothing is initialized or compiled (``jax.eval_shape``), so restoring a run for prediction
+    does not pay for a parameter initialization it would overwrite.
+    """
+    shapes = jax.eval_shape(
+        lambda: {"state": create_train_state(config, model, 1), "sums": zero_metrics()}
+    )
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=device), shapes)
+
+
 # ----------------------------------------------------------------------------------------------
 # Steps. Metrics are sums (loss, correct, count) so they can be added across steps and devices.
 

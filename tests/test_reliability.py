@@ -629,9 +629,9 @@ def test_evaluate_prints_the_test_accuracy_of_the_summary(runner):
     summary = json.loads((runner.base / "ref" / "summary.json").read_text())
     assert metrics["split"] == "test"
     assert metrics["count"] == summary["test_examples"] == TEST_EXAMPLES
-    assert metrics["accuracy"] == summary["test_accuracy"]
+    assert metrics["accuracy"] == pytest.approx(summary["test_accuracy"], abs=1e-7)
     assert metrics["loss"] == pytest.approx(summary["test_loss"], rel=1e-6)
-    assert metrics["step"] == summary["best_epoch"] * STEPS_PER_EPOCH  # Best on validation.
+    assert metrics["steps"] == [summary["best_epoch"] * STEPS_PER_EPOCH]  # Best on validation.
 
 
 # ----------------------------------------------------------------------------------------------

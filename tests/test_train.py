@@ -393,8 +393,8 @@ def test_a_refit_trains_on_every_training_review_and_tests_its_last_epoch(
     )
     assert result.returncode == 1, result.stderr[-2000:]
     assert result.stderr.strip().splitlines()[-1] == (
-        "error: the run has no validation split (validation_fraction=0: it trained on all "
-        "training reviews); allowed here: --split=train or --split=test"
+        f"error: the run in {tmp_path} has no validation split (validation_fraction=0: it "
+        "trained on all training reviews); allowed here: --split=train or --split=test"
     )
 
 

@@ -1,0 +1,77 @@
+"""Scores finished runs on a split, alone or as an ensemble that averages their probabilities.
+
+``python -m rnn_jax.evaluate --workdir=A [--workdir=B ...]`` is the command line.
+"""
+
+import numpy as np
+
+from rnn_jax import inference, train
+
+
+class EvaluationError(ValueError):
+    """The runs cannot be scored on the split asked for; the message says why."""
+
+
+def metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Loss and accuracy of the ensemble that averages its members' probabilities.
+
+    Args:
+      logits: <float32>[members, N], each member's logit per review.
+      labels: <int>[N], 0 or 1.
+
+    Returns:
+      ``loss`` (binary cross-entropy of the mean probability), ``accuracy`` (the mean probability
+      above 1/2 for positive reviews) and ``count`` (N). One member scores as ``train.evaluate``.
+    """
+    logits = np.asarray(logits, np.float64)
+    # log(mean_i p_i) without forming p_i, which rounds to 0 or 1 for confident members:
+    # log p_i = -log(1 + exp(-z_i)) and log(1 - p_i) = -log(1 + exp(z_i)).
+    log_members = np.log(len(logits))
+    log_positive = np.logaddexp.reduce(-np.logaddexp(0, -logits), axis=0) - log_members
+    log_negative = np.logaddexp.reduce(-np.logaddexp(0, logits), axis=0) - log_members
+    positive = labels == 1
+    loss = -np.where(positive, log_positive, log_negative)
+    correct = (log_positive > log_negative) == positive
+    return {
+        "loss": float(loss.mean()),
+        "accuracy": float(correct.sum() / len(labels)),
+        "count": len(labels),
+    }
+
+
+def evaluate(workdirs: list[str], split: str) -> dict:
+    """Loss and accuracy on ``split`` of the runs in ``workdirs``, their probabilities averaged.
+
+    Each run is restored as ``inference.load_run`` does (the checkpoint best on validation, else
+    the latest) and reads its own data, so members may differ in vocabulary or length; their
+    reviews are matched by position in the tfds split.
+
+    Returns:
+      ``metrics`` plus ``steps``, the step of each run's checkpoint.
+
+    Raises:
+      EvaluationError: a run has no such split (a refit has no validation), or the runs hold
+        different reviews in it (validation depends on ``seed`` and ``validation_fraction``).
+      inference.RunNotFoundError, input_pipeline.DataNotFoundError: a run or its data is missing.
+    """
+    runs = [inference.load_run(workdir) for workdir in workdirs]
+    for workdir, run in zip(workdirs, runs, strict=True):
+        if split == "validation" and not run.config.validation_fraction:
+            raise EvaluationError(
+                f"the run in {workdir} has no validation split (validation_fraction=0: it "
+                "trained on all training reviews); allowed here: --split=train or --split=test"
+            )
+    logits, reviews, labels = [], None, None
+    for workdir, run in zip(workdirs, runs, strict=True):
+        data = train.load_data(run.config)
+        order = np.argsort(data.source_index[split])  # Rows in tfds order, to match members.
+        if reviews is None:
+            reviews, labels = data.source_index[split][order], data.split(split)["label"][order]
+        elif not np.array_equal(data.source_index[split][order], reviews):
+            raise EvaluationError(
+                f"the run in {workdir} holds other {split} reviews than the run in "
+                f"{workdirs[0]}; an ensemble needs the same seed, validation_fraction and "
+                "max_examples"
+            )
+        logits.append(inference.predict_split(run, data.split(split))[order])
+    return metrics(np.stack(logits), labels) | {"steps": [run.step for run in runs]}

@@ -1,0 +1,42 @@
+"""The ensemble's arithmetic: probabilities averaged per review, scored without overflow.
+
+Running runs end to end is tested in test_experiments (experiments.best) and test_reliability
+(the evaluate command line).
+"""
+
+import numpy as np
+import optax
+import pytest
+
+from rnn_jax import ensemble
+
+
+def test_one_member_scores_as_training_does():
+    rng = np.random.default_rng(0)
+    logits, labels = rng.normal(0, 3, (1, 200)).astype(np.float32), rng.integers(0, 2, 200)
+    scores = ensemble.metrics(logits, labels)
+    expected_loss = np.mean(optax.sigmoid_binary_cross_entropy(logits[0], labels))
+    assert scores["loss"] == pytest.approx(float(expected_loss), rel=1e-5)
+    assert scores["accuracy"] == np.mean((logits[0] > 0) == (labels == 1))
+    assert scores["count"] == 200
+
+
+def test_members_probabilities_are_averaged():
+    rng = np.random.default_rng(1)
+    logits, labels = rng.normal(0, 3, (3, 500)), rng.integers(0, 2, 500)
+    mean = np.mean(1 / (1 + np.exp(-logits)), axis=0)
+    scores = ensemble.metrics(logits, labels)
+    assert scores["accuracy"] == np.mean((mean > 0.5) == (labels == 1))
+    expected_loss = -np.mean(np.where(labels == 1, np.log(mean), np.log(1 - mean)))
+    assert scores["loss"] == pytest.approx(expected_loss, rel=1e-9)
+    # Averaging logits instead would call this positive review negative (mean logit -1/3).
+    assert ensemble.metrics(np.array([[1.0], [1.0], [-3.0]]), np.array([1]))["accuracy"] == 1.0
+
+
+def test_confidently_wrong_members_give_a_finite_loss():
+    # float32 probabilities round to exactly 0 here, and their log to -inf.
+    logits = np.array([[-120.0, 120.0], [-110.0, 130.0]], np.float32)
+    scores = ensemble.metrics(logits, np.array([1, 0]))
+    expected = -np.log(np.mean(np.exp([-120.0, -110.0]))) - np.log(np.mean(np.exp([-120, -130])))
+    assert scores["loss"] == pytest.approx(expected / 2, rel=1e-9)
+    assert scores["accuracy"] == 0.0
