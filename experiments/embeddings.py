@@ -2,7 +2,7 @@
 
     python -m experiments.embeddings [--workdir W] [--quick] [--out DIR]
 
-Default ``W``: ``runs/experiments/best/refit`` (the best model) if it holds a run, else the
+Default ``W``: ``runs/experiments/best/refit/gru`` (the best model) if it holds a run, else the
 shootout's LSTM (``<workdirs>/lstm``, trained first if missing). The embedding is only trained to
 separate positive from negative reviews, so expect neighbours by sentiment more than by meaning.
 """
@@ -28,7 +28,7 @@ WORDS = (
     "masterpiece",
 )
 TOP_K = 8
-BEST_WORKDIR = common.WORKDIRS / "best" / "refit"
+BEST_WORKDIR = common.WORKDIRS / "best" / "refit" / "gru"
 
 COLUMNS = (
     Column("word", "word"),

@@ -6,8 +6,10 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import pytest
+from absl import flags
+from ml_collections import config_flags
 
-from configs import default
+from configs import best, default
 from rnn_jax import configuration, train
 from rnn_jax.models import count_params
 
@@ -80,3 +82,19 @@ def test_readme_lists_every_config_field():
     readme = (REPO / "README.md").read_text()
     missing = [k for k in default.get_config().keys() if f"`{k}`" not in readme]
     assert not missing, f"README.md does not list config fields {missing}"
+
+
+def test_best_members_change_only_what_they_name_and_load_from_the_command_line():
+    base = best.get_config()
+    for member, changes in best.MEMBERS.items():
+        config = best.get_config(member)
+        differing = {k for k in base.keys() if config[k] != base[k]}
+        assert differing == set(changes) and all(config[k] == v for k, v in changes.items())
+        configuration.validate(config, jax.device_count())
+    with pytest.raises(ValueError, match=r"unknown member 'rnn' .*allowed: \['gru', 'lstm'"):
+        best.get_config("rnn")
+    # --config=configs/best.py:lstm, as the README runs a member.
+    flag_values = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", flag_values=flag_values)
+    flag_values(["main", f"--config={REPO / 'configs' / 'best.py'}:lstm"])
+    assert flag_values.config.cell == "lstm" and flag_values.config.bidirectional

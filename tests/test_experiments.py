@@ -9,6 +9,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from experiments import (
@@ -108,21 +109,51 @@ def test_studies_quick_optimizer(tmp_path, data_args, capsys):
     assert "(reused finished training runs: " in (out / "optimizer" / "report.md").read_text()
 
 
-def test_best_quick_selects_on_validation_and_tests_only_the_refit(tmp_path, data_args):
+def test_best_quick_selects_on_validation_tests_only_refits_and_averages_them(tmp_path, data_args):
+    from rnn_jax import ensemble, inference, train
+
     out, workdirs = tmp_path / "results", tmp_path / "runs"
-    best.main(["--quick", "--out", str(out), "--workdirs", str(workdirs), *data_args])
-    check_report(out, ["table.md", "table.csv", "curves.png"])
+    argv = ["--quick", "--members", "gru", "lstm", "--out", str(out), "--workdirs", str(workdirs)]
+    best.main([*argv, *data_args])
+    check_report(out, ["table.md", "table.csv", "ensemble.md", "ensemble.csv", "curves.png"])
     rows = {r["run"]: r for r in read_csv(out / "table.csv")}
-    selection, refit = rows["selection"], rows["refit"]
-    assert selection["test_accuracy"] == "" and 0 <= float(selection["best_val_accuracy"]) <= 1
-    assert refit["best_val_accuracy"] == "" and 0 <= float(refit["test_accuracy"]) <= 1
-    refit_config = json.loads((workdirs / "refit" / "config.json").read_text())
-    assert refit_config["validation_fraction"] == 0.0
-    selection_config = json.loads((workdirs / "best" / "config.json").read_text())
-    assert selection_config["validation_fraction"] == best.SELECTION_VALIDATION_FRACTION
-    # The refit saw every training review (quick: the first 256 of each split).
-    steps = [int(p.name) for p in (workdirs / "refit" / "checkpoints").iterdir()]
-    assert max(steps) == 256 // common.QUICK_FIELDS["batch_size"]
+    for member in ("gru", "lstm"):
+        selection, refit = rows[f"selection {member}"], rows[f"refit {member}"]
+        assert selection["test_accuracy"] == "" and 0 <= float(selection["best_val_accuracy"]) <= 1
+        assert refit["best_val_accuracy"] == "" and 0 <= float(refit["test_accuracy"]) <= 1
+        refit_config = json.loads((workdirs / "refit" / member / "config.json").read_text())
+        assert refit_config["validation_fraction"] == 0.0 and refit_config["cell"] == member
+        selection_dir = workdirs / "selection" / member
+        selection_config = json.loads((selection_dir / "config.json").read_text())
+        assert selection_config["validation_fraction"] == best.SELECTION_VALIDATION_FRACTION
+        # The refit saw every training review (quick: the first 256 of each split).
+        steps = [int(p.name) for p in (workdirs / "refit" / member / "checkpoints").iterdir()]
+        assert max(steps) == 256 // common.QUICK_FIELDS["batch_size"]
+    # The ensemble's test row is the mean probability of the two refits, per review.
+    refits = [str(workdirs / "refit" / member) for member in ("gru", "lstm")]
+    probabilities, labels = [], None
+    for workdir in refits:
+        run = inference.load_run(workdir)
+        test = train.load_data(run.config).test
+        labels = test["label"]
+        probabilities.append(1 / (1 + np.exp(-inference.predict_split(run, test))))
+        alone = ensemble.evaluate([workdir], "test")  # As training evaluated it.
+        assert alone["accuracy"] == pytest.approx(
+            float(rows[f"refit {run.config.cell}"]["test_accuracy"]), abs=1e-4
+        )
+    mean = np.mean(probabilities, axis=0)
+    ensemble_rows = {r["split"]: r for r in read_csv(out / "ensemble.csv")}
+    expected = np.mean((mean > 0.5) == (labels == 1))
+    assert float(ensemble_rows["test"]["accuracy"]) == pytest.approx(expected, abs=1e-4)
+    expected_loss = -np.mean(np.where(labels == 1, np.log(mean), np.log(1 - mean)))
+    assert float(ensemble_rows["test"]["loss"]) == pytest.approx(expected_loss, abs=1e-4)
+    assert 0 <= float(ensemble_rows["validation"]["accuracy"]) <= 1
+    # A refit has no validation split, and it trained on more reviews than its selection run.
+    selection_gru = str(workdirs / "selection" / "gru")
+    with pytest.raises(ensemble.EvaluationError, match="has no validation split"):
+        ensemble.evaluate([selection_gru, refits[0]], "validation")
+    with pytest.raises(ensemble.EvaluationError, match="holds other train reviews"):
+        ensemble.evaluate([selection_gru, refits[0]], "train")
 
 
 def test_precision_quick_trains_the_lstm_in_both_compute_dtypes(tmp_path, data_args):
