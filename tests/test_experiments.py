@@ -17,6 +17,7 @@ from experiments import (
     best,
     bucketing,
     common,
+    cores,
     data,
     keras_twin,
     precision,
@@ -293,3 +294,21 @@ def test_flops_per_training_example_at_the_course_shape():
         for cell in ("rnn", "lstm", "gru")
     }
     assert millions == {"rnn": 39, "lstm": 157, "gru": 118}
+
+
+def test_cores_quick_times_every_setting_as_it_says(tmp_path):
+    # Each worker reports its cores and devices; the script stops if a setting is not what it
+    # says (a pinned process on other cores, pmap on one device).
+    cores.main(["--quick", "--cells", "lstm", "--rounds", "1", "--out", str(tmp_path)])
+    check_report(tmp_path, ["table.md", "table.csv", "ratios.md"])
+    speeds = {r["setting"]: float(r["lstm"]) for r in read_csv(tmp_path / "table.csv")}
+    assert list(speeds) == [
+        "one device",
+        "one device, XLA threads off",
+        "one core, half batch",
+        "two processes, one core each, half batch each",
+        "pmap over 2 devices",
+    ]
+    assert all(speed > 0 for speed in speeds.values())
+    ratios = [float(r["lstm"]) for r in read_csv(tmp_path / "ratios.csv")]
+    assert ratios[0] == pytest.approx(speeds["pmap over 2 devices"] / speeds["one device"])
