@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"averages its members' probabilities per review."
     )
     rows = [common.run_row(r) for r in (*selections.values(), *refits.values())]
-    histories = {f"{r.name}": r.history for r in (*selections.values(), *refits.values())}
+    histories = {r.name: r.history for r in (*selections.values(), *refits.values())}
     shootout_lstm = common.default_workdirs("shootout", args.quick) / "lstm"
     if (shootout_lstm / "summary.json").exists():
         lstm = common.RunResult(

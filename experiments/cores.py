@@ -10,15 +10,16 @@ in five settings, each a fresh process (XLA reads its flags once, at start-up):
 2. ``one device, XLA threads off``: the same with ``--xla_cpu_multi_thread_eigen=false``. Equal
    speed means XLA's own threading does not use the second core at this shape.
 3. ``one core, half batch``: one process pinned to one core, batch 32.
-4. ``two processes, one core each, half batch each``: two copies of 3, one pinned to each core,
-   timed at the same moment (they wait for each other after compiling); their examples/s
-   summed. Nothing is shared but the chip (caches, memory bandwidth, clock): this is what two
-   cores give to two independent half batches, the natural ceiling of data parallelism here.
+4. ``two processes, one core each, half batch each``: two copies of 3, one pinned to each core
+   (``taskset``), timed at the same moment (they wait for each other after compiling): their
+   examples over the wall-clock span from the first one's start to the last one's end. Nothing
+   is shared but the chip (caches, memory bandwidth, clock): this is what two cores give to two
+   independent half batches, the natural ceiling of data parallelism here.
 5. ``pmap over 2 devices``: rnn_jax's ``cpu_devices=2`` (``pmap``, each device a half batch,
    gradients averaged every step), batch 64.
 
 The ratios say how much the second core adds (5 / 1), how much the chip allows (4 / 3), and how
-much of that pmap gets (5 / 4). Settings 3 and 4 need Linux's CPU affinity and two cores; they are
+much of that pmap gets (5 / 4). Settings 3 and 4 need Linux's ``taskset`` and two cores; they are
 skipped with a line saying so elsewhere. Every process compiles first; then each round times a
 few training steps of every setting in turn (a setting's processes at the same moment), so load
 from elsewhere on a shared machine spreads over all settings. The median round counts. Run it
@@ -27,9 +28,9 @@ alone: it uses both cores.
 
 import argparse
 import dataclasses
-import functools
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -38,20 +39,26 @@ from collections.abc import Sequence
 
 from experiments import benchmark, common
 from experiments.common import CELL_NAMES, Column
+from rnn_jax import parallel
 
 CELLS = ("rnn", "lstm", "gru")
 THREADS_OFF = "--xla_cpu_multi_thread_eigen=false"
+# pmap as rnn_jax's cpu_devices=2 sets it up (parallel.use_cpu_devices): two CPU devices, and
+# an all-reduce that waits for a late device (every process compiles at once here).
+TWO_DEVICES = (
+    "--xla_force_host_platform_device_count=2 --xla_cpu_collective_call_terminate_timeout_"
+    f"seconds={parallel.COLLECTIVE_TIMEOUT_SECONDS}"
+)
 ROUNDS, QUICK_ROUNDS = 10, 2
 STEPS_PER_ROUND = 3
-TWO_DEVICES = "--xla_force_host_platform_device_count=2"
 
 
 def worker(cells: Sequence[str], shape: dict, pmap: bool) -> None:
     """The body of a setting's process, driven through stdin and stdout.
 
     Per cell it compiles and warms up, then prints its cores and devices as JSON; each ``go``
-    line then times ``STEPS_PER_ROUND`` training steps and prints their median examples/s;
-    ``next`` moves on to the next cell.
+    line then runs ``STEPS_PER_ROUND`` training steps and prints their start and end (wall
+    clock, comparable across processes); ``next`` moves on to the next cell.
     """
     import jax
 
@@ -64,48 +71,35 @@ def worker(cells: Sequence[str], shape: dict, pmap: bool) -> None:
         cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
         print(json.dumps({"cores": cores, "devices": jax.local_device_count()}), flush=True)
         while sys.stdin.readline().strip() == "go":
-            times = []
+            started = time.time()
             for _ in range(STEPS_PER_ROUND):
-                started = time.perf_counter()
                 candidate.train()
-                times.append(time.perf_counter() - started)
-            print(json.dumps(shape["batch"] / statistics.median(times)), flush=True)
+            print(json.dumps([started, time.time()]), flush=True)
 
 
 @dataclasses.dataclass
 class Setting:
-    """One way of running the training step: its processes (one per pinned core, or one)."""
+    """One way of running the training step: one process, or one per core in ``pin_to``."""
 
     name: str
     batch: int
     xla_flags: str = ""
     pmap: bool = False
-    cores: tuple = (None,)
-    processes: list = dataclasses.field(default_factory=list)
+    pin_to: tuple[int | None, ...] = (None,)  # None: not pinned.
+    processes: list[subprocess.Popen] = dataclasses.field(default_factory=list)
 
     def start(self, args) -> None:
         """Starts the processes (``python -m experiments.cores --worker ...``)."""
-        command = [
-            sys.executable,
-            "-m",
-            "experiments.cores",
-            "--worker",
-            "--batch",
-            str(self.batch),
-        ]
-        command += ["--cells", *args.cells] + ["--pmap"] * self.pmap + ["--quick"] * args.quick
+        command = [sys.executable, "-m", "experiments.cores", "--worker"]
+        command += ["--batch", str(self.batch), "--cells", *args.cells]
+        command += ["--pmap"] * self.pmap + ["--quick"] * args.quick
         env = os.environ | {"XLA_FLAGS": self.xla_flags, "JAX_PLATFORMS": "cpu"}
-        for core in self.cores:
-            # Pinned from its first instruction, so XLA sizes its thread pools for that core.
-            pin = None if core is None else functools.partial(os.sched_setaffinity, 0, {core})
+        for core in self.pin_to:
+            # taskset pins the process before it starts, so XLA sizes its threads for one core.
+            pin = [] if core is None else ["taskset", "--cpu-list", str(core)]
             self.processes.append(
                 subprocess.Popen(
-                    command,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    text=True,
-                    env=env,
-                    preexec_fn=pin,
+                    pin + command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
                 )
             )
 
@@ -115,51 +109,61 @@ class Setting:
             process.stdin.flush()
 
     def read(self) -> list[str]:
-        """One line from each process."""
+        """One line from each process; raises if one has exited."""
         lines = [process.stdout.readline() for process in self.processes]
         if not all(lines):
-            codes = [process.wait() for process in self.processes]
+            codes = [process.poll() for process in self.processes]
             raise RuntimeError(f"{self.name}: a worker exited (codes {codes}); see its stderr")
         return lines
 
-    def check_ready(self) -> None:
+    def check_ready(self, usable_cores: list[int]) -> None:
         """Waits for every process to be compiled; checks it runs as the setting says."""
-        for core, line in zip(self.cores, self.read(), strict=True):
+        for core, line in zip(self.pin_to, self.read(), strict=True):
             ready = json.loads(line)
-            expected = {"cores": [core] if core is not None else ready["cores"]}
-            expected["devices"] = 2 if self.pmap else 1
+            expected = {
+                "cores": usable_cores if core is None else [core],
+                "devices": 2 if self.pmap else 1,
+            }
             if ready != expected:
                 raise RuntimeError(f"{self.name}: a worker runs on {ready}, not {expected}")
 
     def time_round(self) -> float:
-        """Examples/s of one round, summed over the processes (which run at the same time)."""
+        """Examples/s of one round: all its processes' examples over the span they ran in."""
         self.send("go")
-        return sum(json.loads(line) for line in self.read())
+        spans = [json.loads(line) for line in self.read()]
+        seconds = max(end for _, end in spans) - min(start for start, _ in spans)
+        return len(spans) * self.batch * STEPS_PER_ROUND / seconds
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.kill()
+            process.wait()
 
 
-def measure(settings: list[Setting], args) -> dict[str, dict[str, float]]:
+def measure(settings: list[Setting], args, usable_cores: list[int]) -> dict[str, dict]:
     """Median examples/s per setting and cell; the settings' rounds interleaved.
 
     Every process compiles first (untimed), then each round times every setting in turn, so load
-    from elsewhere on a shared machine spreads over all of them instead of hitting one.
+    from elsewhere on a shared machine spreads over all of them instead of hitting one. Every
+    process is stopped at the end, also on an error.
     """
-    for setting in settings:
-        setting.start(args)
     speeds = {setting.name: {} for setting in settings}
-    for cell in args.cells:
+    try:
         for setting in settings:
-            setting.check_ready()
-        rounds = {setting.name: [] for setting in settings}
-        for _ in range(args.rounds):
+            setting.start(args)
+        for cell in args.cells:
             for setting in settings:
-                rounds[setting.name].append(setting.time_round())
+                setting.check_ready(usable_cores)
+            rounds = {setting.name: [] for setting in settings}
+            for _ in range(args.rounds):
+                for setting in settings:
+                    rounds[setting.name].append(setting.time_round())
+            for setting in settings:
+                speeds[setting.name][cell] = statistics.median(rounds[setting.name])
+                setting.send("next")
+    finally:
         for setting in settings:
-            speeds[setting.name][cell] = statistics.median(rounds[setting.name])
-            setting.send("next")
-    for setting in settings:
-        for process in setting.processes:
-            if process.wait():
-                raise RuntimeError(f"{setting.name}: a worker failed (code {process.returncode})")
+            setting.stop()
     return speeds
 
 
@@ -185,30 +189,31 @@ def main(argv: Sequence[str] | None = None) -> None:
         Setting("one device, XLA threads off", full, THREADS_OFF),
     ]
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    if len(cores) >= 2:
+    if len(cores) >= 2 and shutil.which("taskset"):
         settings += [
-            Setting("one core, half batch", half, THREADS_OFF, cores=tuple(cores[:1])),
+            Setting("one core, half batch", half, THREADS_OFF, pin_to=tuple(cores[:1])),
             Setting(
                 "two processes, one core each, half batch each",
                 half,
                 THREADS_OFF,
-                cores=tuple(cores[:2]),
+                pin_to=tuple(cores[:2]),
             ),
         ]
     else:
-        print("skipping the pinned settings: they need os.sched_setaffinity and 2 cores")
+        print("skipping the pinned settings: they need Linux's taskset and 2 cores")
     settings.append(Setting("pmap over 2 devices", full, TWO_DEVICES, pmap=True))
-    settings = measure(settings, args)
+    speeds = measure(settings, args, cores)
 
-    rows = [{"setting": name, **speeds} for name, speeds in settings.items()]
+    rows = [{"setting": name, **per_cell} for name, per_cell in speeds.items()]
     columns = [Column("setting", "setting")]
     columns += [Column(c, f"{CELL_NAMES[c]} train ex/s", "{:,.0f}") for c in args.cells]
     report.text(
         f"rnn_jax's training step at batch {full}, {shape['time']} steps, embedding "
         f"{shape['embed']}, hidden {shape['hidden']}, unroll 1, on {len(cores) or '?'} CPU "
         f"cores; per cell and setting the median of {args.rounds} rounds of {STEPS_PER_ROUND} "
-        f"steps (each round's median), the settings' rounds interleaved. Half batch: {half} "
-        "reviews per process or device."
+        "steps (a round's examples/s: all its processes' examples over the wall-clock span they "
+        f"ran in), the settings' rounds interleaved. Half batch: {half} reviews per process or "
+        "device."
     )
     report.table("table", rows, columns, "Training examples/s per setting")
     ratios = [
@@ -227,9 +232,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     ]
     ratio_rows = [
         {"ratio": f"{what}: {top} / {bottom}"}
-        | {cell: settings[top][cell] / settings[bottom][cell] for cell in args.cells}
+        | {cell: speeds[top][cell] / speeds[bottom][cell] for cell in args.cells}
         for top, bottom, what in ratios
-        if top in settings and bottom in settings
+        if top in speeds and bottom in speeds
     ]
     ratio_columns = [Column("ratio", "ratio")]
     ratio_columns += [Column(cell, CELL_NAMES[cell], "{:.2f}") for cell in args.cells]

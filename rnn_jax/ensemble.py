@@ -3,6 +3,8 @@
 ``python -m rnn_jax.evaluate --workdir=A [--workdir=B ...]`` is the command line.
 """
 
+import os
+
 import numpy as np
 
 from rnn_jax import inference, train
@@ -12,7 +14,7 @@ class EvaluationError(ValueError):
     """The runs cannot be scored on the split asked for; the message says why."""
 
 
-def metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+def metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float | int]:
     """Loss and accuracy of the ensemble that averages its members' probabilities.
 
     Args:
@@ -43,8 +45,12 @@ def evaluate(workdirs: list[str], split: str) -> dict:
     """Loss and accuracy on ``split`` of the runs in ``workdirs``, their probabilities averaged.
 
     Each run is restored as ``inference.load_run`` does (the checkpoint best on validation, else
-    the latest) and reads its own data, so members may differ in vocabulary or length; their
-    reviews are matched by position in the tfds split.
+    the latest), one at a time, and reads its own data, so members may differ in vocabulary or
+    length; their reviews are matched by position in the tfds split.
+
+    Args:
+      workdirs: training runs' workdirs; one scores that run alone.
+      split: ``"train"``, ``"validation"`` or ``"test"``.
 
     Returns:
       ``metrics`` plus ``steps``, the step of each run's checkpoint.
@@ -54,24 +60,28 @@ def evaluate(workdirs: list[str], split: str) -> dict:
         different reviews in it (validation depends on ``seed`` and ``validation_fraction``).
       inference.RunNotFoundError, input_pipeline.DataNotFoundError: a run or its data is missing.
     """
-    runs = [inference.load_run(workdir) for workdir in workdirs]
-    for workdir, run in zip(workdirs, runs, strict=True):
-        if split == "validation" and not run.config.validation_fraction:
-            raise EvaluationError(
-                f"the run in {workdir} has no validation split (validation_fraction=0: it "
-                "trained on all training reviews); allowed here: --split=train or --split=test"
-            )
-    logits, reviews, labels = [], None, None
-    for workdir, run in zip(workdirs, runs, strict=True):
+    for workdir in workdirs:  # Before restoring anything.
+        if split == "validation" and os.path.exists(os.path.join(workdir, "config.json")):
+            if not train.read_config(workdir)["validation_fraction"]:
+                raise EvaluationError(
+                    f"the run in {workdir} has no validation split (validation_fraction=0: it "
+                    "trained on all training reviews); allowed here: --split=train or "
+                    "--split=test"
+                )
+    logits, steps, positions, labels = [], [], None, None
+    for workdir in workdirs:
+        run = inference.load_run(workdir)
         data = train.load_data(run.config)
         order = np.argsort(data.source_index[split])  # Rows in tfds order, to match members.
-        if reviews is None:
-            reviews, labels = data.source_index[split][order], data.split(split)["label"][order]
-        elif not np.array_equal(data.source_index[split][order], reviews):
+        if positions is None:
+            positions, labels = data.source_index[split][order], data.split(split)["label"][order]
+        elif not np.array_equal(data.source_index[split][order], positions):
             raise EvaluationError(
                 f"the run in {workdir} holds other {split} reviews than the run in "
                 f"{workdirs[0]}; an ensemble needs the same seed, validation_fraction and "
                 "max_examples"
             )
         logits.append(inference.predict_split(run, data.split(split))[order])
-    return metrics(np.stack(logits), labels) | {"steps": [run.step for run in runs]}
+        steps.append(run.step)
+        del run, data  # One member's parameters and arrays in memory at a time.
+    return metrics(np.stack(logits), labels) | {"steps": steps}

@@ -88,9 +88,17 @@ def predict_texts(run: Run, texts: list[str]) -> np.ndarray:
 
 
 def predict_split(run: Run, data: dict[str, np.ndarray]) -> np.ndarray:
-    """Logits <float32>[N] of every row of a split (``ImdbData.split(name)``), in its row order.
+    """Logits of every row of a split, in its row order.
 
     Batches as the run's evaluation does (``eval_batch_size``, length buckets); one device.
+
+    Args:
+      run: a restored run.
+      data: a split, ``ImdbData.split(name)``: ``token_ids`` <int32>[N, max_len], ``length``
+        <int32>[N], ``label`` <int32>[N].
+
+    Returns:
+      <float32>[N] logits (the positive class's log-odds).
     """
     apply = jax.jit(lambda params, ids: run.model.apply({"params": params}, ids, train=False))
     num_rows = len(data["label"])

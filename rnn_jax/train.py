@@ -187,6 +187,9 @@ def checkpoint_template(config: ml_collections.ConfigDict, model: SentimentClass
 
     Nothing is initialized or compiled (``jax.eval_shape``), so restoring a run for prediction
     does not pay for a parameter initialization it would overwrite.
+
+    Returns:
+      ``{"state": TrainState, "sums": Metrics}`` with a ``jax.ShapeDtypeStruct`` for every array.
     """
     shapes = jax.eval_shape(
         lambda: {"state": create_train_state(config, model, 1), "sums": zero_metrics()}

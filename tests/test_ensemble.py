@@ -4,6 +4,8 @@ Running runs end to end is tested in test_experiments (experiments.best) and tes
 (the evaluate command line).
 """
 
+from types import SimpleNamespace
+
 import numpy as np
 import optax
 import pytest
@@ -40,3 +42,33 @@ def test_confidently_wrong_members_give_a_finite_loss():
     expected = -np.log(np.mean(np.exp([-120.0, -110.0]))) - np.log(np.mean(np.exp([-120, -130])))
     assert scores["loss"] == pytest.approx(expected / 2, rel=1e-9)
     assert scores["accuracy"] == 0.0
+
+
+def test_members_are_matched_by_review_not_by_row(monkeypatch):
+    # Two members whose splits hold the same four reviews in different row orders (as members
+    # with other data settings could): each review's logits must be averaged with its own.
+    positions = {"a": np.array([0, 1, 2, 3]), "b": np.array([2, 0, 3, 1])}
+    labels = np.array([1, 0, 1, 0])  # By position in the tfds split.
+    logits = {"a": np.array([2.0, -1.0, 0.5, -3.0]), "b": np.array([-4.0, 1.0, -2.0, 3.5])}
+
+    def load_run(workdir):
+        return SimpleNamespace(config=SimpleNamespace(name=workdir), step=7)
+
+    def load_data(config):
+        rows = positions[config.name]
+        return SimpleNamespace(source_index={"test": rows}, split=lambda _: {"label": labels[rows]})
+
+    def predict_split(run, data):
+        return logits[run.config.name][positions[run.config.name]]  # In the member's row order.
+
+    monkeypatch.setattr(ensemble.inference, "load_run", load_run)
+    monkeypatch.setattr(ensemble.train, "load_data", load_data)
+    monkeypatch.setattr(ensemble.inference, "predict_split", predict_split)
+    expected = ensemble.metrics(np.stack([logits["a"], logits["b"]]), labels)
+    by_row = ensemble.metrics(np.stack([logits["a"], logits["b"][positions["b"]]]), labels)
+    assert by_row["loss"] != pytest.approx(expected["loss"])  # The test can tell them apart.
+    assert ensemble.evaluate(["a", "b"], "test") == expected | {"steps": [7, 7]}
+    # Members holding other reviews are refused.
+    positions["b"] = np.array([0, 1, 2, 4])
+    with pytest.raises(ensemble.EvaluationError, match="holds other test reviews"):
+        ensemble.evaluate(["a", "b"], "test")
