@@ -169,7 +169,13 @@ def measure(settings: list[Setting], args, usable_cores: list[int]) -> dict[str,
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = common.make_parser("cores", __doc__.splitlines()[0], data=False, training=False)
-    parser.add_argument("--cells", nargs="+", choices=CELLS, default=list(CELLS), help="cells")
+    parser.add_argument(
+        "--cells",
+        nargs="+",
+        choices=CELLS,
+        default=list(CELLS),
+        help="cells to time (default: all)",
+    )
     parser.add_argument("--rounds", type=int, help="timed rounds per cell and setting")
     # Flags of the script's own worker processes, hidden from --help.
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
