@@ -60,9 +60,10 @@ def evaluate(workdirs: list[str], split: str) -> dict:
         different reviews in it (validation depends on ``seed`` and ``validation_fraction``).
       inference.RunNotFoundError, input_pipeline.DataNotFoundError: a run or its data is missing.
     """
-    for workdir in workdirs:  # Before restoring anything.
-        if split == "validation" and os.path.exists(os.path.join(workdir, "config.json")):
-            if not train.read_config(workdir)["validation_fraction"]:
+    if split == "validation":  # Refused before anything is restored.
+        for workdir in workdirs:
+            has_config = os.path.exists(os.path.join(workdir, "config.json"))  # Else: load_run.
+            if has_config and not train.read_config(workdir)["validation_fraction"]:
                 raise EvaluationError(
                     f"the run in {workdir} has no validation split (validation_fraction=0: it "
                     "trained on all training reviews); allowed here: --split=train or "
