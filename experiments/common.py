@@ -201,6 +201,11 @@ def run(name: str, config: ml_collections.ConfigDict, workdir: Path) -> RunResul
     else:
         print(f"[{name}] training in {workdir} ({config.num_epochs} epochs)", flush=True)
         train.train_and_evaluate(config, str(workdir))
+    return read_run(name, config, workdir)
+
+
+def read_run(name: str, config: ml_collections.ConfigDict, workdir: Path) -> RunResult:
+    """The finished run of ``config`` in ``workdir``, as ``run`` returns it."""
     return RunResult(
         name=name,
         config=config,

@@ -26,6 +26,7 @@ from experiments import (
     timeseries,
 )
 from experiments.common import CELL_NAMES
+from rnn_jax import parallel
 from rnn_jax.cells import CELLS
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "tensorflow_datasets"
@@ -184,22 +185,61 @@ def test_an_experiment_tests_a_tuning_run_before_reusing_it(tmp_path):
     assert common.is_finished(config, tmp_path)
 
 
-def test_keras_twin_quick_evaluates_every_epoch_of_both(tmp_path, data_args):
+def test_keras_twin_quick_evaluates_every_epoch_of_every_run(tmp_path, data_args):
     out, workdirs = tmp_path / "results", tmp_path / "runs"
-    argv = ["--quick", "--epochs", "2", "--out", str(out), "--workdirs", str(workdirs)]
-    keras_twin.main([*argv, *data_args])
-    check_report(out, ["table.md", "table.csv", "epochs.json", "accuracy_vs_time.png"])
-    rows = read_csv(out / "table.csv")
-    assert [r["framework"] for r in rows] == ["rnn_jax", "keras (tensorflow)"]
+    argv = ["--quick", "--seeds", "3", "--epochs", "2", "--out", str(out)]
+    keras_twin.main([*argv, "--workdirs", str(workdirs), *data_args])
+    check_report(out, ["table.md", "table.csv", "seeds.csv", "epochs.json", "accuracy_vs_time.png"])
+    frameworks = ["rnn_jax", "rnn_jax, fast", keras_twin.KERAS]
+    rows = {r["framework"]: r for r in read_csv(out / "table.csv")}
+    assert list(rows) == frameworks
+    assert float(rows[keras_twin.KERAS]["epoch_time_vs_keras"]) == 1.0
     runs = json.loads((out / "epochs.json").read_text())
-    for epochs in runs.values():
+    for name in frameworks:
+        assert list(runs[name]) == ["3"]  # Seeds, as JSON keys.
+        epochs = runs[name]["3"]
         assert len(epochs) == 2
         assert all(0 <= e["test_accuracy"] <= 1 and e["seconds"] > 0 for e in epochs)
-    # The per-epoch evaluation restores the right checkpoint: at the epoch best on validation it
-    # gives the test accuracy train_and_evaluate reported.
-    summary = json.loads((workdirs / "lstm" / "summary.json").read_text())
-    best = runs["rnn_jax"][summary["best_epoch"] - 1]["test_accuracy"]
-    assert best == pytest.approx(summary["test_accuracy"], abs=1e-6)
+    for name, folder in [("rnn_jax", "rnn_jax"), ("rnn_jax, fast", "rnn_jax_fast")]:
+        workdir = workdirs / "lstm" / folder / "seed_3"
+        summary = json.loads((workdir / "summary.json").read_text())
+        # The per-epoch evaluation restores the right checkpoint: at the epoch best on
+        # validation it gives the test accuracy train_and_evaluate reported.
+        best = runs[name]["3"][summary["best_epoch"] - 1]["test_accuracy"]
+        assert best == pytest.approx(summary["test_accuracy"], abs=1e-6)
+        # Each run trained in its own process, on the devices its config asks for.
+        assert int(rows[name]["devices"]) == summary["devices"]
+        config = json.loads((workdir / "config.json").read_text())
+        assert config["seed"] == 3
+        assert {k: config[k] for k in keras_twin.FAST} == (
+            keras_twin.FAST if name == "rnn_jax, fast" else {"cpu_devices": 1, "bucket_width": 0}
+        )
+    assert int(rows["rnn_jax"]["devices"]) == 1
+    assert (int(rows["rnn_jax, fast"]["devices"]) > 1) == (parallel.usable_cores() > 1)
+
+
+def test_keras_twin_summary_takes_medians_over_seeds_and_counts_misses():
+    def seed_rows(seconds_to_target: list[float | None], seconds_per_epoch: float) -> list[dict]:
+        return [
+            {
+                "seconds_per_epoch": seconds_per_epoch,
+                "best_test_accuracy": 0.87,
+                "seconds_to_target": s,
+            }
+            for s in seconds_to_target
+        ]
+
+    runs = {0: [{"examples_per_second": 100.0}], 1: [{"examples_per_second": 300.0}]}
+    a = keras_twin.framework_row("a", seed_rows([30.0, None, 10.0], 5.0), runs)
+    b = keras_twin.framework_row("b", seed_rows([None, None, 5.0], 5.0), runs)
+    keras = keras_twin.framework_row(keras_twin.KERAS, seed_rows([20.0], 10.0), runs)
+    # A seed that never reached the target counts as infinitely slow: median of [10, 30, inf].
+    assert a["seeds_at_target"] == "2 of 3" and a["seconds_to_target"] == 30.0
+    assert b["seeds_at_target"] == "1 of 3" and b["seconds_to_target"] is None
+    assert a["examples_per_second"] == 200.0
+    keras_twin.compare_to_keras([a, b, keras])
+    assert a["time_to_target_vs_keras"] == 1.5 and b["time_to_target_vs_keras"] is None
+    assert a["epoch_time_vs_keras"] == 0.5 and keras["epoch_time_vs_keras"] == 1.0
 
 
 def test_bucketing_quick_scans_fewer_steps_with_buckets(tmp_path, data_args):
