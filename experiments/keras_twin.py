@@ -339,10 +339,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         row["devices"] = devices.get(row["framework"])
     compare_to_keras(rows)
     report.text(
-        f"configs/{args.cell}.py as the shootout runs it ({base.num_epochs} epochs, batch "
-        f"{base.batch_size}, {base.optimizer} {base.learning_rate:g} {base.schedule}, "
-        f"clip {base.grad_clip_norm}, dropout {base.embed_dropout_rate}/"
-        f"{base.dropout_rate}), and its Keras twin on the same arrays; 'rnn_jax, fast' is the "
+        f"configs/{args.cell}.py as the shootout runs it ({config.num_epochs} epochs, batch "
+        f"{config.batch_size}, {config.optimizer} {config.learning_rate:g} {config.schedule}, "
+        f"clip {config.grad_clip_norm}, dropout {config.embed_dropout_rate}/"
+        f"{config.dropout_rate}), and its Keras twin on the same arrays; 'rnn_jax, fast' is the "
         f"same config with {', '.join(f'{k}={v}' for k, v in FAST.items())} (a JAX device per "
         f"core, and length bucketing). Seeds {', '.join(map(str, args.seeds))}, one run per "
         f"framework each. Target: the course's Keras test accuracy, {target:.4f}. Per run, s/epoch "
