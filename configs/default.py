@@ -36,7 +36,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.hidden_size = 128
     config.num_layers = 1
     config.bidirectional = False
-    config.pooling = "last"  # last, mean or max over the real (unpadded) steps.
+    config.pooling = "last"  # last, mean, max or mean_max over the real (unpadded) steps.
     # Not in the course's list of defaults; chosen here (measured on validation, see README):
     # they cost LSTM/GRU nothing and keep SimpleRNN from diverging.
     config.dropout_rate = 0.2  # Between recurrent layers and before the head.
@@ -50,7 +50,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.kernel_init = "glorot_uniform"  # Or e.g. random_normal:0.001.
     config.recurrent_init = "orthogonal"
     config.activation = "tanh"
-    config.unroll = 1  # lax.scan unroll; 1 is fastest on CPU.
+    config.unroll = 1  # lax.scan unroll; on CPU 1 is fastest for the LSTM (README, unroll).
     # Where x W runs: 'auto' (in the step on CPU, one matmul before the scan on GPU/TPU; measured,
     # see rnn_jax/recurrence.py), 'before_scan' or 'in_step'.
     config.input_projection = "auto"
@@ -77,7 +77,7 @@ def get_config() -> ml_collections.ConfigDict:
     # CPU only: JAX devices the CPU is split into, each running its slice of every batch under
     # pmap (0 = one per core, as many as divide the batch sizes). Accelerators ignore it.
     # 1 by default, so a config gives the same numbers on any machine (2 devices on 2 cores
-    # trained 1.2-1.3x faster, summing gradients in another order). See README, cpu_devices.
+    # trained 1.2-1.7x faster, summing gradients in another order). See README, cpu_devices.
     config.cpu_devices = 1
     config.eval_batch_size = 250
     # False while tuning: the run ends without evaluating test (summary test fields null), so

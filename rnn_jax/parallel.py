@@ -45,7 +45,7 @@ def use_cpu_devices(requested: int, batch_sizes: tuple[int, ...]) -> int | None:
     """Splits the host CPU into several JAX devices, so ``pmap`` runs one batch slice per core.
 
     XLA runs the small matmuls and gate math of a recurrent step on about one core; with one CPU
-    device per core, each core runs its own slice of the batch (measured on 2 cores: 1.2-1.3x
+    device per core, each core runs its own slice of the batch (measured on 2 cores: 1.2-1.7x
     the training examples/s of one device). The gradients are then averaged by XLA's in-process
     CPU all-reduce, which by default aborts the process when a device is 40 s late ("Termination
     timeout for all reduce"); that killed a run on a busy machine, so several devices also raise

@@ -8,8 +8,10 @@ launch overhead: ``Recurrence`` then calls ``cell.project_inputs`` once on the w
 scans only ``cell.step``. On CPU it does not pay: the <[time, batch, G*H]> projection (and its
 gradient) makes a round trip through memory and XLA slices each step's gates out of it slowly,
 so computing ``x_t W`` inside the step (``"in_step"``: the scan runs the whole cell) trained the
-course's LSTM 1.16x faster and ran its inference 1.35x faster (``experiments/benchmark.py``
-times both). ``"auto"`` (the default) picks ``in_step`` on CPU and ``before_scan`` elsewhere.
+course's LSTM 1.14x faster and ran its inference 1.59x faster (GRU: 1.02x and 2.0x; SimpleRNN,
+the exception, trained 1.12x faster ``before_scan``; ``experiments/benchmark.py`` times both).
+``"auto"`` (the default) picks ``in_step`` on CPU and ``before_scan`` elsewhere, one rule for
+every cell.
 Either way the cells stay readable (each writes its equations once in ``step``), and a cell
 called directly computes ``step(carry, project_inputs(x_t))``, the same numbers.
 
@@ -100,7 +102,8 @@ class Recurrence(nn.Module):
       cell: the cell (an unbound ``RecurrentCell``); its parameters live under this module.
       return_sequences: return every step's output instead of the last real one.
       reverse: run from the last step to the first (outputs stay in input order).
-      unroll: scan steps per loop iteration (``lax.scan``'s ``unroll``); 1 is fastest on CPU.
+      unroll: scan steps per loop iteration (``lax.scan``'s ``unroll``); on CPU 1 is fastest
+        for the LSTM, 4 slightly faster for SimpleRNN and the GRU (``experiments/benchmark.py``).
       input_projection: where ``x W`` runs: ``"before_scan"``, ``"in_step"`` or ``"auto"``
         (by backend; see the module docstring).
     """
