@@ -224,7 +224,7 @@ class GRUCell(RecurrentCell):
 
 
 class MinimalGatedCell(RecurrentCell):
-    """f = sigmoid(x W_f + h U_f + b_f); h' = f * h + (1 - f) * tanh(x W_h + (f * h) U_h + b_h)."""
+    """f = sigmoid(x W_f + h U_f + b_f); h' = (1 - f) * h + f * tanh(x W_h + (f * h) U_h + b_h)."""
 
     num_gates = 2
 
@@ -232,7 +232,7 @@ class MinimalGatedCell(RecurrentCell):
         x_f, x_h = jnp.split(xw, 2, axis=-1)
         u_f, u_h = jnp.split(self.recurrent_kernel, 2, axis=-1)
         f = self.recurrent_activation(x_f + h @ u_f)
-        h = f * h + (1 - f) * self.activation(x_h + (f * h) @ u_h)
+        h = (1 - f) * h + f * self.activation(x_h + (f * h) @ u_h)
         return h, h
 
 

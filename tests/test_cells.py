@@ -265,7 +265,9 @@ def np_gru(x, kernel, recurrent_kernel, bias, reset_after):
 
 
 def np_mgu(x, kernel, recurrent_kernel, bias):
-    """Minimal gated unit (Zhou et al. 2016), gate order f, h; h' = f * h + (1 - f) * hh."""
+    """Minimal gated unit, transcribed from Zhou et al. 2016 (arXiv:1603.09420), gate
+    order f, h: f = sigmoid(W_f [h, x] + b_f), hh = tanh(W_h [f * h, x] + b_h),
+    h' = (1 - f) * h + f * hh."""
     units = recurrent_kernel.shape[0]
     w_f, w_h = kernel[:, :units], kernel[:, units:]
     u_f, u_h = recurrent_kernel[:, :units], recurrent_kernel[:, units:]
@@ -275,7 +277,7 @@ def np_mgu(x, kernel, recurrent_kernel, bias):
     for t in range(x.shape[1]):
         f = sigmoid(x[:, t] @ w_f + h @ u_f + b_f)
         hh = np.tanh(x[:, t] @ w_h + (f * h) @ u_h + b_h)
-        h = f * h + (1.0 - f) * hh
+        h = (1.0 - f) * h + f * hh
         outputs.append(h)
     return np.stack(outputs, axis=1), h
 
@@ -307,6 +309,20 @@ def test_matches_numpy_keras_equations(name, kwargs, x64):
     # Float64 on both sides: equal up to rounding (float32 vs Keras: see test_matches_keras).
     np.testing.assert_allclose(outputs, expected_outputs, rtol=0, atol=1e-10)
     assert_trees_close(carry, expected_carry, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("gate_bias", [-50.0, 50.0])
+def test_mgu_gate_keeps_the_state_when_closed_and_takes_the_candidate_when_open(gate_bias):
+    # Zhou et al. 2016: f -> 0 keeps h; f -> 1 replaces it by tanh(x W_h + h U_h + b_h). A cell
+    # with the gate's two uses swapped (f * h + (1 - f) * candidate) fails both cases.
+    cell = CELLS["mgu"](features=3)
+    x, h = jnp.full((2, 4), 0.3), jnp.array([[0.5, -0.5, 0.2], [0.1, 0.9, -0.7]])
+    params = random_params(cell, h, x, seed=1)
+    params["bias"] = params["bias"].at[:3].set(gate_bias)
+    new_h, _ = cell.apply({"params": params}, h, x)
+    w_h, u_h, b_h = params["kernel"][:, 3:], params["recurrent_kernel"][:, 3:], params["bias"][3:]
+    expected = h if gate_bias < 0 else jnp.tanh(x @ w_h + h @ u_h + b_h)
+    np.testing.assert_allclose(new_h, expected, atol=1e-6)
 
 
 # --------------------------------------------------------------------------- real Keras
