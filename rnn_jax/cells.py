@@ -124,10 +124,6 @@ class RecurrentCell(nn.Module):
         del rng  # Keras and Flax start from zeros; the argument keeps Flax's signature.
         return jnp.zeros((*input_shape[:-1], self.features), self.dtype or self.param_dtype)
 
-    @property
-    def num_feature_axes(self) -> int:
-        return 1
-
 
 class SimpleRNNCell(RecurrentCell):
     """Elman cell (Keras ``SimpleRNN``): ``h' = tanh(x W + b + h U)``. Carry and output: ``h``."""

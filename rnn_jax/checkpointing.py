@@ -9,7 +9,10 @@ complete, and prunes old steps only after the new one is finalized, so nothing t
 deleted before its replacement is safely on disk.
 
 A checkpoint that fails to restore (truncated or damaged files) is moved to
-``<workdir>/broken_checkpoints/`` -- never deleted -- and the next older one is tried.
+``<workdir>/broken_checkpoints/`` -- never deleted -- and the next older one is tried. A
+checkpoint that reads back but holds other arrays than the code expects (a cell edited after the
+run saved it) is not damaged: restoring stops with an error naming the difference, and nothing
+is moved, so rerunning the code that wrote it still resumes.
 """
 
 import contextlib
@@ -18,6 +21,8 @@ import shutil
 from collections.abc import Iterator
 from typing import Any
 
+import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
@@ -29,6 +34,10 @@ def ranking(metrics: dict) -> tuple[float, float]:
 
 class NoUsableCheckpointError(RuntimeError):
     """Every checkpoint in the directory failed to restore."""
+
+
+class CheckpointMismatchError(NoUsableCheckpointError):
+    """A checkpoint holds other arrays (names or shapes) than the code restoring it expects."""
 
 
 class Checkpoints:
@@ -125,12 +134,21 @@ class Checkpoints:
           ``(step, item)``.
 
         Raises:
+          CheckpointMismatchError: a step reads back, but its arrays differ from ``target``'s
+            (nothing is moved).
           NoUsableCheckpointError: none of ``steps`` restored.
         """
         for step in steps:
             try:
                 return step, self.restore(step, target)
-            except Exception as error:  # noqa: BLE001 -- any failure means "damaged".
+            except Exception as error:  # noqa: BLE001 -- any other failure means "damaged".
+                difference = self._difference(step, target)
+                if difference:
+                    raise CheckpointMismatchError(
+                        f"checkpoint step {step} in {self.directory} holds other arrays than "
+                        f"this code's model and optimizer ({difference}); nothing was moved: "
+                        "resume it with the code that saved it, or train into a new workdir"
+                    ) from None
                 where = "left in place" if self.read_only else f"moved to {self._move_aside(step)}"
                 logging.warning(
                     "checkpoint step %d is damaged (%s: %s); %s, trying the next one",
@@ -143,6 +161,38 @@ class Checkpoints:
         raise NoUsableCheckpointError(
             f"no checkpoint in {self.directory} could be restored (tried steps {steps}{moved}); "
             "remove the workdir to start over"
+        )
+
+    def _difference(self, step: int, target: Any) -> str:
+        """How the arrays saved at ``step`` differ from ``target``'s, by name and shape.
+
+        Returns:
+          A short description, or '' when they agree or the step's metadata does not read back
+          (then the step is damaged, not different).
+        """
+        try:
+            saved = self.manager.item_metadata(step).tree
+            saved = {m.name: tuple(m.shape) for m in jax.tree.leaves(saved)}
+        except Exception:  # noqa: BLE001 -- unreadable metadata: damaged.
+            return ""
+        expected = {
+            ".".join(ocp.tree.str_keypath(path)): np.shape(leaf)
+            for path, leaf in jax.tree_util.tree_leaves_with_path(target)
+        }
+        reshaped = [
+            f"{name} {saved[name]} vs {expected[name]}"
+            for name in sorted(saved.keys() & expected.keys())
+            if saved[name] != expected[name]
+        ]
+        parts = [
+            ("missing from the checkpoint", sorted(expected.keys() - saved.keys())),
+            ("not in this code", sorted(saved.keys() - expected.keys())),
+            ("saved shape vs this code's", reshaped),
+        ]
+        return "; ".join(
+            f"{what}: {', '.join(names[:3])}{' ...' * (len(names) > 3)}"
+            for what, names in parts
+            if names
         )
 
     def best_step(self) -> int | None:

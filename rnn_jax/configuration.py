@@ -81,6 +81,7 @@ def validate(config: ml_collections.ConfigDict, device_count: int | None) -> Non
     )
     _require(c.learning_rate > 0, "learning_rate", c.learning_rate, "a positive number")
     for field in [
+        "seed",
         "momentum",
         "grad_clip_norm",
         "warmup_epochs",

@@ -79,14 +79,18 @@ class DataNotFoundError(RuntimeError):
     """The prepared `imdb_reviews/plain_text` dataset is not where tfds was told to look."""
 
 
+class SplitSizeError(ValueError):
+    """The validation fraction leaves no row for validation or none for training."""
+
+
 @dataclasses.dataclass
 class ImdbData:
     """IMDB prepared for training.
 
     Each split is a batch-shaped dict (the Batch contract of DESIGN.md):
     `{"token_ids": <int32>[N, max_len], "length": <int32>[N], "label": <int32>[N]}`, where
-    `length` counts the real (non-pad) tokens kept, `START_ID` included, and `label` is 1 for a
-    positive review.
+    `length` counts the real (non-pad) tokens kept (`START_ID` among them unless 'pre'
+    truncation cut it with the review's beginning), and `label` is 1 for a positive review.
 
     Attributes:
         train: the training rows (tfds train minus the validation rows).
@@ -132,9 +136,10 @@ def _check_mode(argument: str, value: str) -> None:
         raise ValueError(f"{argument}={value!r} is not supported; use {allowed}")
 
 
-def _check_positive_int(argument: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{argument} must be a positive int, got {value!r}")
+def _check_int(argument: str, value: int, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        what = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise ValueError(f"{argument} must be {what}, got {value!r}")
     return int(value)
 
 
@@ -166,7 +171,7 @@ def pad_sequences(
     """
     _check_mode("padding", padding)
     _check_mode("truncating", truncating)
-    max_len = _check_positive_int("max_len", max_len)
+    max_len = _check_int("max_len", max_len)
     token_ids = np.full((len(seqs), max_len), PAD_ID, dtype=np.int32)
     length = np.zeros(len(seqs), dtype=np.int32)
     for i, seq in enumerate(seqs):
@@ -404,7 +409,7 @@ def _validation_split(num_examples: int, fraction: float, seed: int) -> tuple[np
         return np.arange(num_examples), np.zeros(0, np.int64)
     num_val = int(round(fraction * num_examples))
     if num_val < 1 or num_val >= num_examples:
-        raise ValueError(
+        raise SplitSizeError(
             f"validation_fraction={fraction} of {num_examples} training examples leaves "
             f"{num_val} for validation and {num_examples - num_val} for training; both need >= 1"
         )
@@ -479,15 +484,18 @@ def load_imdb(
 
     Raises:
         DataNotFoundError: the dataset is not in the data folder (and nothing is cached).
+        SplitSizeError: `validation_fraction` leaves no row for validation or for training
+            (found once the split's size is known, after reading).
         ValueError: for an invalid argument.
     """
     _check_mode("padding", padding)
     _check_mode("truncating", truncating)
-    max_len = _check_positive_int("max_len", max_len)
+    max_len = _check_int("max_len", max_len)
     if not 0.0 <= validation_fraction < 1.0:
         raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
+    split_seed = _check_int("split_seed", split_seed, minimum=0)
     if max_examples is not None:
-        max_examples = _check_positive_int("max_examples", max_examples)
+        max_examples = _check_int("max_examples", max_examples)
     # Fail on a bad vocab_size now, not after reading and tokenizing 50,000 reviews.
     Vocabulary([], vocab_size)
 
@@ -497,7 +505,7 @@ def load_imdb(
         padding=padding,
         truncating=truncating,
         validation_fraction=float(validation_fraction),
-        split_seed=int(split_seed),
+        split_seed=split_seed,
         max_examples=max_examples,
     )
     path = _cache_path(Path(cache_dir) if cache_dir else default_cache_dir(), key)
@@ -594,13 +602,13 @@ def _num_rows(data: Mapping[str, np.ndarray]) -> int:
 
 def num_train_batches(num_examples: int, batch_size: int) -> int:
     """Batches per training epoch: the remainder is dropped (it changes with every reshuffle)."""
-    batch_size = _check_positive_int("batch_size", batch_size)
+    batch_size = _check_int("batch_size", batch_size)
     return num_examples // batch_size
 
 
 def num_eval_batches(num_examples: int, batch_size: int) -> int:
     """Batches `eval_batches` yields: the last one is padded, so this rounds up."""
-    batch_size = _check_positive_int("batch_size", batch_size)
+    batch_size = _check_int("batch_size", batch_size)
     return math.ceil(num_examples / batch_size)
 
 
@@ -624,8 +632,8 @@ def train_batches(
     the permutation, rows are sorted by length before they are cut into batches, the batches are
     shuffled, and each batch's `token_ids` are cut to its longest review rounded up to a multiple
     of `bucket_width` (at most `T` columns), dropping only padding. So a batch of short reviews
-    costs short scans, and there are at most `T / bucket_width` batch shapes (one compilation
-    each). Only a model that masks padding computes the same for the cut rows.
+    costs short scans, and there are at most `ceil(T / bucket_width)` batch shapes (one
+    compilation each). Only a model that masks padding computes the same for the cut rows.
 
     Args:
         data: `{"token_ids": <int32>[N, T], "length": <int32>[N], "label": <int32>[N]}` (any
@@ -644,8 +652,9 @@ def train_batches(
         bucketing).
 
     Raises:
-        ValueError: if `N < batch_size` (an epoch would have no batch) or `start_batch` is
-            outside `[0, num_train_batches(N, batch_size)]`.
+        ValueError: (when the first batch is asked for, as this is a generator) if
+            `N < batch_size` (an epoch would have no batch), `start_batch` is outside
+            `[0, num_train_batches(N, batch_size)]`, or an argument is negative.
     """
     n = _num_rows(data)
     num_batches = num_train_batches(n, batch_size)
@@ -655,6 +664,7 @@ def train_batches(
         raise ValueError(f"start_batch={start_batch} outside [0, {num_batches}]")
     if seed < 0 or epoch < 0:
         raise ValueError(f"seed and epoch must be non-negative, got seed={seed}, epoch={epoch}")
+    bucket_width = _check_int("bucket_width", bucket_width, minimum=0)
     _check_mode("padding", padding)
     rng = np.random.default_rng([seed, epoch])
     perm = rng.permutation(n)
@@ -696,6 +706,7 @@ def cut_padding(
     Returns:
         The batch with `token_ids <int32>[B, W]`, `W <= T`; only padding columns were removed.
     """
+    bucket_width = _check_int("bucket_width", bucket_width)
     time = batch["token_ids"].shape[1]
     longest = max(int(batch["length"].max()), 1)
     width = min(time, -(-longest // bucket_width) * bucket_width)
@@ -723,7 +734,8 @@ def eval_batches(
     Yields:
         Dicts with the keys of `data` (`[batch_size, ...]`) plus `mask <bool>[batch_size]`.
     """
-    batch_size = _check_positive_int("batch_size", batch_size)
+    batch_size = _check_int("batch_size", batch_size)
+    bucket_width = _check_int("bucket_width", bucket_width, minimum=0)
     _check_mode("padding", padding)
     n = _num_rows(data)
     order = np.argsort(data["length"], kind="stable") if bucket_width else np.arange(n)
@@ -753,7 +765,7 @@ def shard_for_process(
         ValueError: if the global batch size is not divisible by `process_count`, or
             `process_index` is not in `[0, process_count)`.
     """
-    process_count = _check_positive_int("process_count", process_count)
+    process_count = _check_int("process_count", process_count)
     if not 0 <= process_index < process_count:
         raise ValueError(f"process_index={process_index} outside [0, {process_count})")
     global_size = _num_rows(batch)

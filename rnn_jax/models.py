@@ -96,7 +96,7 @@ def pool(outputs: Array, mask: Array, pooling: str) -> Array:
     """Pools per-step outputs over the real steps.
 
     Args:
-      outputs: <float>[batch, time, features], zero on masked steps.
+      outputs: <float>[batch, time, features]; masked steps are ignored, whatever they hold.
       mask: <bool>[batch, time].
       pooling: ``"mean"`` or ``"max"`` over real steps, or ``"mean_max"``: both, concatenated.
 
@@ -108,11 +108,14 @@ def pool(outputs: Array, mask: Array, pooling: str) -> Array:
         return jnp.concatenate([pool(outputs, mask, "mean"), pool(outputs, mask, "max")], -1)
     if pooling == "mean":
         count = jnp.maximum(mask.sum(axis=1, keepdims=True), 1)
-        return outputs.sum(axis=1) / count
+        return jnp.where(mask[..., None], outputs, 0.0).sum(axis=1) / count
     if pooling == "max":
         pooled = jnp.where(mask[..., None], outputs, -jnp.inf).max(axis=1)
         return jnp.where(mask.any(axis=1, keepdims=True), pooled, 0.0)
-    raise ValueError(f"unknown pooling {pooling!r}; allowed: mean, max, mean_max (or last)")
+    raise ValueError(
+        f"unknown pooling {pooling!r}; pool() takes mean, max or mean_max ('last' is no pooling "
+        "of outputs: the model reads the recurrence's final state)"
+    )
 
 
 class SentimentClassifier(nn.Module):

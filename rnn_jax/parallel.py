@@ -6,8 +6,8 @@ axis, one slice per device; gradients are averaged with ``lax.pmean`` inside the
 axis of 1, so there is one code path to test.
 
 In JAX >= 0.8 ``pmap`` is implemented with ``jit`` + ``shard_map`` and is in maintenance mode;
-keeping it behind this module's four functions means moving to ``jit`` with a ``('data',)``
-mesh touches only this file.
+keeping it behind this module's functions (``replicate``, ``unreplicate``, ``shard``,
+``pmap_step``) means moving to ``jit`` with a ``('data',)`` mesh touches only this file.
 """
 
 import functools
@@ -83,16 +83,6 @@ def use_cpu_devices(requested: int, batch_sizes: tuple[int, ...]) -> int | None:
 
 # How long XLA's CPU all-reduce waits for a late device before aborting the process (XLA: 40 s).
 COLLECTIVE_TIMEOUT_SECONDS = 3600
-
-
-def check_divisible(batch_size: int, field: str = "batch_size") -> None:
-    """Raises ValueError unless ``batch_size`` splits evenly over all devices and hosts."""
-    devices = jax.device_count()
-    if batch_size % devices:
-        raise ValueError(
-            f"{field}={batch_size} is not divisible by the device count {devices}; "
-            f"use a multiple of {devices}"
-        )
 
 
 @functools.cache

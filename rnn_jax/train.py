@@ -37,7 +37,8 @@ from rnn_jax.vocabulary import PAD_ID
 Array = jax.Array
 Metrics = dict[str, Array]
 
-# Fields that may change between a run and its resumption: they do not change the numbers.
+# Fields that may change between a run and its resumption: they change no trained parameter
+# (eval_batch_size regroups evaluation's float sums: a validation loss may move in its 7th digit).
 # num_epochs may grow only under a constant schedule (a cosine schedule's length depends on it).
 RESUMABLE_FIELDS = frozenset(
     {
@@ -311,7 +312,11 @@ def evaluate(
 
 
 def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
-    """Creates the workdir, checks it is writable and holds no run with another config."""
+    """Creates the workdir, checks it is writable and holds no run with another config.
+
+    A workdir without checkpoints holds nothing to resume (e.g. a run that stopped on a config
+    error or a NaN in its first epoch): its config is replaced.
+    """
     try:
         os.makedirs(workdir, exist_ok=True)
         probe = os.path.join(workdir, ".write_test")
@@ -325,7 +330,9 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
         ) from None
     config_path = os.path.join(workdir, "config.json")
     new = config.to_dict()
-    if os.path.exists(config_path):
+    checkpoints = os.path.join(workdir, "checkpoints")
+    saved = os.path.isdir(checkpoints) and any(n.isdigit() for n in os.listdir(checkpoints))
+    if saved and os.path.exists(config_path):
         old = read_config(workdir)
         changed = sorted(
             k
@@ -376,7 +383,19 @@ class SignalFlag:
 
 
 def load_data(config: ml_collections.ConfigDict) -> input_pipeline.ImdbData:
-    """IMDB as the config asks for it (the validation split is drawn from ``config.seed``)."""
+    """IMDB as the config asks for it (the validation split is drawn from ``config.seed``).
+
+    Raises:
+      configuration.ConfigError: ``validation_fraction`` leaves no review for validation or
+        for training (with ``max_examples``, it can).
+    """
+    try:
+        return _load_imdb(config)
+    except input_pipeline.SplitSizeError as error:
+        raise configuration.ConfigError(f"config.validation_fraction: {error}") from None
+
+
+def _load_imdb(config: ml_collections.ConfigDict) -> input_pipeline.ImdbData:
     return input_pipeline.load_imdb(
         vocab_size=config.vocab_size,
         max_len=config.max_len,
@@ -434,6 +453,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
     model = create_model(config)
     steps_per_epoch = input_pipeline.num_train_batches(len(data.train["label"]), config.batch_size)
+    if steps_per_epoch == 0:
+        raise configuration.ConfigError(
+            f"config.batch_size={config.batch_size} is not allowed: at most the "
+            f"{len(data.train['label'])} training reviews (max_examples={config.max_examples}, "
+            f"validation_fraction={config.validation_fraction})"
+        )
     state = create_train_state(config, model, steps_per_epoch)
     num_params = count_params(state.params)
     logging.info("Model:\n%s", summary(model, state.params, config.max_len))
@@ -525,7 +550,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 "val_accuracy": val_metrics["accuracy"],
                 "epoch_seconds": epoch_seconds,
                 "examples_per_second": trained / epoch_seconds,
-                "learning_rate": float(learning_rate_fn(step)),
+                "learning_rate": float(learning_rate_fn(step - 1)),  # The epoch's last step's.
                 "resumed_mid_epoch": start_batch > 0,
             }
             history.append(entry)

@@ -281,7 +281,8 @@ class Vocabulary:
         """Reads what `to_dict` wrote.
 
         Raises:
-            ValueError: if the dict is not a vocabulary of this format or id convention.
+            ValueError: if the dict is not a vocabulary of this format or id convention, or was
+                built from words another `tokenize` split (its ids would not fit new text).
         """
         if d.get("format") != _JSON_FORMAT or d.get("version") != _JSON_VERSION:
             raise ValueError(
@@ -290,6 +291,11 @@ class Vocabulary:
             )
         if d.get("index_from") != INDEX_FROM:
             raise ValueError(f"index_from={d.get('index_from')!r}, this code uses {INDEX_FROM}")
+        if d.get("tokenizer_version") != TOKENIZER_VERSION:
+            raise ValueError(
+                f"built from words of tokenizer v{d.get('tokenizer_version')}; this code "
+                f"tokenizes with v{TOKENIZER_VERSION} (retrain, or use the code that built it)"
+            )
         return cls(d["words"], d["vocab_size"], counts=d.get("counts"))
 
     def to_json(self, path: str | os.PathLike) -> None:

@@ -17,6 +17,7 @@ from rnn_jax.input_pipeline import (
     START_ID,
     DataNotFoundError,
     Vocabulary,
+    cut_padding,
     decode_review,
     eval_batches,
     length_statistics,
@@ -151,6 +152,14 @@ def test_vocabulary_json_round_trip(tmp_path):
     assert loaded == vocab and loaded.counts == vocab.counts and len(loaded) == 10
     assert loaded.word_to_id == vocab.word_to_id
     assert [p.name for p in path.parent.iterdir()] == ["vocab.json"]  # no temp file left
+
+
+def test_vocabulary_of_another_tokenizer_is_refused():
+    # Its words were split by other rules: encoding new text with it would be silently wrong.
+    d = Vocabulary.build([["a", "b"]], vocab_size=10).to_dict()
+    d["tokenizer_version"] += 1
+    with pytest.raises(ValueError, match=r"tokenizer v\d+; this code tokenizes with v"):
+        Vocabulary.from_dict(d)
 
 
 # --------------------------------------------------------------------------------------------
@@ -310,9 +319,18 @@ def test_load_imdb_padding_post_and_max_examples(tmp_path, fake_tfds):
     assert len(data.train["label"]) + len(data.validation["label"]) == 20
     assert len(data.test["label"]) == 20
     ids, length = data.train["token_ids"], data.train["length"]
-    assert (ids[:, 0] == START_ID).all()  # post truncation keeps the start
     for row, n in zip(ids, length, strict=True):
         assert (row[:n] != PAD_ID).all() and (row[n:] == PAD_ID).all()
+
+
+@pytest.mark.parametrize("truncating", ["pre", "post"])
+def test_load_imdb_truncates_long_reviews_at_the_side_asked(tmp_path, fake_tfds, truncating):
+    # max_len 6 is shorter than most fake reviews: 'post' keeps their start, 'pre' their end.
+    data = _load(tmp_path, truncating=truncating, max_len=6, use_cache=False)
+    ids, full = data.train["token_ids"], data.full_lengths["train"]
+    assert (full > 6).sum() >= 3  # Rows long enough to be cut (START_ID included).
+    starts_kept = ids[full > 6, 0] == START_ID
+    assert starts_kept.all() if truncating == "post" else not starts_kept.any()
 
 
 def test_validation_split_deterministic(tmp_path, fake_tfds):
@@ -523,12 +541,12 @@ def _lengthy_data(n, max_len, padding, seed=0):
 
 @pytest.mark.parametrize("padding", ["pre", "post"])
 def test_bucketed_batches_cut_only_padding_and_cover_the_epoch(padding):
-    data = _lengthy_data(1000, max_len=100, padding=padding)
+    data = _lengthy_data(1003, max_len=100, padding=padding)
     plain = list(train_batches(data, 10, seed=3, epoch=2))
     bucketed = list(train_batches(data, 10, seed=3, epoch=2, bucket_width=16, padding=padding))
-    # The same rows as the plain epoch (the same 1000 - 0 left out), each once.
+    # The same rows as the plain epoch (the same 3 of 1003 left out), each once.
     rows = sorted(r for b in bucketed for r in b["label"].tolist())
-    assert rows == sorted(r for b in plain for r in b["label"].tolist())
+    assert len(rows) == 1000 and rows == sorted(r for b in plain for r in b["label"].tolist())
     widths = set()
     for batch in bucketed:
         width = batch["token_ids"].shape[1]
@@ -653,3 +671,19 @@ def test_unreadable_dataset_is_wrapped(tmp_path):
         load_imdb(vocab_size=100, max_len=10, data_dir=tmp_path, cache_dir=tmp_path / "c")
     _assert_helpful(info.value, tmp_path)
     assert not (tmp_path / "c").exists() or not os.listdir(tmp_path / "c")  # nothing cached
+
+
+def test_a_negative_bucket_width_is_refused_not_read_as_bucketing():
+    data = _lengthy_data(20, max_len=50, padding="pre")
+    with pytest.raises(ValueError, match=r"bucket_width must be an int >= 0, got -16"):
+        next(train_batches(data, 10, seed=0, epoch=0, bucket_width=-16))
+    with pytest.raises(ValueError, match=r"bucket_width must be an int >= 0, got -16"):
+        next(eval_batches(data, 10, bucket_width=-16))
+    with pytest.raises(ValueError, match=r"bucket_width must be a positive int, got 0"):
+        cut_padding({k: v[:10] for k, v in data.items()}, 0, "pre")
+
+
+def test_a_negative_split_seed_is_refused_before_reading(tmp_path, fake_tfds):
+    with pytest.raises(ValueError, match=r"split_seed must be an int >= 0, got -1"):
+        _load(tmp_path, split_seed=-1)
+    assert fake_tfds == []  # Nothing was read or tokenized.

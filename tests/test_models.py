@@ -238,9 +238,10 @@ def test_unknown_names_raise_with_the_allowed_ones(name):
 def test_pool_over_real_steps_only():
     outputs = jnp.array(
         [
-            [[1.0, -2.0], [3.0, -4.0], [0.0, 0.0]],  # 2 real steps, post-padded.
-            [[0.0, 0.0], [0.0, 0.0], [-5.0, -6.0]],  # 1 real step, pre-padded.
-            [[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]],  # no real step.
+            [[1.0, -2.0], [3.0, -4.0], [9.0, 9.0]],  # 2 real steps, post-padded.
+            [[7.0, 7.0], [0.0, 0.0], [-5.0, -6.0]],  # 1 real step, pre-padded.
+            [[8.0, 8.0], [0.0, 0.0], [0.0, 0.0]],  # no real step.
+            # (What padded steps hold must not count, whatever it is.)
         ]
     )
     mask = jnp.array([[1, 1, 0], [0, 0, 1], [0, 0, 0]], bool)
@@ -254,7 +255,7 @@ def test_pool_over_real_steps_only():
         models.pool(outputs, mask, "mean_max"),
         [[2.0, -3.0, 3.0, -2.0], [-5.0, -6.0, -5.0, -6.0], [0.0, 0.0, 0.0, 0.0]],
     )
-    with pytest.raises(ValueError, match="mean"):
+    with pytest.raises(ValueError, match=r"^unknown pooling 'last'; pool\(\) takes mean, max or"):
         models.pool(outputs, mask, "last")
 
 

@@ -225,6 +225,7 @@ def test_validate_accepts_the_default_and_tiny_configs(device_count):
         ("learning_rate", 0.0),
         ("learning_rate", math.nan),
         ("max_examples", -1),
+        ("seed", -1),
         ("bucket_width", -10),
         ("ngram_buckets", -1),
         ("ngram_buckets", 2**31),
@@ -243,6 +244,28 @@ def test_validate_names_the_field_the_value_and_what_is_allowed(field, value):
     assert message.startswith(prefix), message
     assert len(message) > len(prefix) + 5, message  # ... and says what is allowed.
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (
+            {"max_examples": 10},
+            r"^config\.batch_size=16 is not allowed: at most the 8 training reviews \(max_exa",
+        ),
+        (
+            {"max_examples": 2},
+            r"^config\.validation_fraction: validation_fraction=0\.2 of 2 training examples "
+            r"leaves 0 for validation",
+        ),
+    ],
+)
+def test_too_few_reviews_for_the_config_is_a_config_error(runner, tmp_path, overrides, message):
+    # Only known once the data is read (with max_examples): still one line naming the field.
+    from rnn_jax import train
+
+    with pytest.raises(configuration.ConfigError, match=message):
+        train.train_and_evaluate(tiny_config(runner.cache, **overrides), str(tmp_path))
 
 
 def test_validate_refuses_a_run_that_evaluates_nothing():
@@ -331,10 +354,13 @@ def test_unwritable_workdir_is_one_clear_line(runner):
     assert "pass --workdir=DIR with a directory you can write to" in result.last_line
 
 
-def test_workdir_of_another_config_is_refused(runner, tmp_path):
+def test_workdir_of_another_config_is_refused_once_it_saved_a_checkpoint(runner, tmp_path):
     from rnn_jax import train
 
+    # Nothing saved yet (a run that stopped before its first checkpoint): a new config replaces it.
+    train.prepare_workdir(tiny_config(runner.cache, hidden_size=4), str(tmp_path))
     train.prepare_workdir(tiny_config(runner.cache), str(tmp_path))
+    (tmp_path / "checkpoints" / "5").mkdir(parents=True)  # A saved step: now there is a run.
     # Fields that do not change the numbers may differ (e.g. the evaluation batch).
     train.prepare_workdir(tiny_config(runner.cache, eval_batch_size=128), str(tmp_path))
     with pytest.raises(train.WorkdirError) as info:
@@ -506,6 +532,28 @@ def test_every_checkpoint_damaged_is_a_clear_error(target, ref_copy):
     assert "remove the workdir to start over" in message
     assert checkpoint_steps(ref_copy / "broken_checkpoints") == steps
     assert checkpoint_steps(ref_copy / "checkpoints") == []
+
+
+def test_a_checkpoint_of_other_code_is_a_clear_error_and_stays_in_place(target, ref_copy):
+    # A cell edited after the run saved (here: a new parameter) is not damage: moving the steps
+    # aside would make the next rerun start over from step 0.
+    import jax.numpy as jnp
+
+    from rnn_jax.checkpointing import CheckpointMismatchError, Checkpoints
+
+    steps = checkpoint_steps(ref_copy / "checkpoints")
+    state = target["state"]
+    edited = target | {"state": state.replace(params=state.params | {"peephole": jnp.zeros(3)})}
+    checkpoints = Checkpoints(str(ref_copy / "checkpoints"), 2)
+    with pytest.raises(
+        CheckpointMismatchError, match=r"missing from the checkpoint: state\.params\.peephole"
+    ):
+        checkpoints.restore_latest(edited)
+    assert checkpoint_steps(ref_copy / "checkpoints") == steps
+    assert not (ref_copy / "broken_checkpoints").exists()
+    step, _ = checkpoints.restore_latest(target)  # The code that saved it still resumes.
+    checkpoints.close()
+    assert step == steps[-1]
 
 
 def test_predict_skips_a_damaged_best_checkpoint(ref_copy, caplog):

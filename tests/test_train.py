@@ -286,16 +286,10 @@ def test_cpu_devices_default_to_one_per_core_that_divides_the_batches():
     }
 
 
-def test_batch_not_divisible_by_devices_is_refused(monkeypatch):
-    monkeypatch.setattr(jax, "device_count", lambda: 2)
-    parallel.check_divisible(64)
-    with pytest.raises(ValueError, match=r"batch_size=15 is not divisible by the device count 2"):
-        parallel.check_divisible(15)
-
-
 def test_workdir_refuses_another_config_but_allows_more_epochs(tmp_path):
     config = tiny_config()
     train.prepare_workdir(config, str(tmp_path))
+    (tmp_path / "checkpoints" / "8").mkdir(parents=True)  # A saved step: a run to resume.
     config.num_epochs = 5  # A constant schedule does not depend on the number of epochs.
     train.prepare_workdir(config, str(tmp_path))
     config.hidden_size = 9
@@ -320,6 +314,7 @@ def test_a_run_written_before_a_field_existed_resumes_with_its_old_behavior(tmp_
     assert default.get_config()[field] == old  # The default is the behavior before the field.
     config = tiny_config()
     train.prepare_workdir(config, str(tmp_path))
+    (tmp_path / "checkpoints" / "8").mkdir(parents=True)  # A saved step: a run to resume.
     path = tmp_path / "config.json"
     stored = json.loads(path.read_text())
     del stored[field]  # As written before the field existed.
@@ -401,6 +396,7 @@ def test_a_refit_trains_on_every_training_review_and_tests_its_last_epoch(
 def test_cosine_schedule_run_cannot_change_its_epochs(tmp_path):
     config = tiny_config(schedule="warmup_cosine", warmup_epochs=1.0, num_epochs=2)
     train.prepare_workdir(config, str(tmp_path))
+    (tmp_path / "checkpoints" / "8").mkdir(parents=True)  # A saved step: a run to resume.
     config.num_epochs = 3  # Would stretch the cosine decay: different numbers.
     with pytest.raises(train.WorkdirError, match=r"num_epochs: 2 -> 3"):
         train.prepare_workdir(config, str(tmp_path))
