@@ -21,6 +21,7 @@ from experiments import (
     data,
     keras_twin,
     precision,
+    schedule,
     step_anatomy,
     studies,
     timeseries,
@@ -156,6 +157,37 @@ def test_best_quick_selects_on_validation_tests_only_refits_and_averages_them(tm
         ensemble.evaluate([selection_gru, refits[0]], "validation")
     with pytest.raises(ensemble.EvaluationError, match="holds other train reviews"):
         ensemble.evaluate([selection_gru, refits[0]], "train")
+
+
+def test_schedule_quick_trains_both_schedules_at_every_seed(tmp_path, data_args):
+    out, workdirs = tmp_path / "out", tmp_path / "runs"
+    args = ["--quick", "--cells", "rnn", "--seeds", "0", "1", "--epochs", "2"]
+    schedule.main([*args, "--out", str(out), "--workdirs", str(workdirs), *data_args])
+    check_report(out, ["table.md", "table.csv", "runs.md", "runs.csv"])
+    runs = read_csv(out / "runs.csv")
+    assert [(r["schedule"], int(r["seed"])) for r in runs] == [
+        (name, seed) for seed in (0, 1) for name in schedule.SCHEDULES
+    ]
+    for row in runs:
+        workdir = workdirs / "rnn" / row["schedule"] / f"seed_{row['seed']}"
+        config = json.loads((workdir / "config.json").read_text())
+        assert (config["schedule"], config["seed"]) == (row["schedule"], int(row["seed"]))
+        summary = json.loads((workdir / "summary.json").read_text())
+        assert float(row["best_val_accuracy"]) == pytest.approx(summary["best_val_accuracy"])
+        rates = [e["learning_rate"] for e in json.loads((workdir / "history.json").read_text())]
+        if row["schedule"] == "constant":
+            assert rates == [config["learning_rate"]] * 2
+        else:  # Decays over the run, and its last step's rate is still above 0.
+            assert config["learning_rate"] > rates[0] > rates[1] > 0
+    (means,) = read_csv(out / "table.csv")
+    val = {
+        name: [float(r["best_val_accuracy"]) for r in runs if r["schedule"] == name]
+        for name in schedule.SCHEDULES
+    }
+    assert float(means["constant_val"]) == pytest.approx(np.mean(val["constant"]), abs=1e-4)
+    assert float(means["cosine_val"]) == pytest.approx(np.mean(val["warmup_cosine"]), abs=1e-4)
+    wins = sum(c > k for c, k in zip(val["warmup_cosine"], val["constant"], strict=True))
+    assert means["cosine_wins"] == f"{wins} of 2"
 
 
 def test_precision_quick_trains_the_lstm_in_both_compute_dtypes(tmp_path, data_args):
