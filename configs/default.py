@@ -69,7 +69,8 @@ def get_config() -> ml_collections.ConfigDict:
     # constant or warmup_cosine (linear warmup, then cosine decay to 0 at the last step). Not in
     # the course's list; chosen here: decaying from 1e-3 over the 5 epochs raised the LSTM's best
     # validation accuracy at seeds 0, 1, 2 from 0.8704 / 0.8816 / 0.8766 (constant) to 0.8726 /
-    # 0.8864 / 0.8806 (test: 0.8611 / 0.8628 / 0.8628 to 0.8657 / 0.8632 / 0.8672; README).
+    # 0.8864 / 0.8806 (test: 0.8611 / 0.8628 / 0.8628 to 0.8657 / 0.8632 / 0.8672;
+    # experiments/schedule.py, results in experiments/results/schedule).
     config.schedule = "warmup_cosine"
     config.warmup_epochs = 0.0  # warmup_cosine only.
     config.grad_clip_norm = 1.0  # > 0 clips gradients by global norm (0 = off).
