@@ -24,6 +24,7 @@ import hashlib
 import json
 import math
 import os
+import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -320,6 +321,8 @@ def _cache_key(**settings) -> str:
         "dataset": DATASET_NAME,
         "dataset_version": DATASET_VERSION,
         "tokenizer_version": TOKENIZER_VERSION,
+        # tokenize's lower(), NFC and \w follow the running Python's Unicode tables.
+        "unicode": unicodedata.unidata_version,
         "cache_format": CACHE_FORMAT_VERSION,
         **settings,
     }

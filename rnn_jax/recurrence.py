@@ -138,11 +138,12 @@ class Recurrence(nn.Module):
         projected = projects_before_scan(self.input_projection)
         if projected:
             xs = self.cell.project_inputs(xs)  # <[time, batch, G*H]>: one matmul for all steps.
-        # The carry's dtype must be what a step returns (e.g. float64 inputs, float32 params).
+        # The carry's dtype must be what a step returns (e.g. float64 inputs, float32 params;
+        # a float32 carry given to a bfloat16 cell).
         dtype = self.cell.dtype or jnp.promote_types(inputs.dtype, self.cell.param_dtype)
         if initial_carry is None:
             initial_carry = self.cell.initialize_carry(None, inputs[:, 0].shape)
-            initial_carry = jax.tree.map(lambda c: c.astype(dtype), initial_carry)
+        initial_carry = jax.tree.map(lambda c: jnp.asarray(c, dtype), initial_carry)
         zero_output = jnp.zeros((batch, self.cell.features), dtype)
         step = functools.partial(
             _masked_step, projected=projected, return_sequences=self.return_sequences

@@ -154,11 +154,27 @@ def test_random_normal_initializer_stddev():
     assert abs(w.mean()) < 1e-5
 
 
+# Keras's definitions at fan_in 400, fan_out 500: the standard deviation each one draws with.
+INITIALIZER_STDDEVS = {
+    "glorot_uniform": (2 / 900) ** 0.5,
+    "glorot_normal": (2 / 900) ** 0.5,  # Truncated, rescaled to keep this deviation.
+    "lecun_normal": (1 / 400) ** 0.5,
+    "he_normal": (2 / 400) ** 0.5,
+    "orthogonal": (1 / 500) ** 0.5,  # Orthonormal rows of length 500.
+    "zeros": 0.0,
+}
+
+
 @pytest.mark.parametrize("spec", sorted(INITIALIZERS))
-def test_named_initializers(spec):
-    w = get_initializer(spec)(jax.random.key(0), (3, 4), jnp.float32)
-    assert w.shape == (3, 4)
-    assert np.all(np.isfinite(w))
+def test_named_initializers_draw_as_keras_defines_them(spec):
+    w = np.asarray(get_initializer(spec)(jax.random.key(0), (400, 500), jnp.float32))
+    assert w.shape == (400, 500)
+    assert abs(w.std() - INITIALIZER_STDDEVS[spec]) <= 0.02 * INITIALIZER_STDDEVS[spec]
+    assert abs(w.mean()) < 1e-3
+    if spec == "glorot_uniform":
+        assert np.abs(w).max() <= (6 / 900) ** 0.5
+    if spec == "orthogonal":
+        np.testing.assert_allclose(w @ w.T, np.eye(400), atol=1e-5)
 
 
 @pytest.mark.parametrize(

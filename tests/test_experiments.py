@@ -161,7 +161,7 @@ def test_best_quick_selects_on_validation_tests_only_refits_and_averages_them(tm
 
 def test_schedule_quick_trains_both_schedules_at_every_seed(tmp_path, data_args):
     out, workdirs = tmp_path / "out", tmp_path / "runs"
-    args = ["--quick", "--cells", "rnn", "--seeds", "0", "1", "--epochs", "2"]
+    args = ["--quick", "--cells", "rnn", "--seeds", "0", "1"]
     schedule.main([*args, "--out", str(out), "--workdirs", str(workdirs), *data_args])
     check_report(out, ["table.md", "table.csv", "runs.md", "runs.csv"])
     runs = read_csv(out / "runs.csv")
@@ -176,9 +176,9 @@ def test_schedule_quick_trains_both_schedules_at_every_seed(tmp_path, data_args)
         assert float(row["best_val_accuracy"]) == pytest.approx(summary["best_val_accuracy"])
         rates = [e["learning_rate"] for e in json.loads((workdir / "history.json").read_text())]
         if row["schedule"] == "constant":
-            assert rates == [config["learning_rate"]] * 2
-        else:  # Decays over the run, and its last step's rate is still above 0.
-            assert config["learning_rate"] > rates[0] > rates[1] > 0
+            assert rates == [config["learning_rate"]]
+        else:  # Decayed over the run; its last step's rate is still above 0.
+            assert config["learning_rate"] > rates[0] > 0
     (means,) = read_csv(out / "table.csv")
     val = {
         name: [float(r["best_val_accuracy"]) for r in runs if r["schedule"] == name]

@@ -419,6 +419,20 @@ def test_cache_key_changes_with_args(tmp_path, fake_tfds, change):
     assert _load(tmp_path, **change).from_cache
 
 
+@pytest.mark.parametrize(
+    "module, name, value",
+    [
+        (ip, "TOKENIZER_VERSION", 99),
+        (ip, "CACHE_FORMAT_VERSION", 99),
+        (ip.unicodedata, "unidata_version", "0.0.0"),  # Another Python's Unicode tables.
+    ],
+)
+def test_cache_key_changes_with_the_code_that_makes_the_arrays(monkeypatch, module, name, value):
+    before = ip._cache_key(vocab_size=30)
+    monkeypatch.setattr(module, name, value)
+    assert ip._cache_key(vocab_size=30) != before
+
+
 def test_cache_key_ignores_where_things_live(tmp_path, fake_tfds):
     base = _load(tmp_path)
     assert _load(tmp_path, data_dir="elsewhere").from_cache

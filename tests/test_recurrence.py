@@ -358,8 +358,31 @@ def test_input_projection_auto_is_chosen_by_backend():
 def test_input_projection_before_scan_and_in_step_agree(name, x64):
     before = masked_recurrence_problem(name, (), 1, "before_scan")
     in_step = masked_recurrence_problem(name, (), 1, "in_step")
-    assert_trees_equal(in_step.params, before.params)  # The same parameters, the same init.
+    # Both place the cell's parameters alike (a checkpoint of one restores into the other).
+    assert_trees_equal(in_step.params, before.params)
     value, grads = before.value_and_grad(before.params, before.x)
     value_in_step, grads_in_step = in_step.value_and_grad(before.params, before.x)
     np.testing.assert_allclose(value_in_step, value, rtol=1e-12)
     assert_trees_close(grads_in_step, grads, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_given_initial_carry_is_where_the_scan_starts(name):
+    layer = Recurrence(CELLS[name](features=3), return_sequences=True)
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 4, 5)), jnp.float32)
+    params = layer.init(jax.random.key(0), x)["params"]
+    start = jax.tree.map(lambda c: c + 0.5, layer.cell.initialize_carry(None, (2, 5)))
+    _, outputs = layer.apply({"params": params}, x, initial_carry=start)
+    carry = start  # The cell stepped by hand from the same carry.
+    for t in range(4):
+        carry, expected = layer.cell.apply({"params": params["cell"]}, carry, x[:, t])
+        np.testing.assert_allclose(outputs[:, t], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_float32_initial_carry_runs_a_bfloat16_cell():
+    layer = Recurrence(CELLS["lstm"](features=3, dtype=jnp.bfloat16))
+    x = jnp.ones((2, 4, 5))
+    params = layer.init(jax.random.key(0), x)["params"]
+    start = (jnp.zeros((2, 3), jnp.float32), jnp.zeros((2, 3), jnp.float32))
+    carry, output = layer.apply({"params": params}, x, initial_carry=start)
+    assert output.dtype == jnp.bfloat16 and carry[0].dtype == jnp.bfloat16
