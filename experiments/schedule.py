@@ -14,11 +14,10 @@ validation accuracy. The test accuracy of that epoch is shown beside it, and is 
 import statistics
 from collections.abc import Sequence
 
-from configs import gru, lstm, rnn
 from experiments import common
 from experiments.common import CELL_NAMES, Column
+from experiments.shootout import CONFIGS
 
-CONFIGS = {"rnn": rnn, "lstm": lstm, "gru": gru}
 SCHEDULES = ("constant", "warmup_cosine")
 
 RUN_COLUMNS = (

@@ -390,23 +390,19 @@ def load_data(config: ml_collections.ConfigDict) -> input_pipeline.ImdbData:
         for training (with ``max_examples``, it can).
     """
     try:
-        return _load_imdb(config)
+        return input_pipeline.load_imdb(
+            vocab_size=config.vocab_size,
+            max_len=config.max_len,
+            padding=config.padding,
+            truncating=config.truncating,
+            validation_fraction=config.validation_fraction,
+            split_seed=config.seed,
+            data_dir=config.data_dir or None,
+            cache_dir=config.cache_dir or None,
+            max_examples=config.max_examples or None,
+        )
     except input_pipeline.SplitSizeError as error:
         raise configuration.ConfigError(f"config.validation_fraction: {error}") from None
-
-
-def _load_imdb(config: ml_collections.ConfigDict) -> input_pipeline.ImdbData:
-    return input_pipeline.load_imdb(
-        vocab_size=config.vocab_size,
-        max_len=config.max_len,
-        padding=config.padding,
-        truncating=config.truncating,
-        validation_fraction=config.validation_fraction,
-        split_seed=config.seed,
-        data_dir=config.data_dir or None,
-        cache_dir=config.cache_dir or None,
-        max_examples=config.max_examples or None,
-    )
 
 
 def _nonfinite(what: str, last_good_step: int | None) -> NonFiniteLossError:
