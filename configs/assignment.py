@@ -1,6 +1,7 @@
 """The course assignment: a 5-unit SimpleRNN on short reviews, kernels RandomNormal(0.001).
 
 Run:  python -m rnn_jax.main --config=configs/assignment.py --workdir=runs/assignment
+Expected: the studies built on it, experiments/results/studies/ (python -m experiments.studies).
 """
 
 from configs import default

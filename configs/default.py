@@ -4,7 +4,7 @@ Run:  python -m rnn_jax.main --config=configs/default.py --workdir=runs/lstm
 Override any field:  --config.hidden_size=64 --config.optimizer=rmsprop
 
 The variant files (rnn.py, lstm.py, gru.py, assignment.py, best.py) import this and change only
-what differs. README.md lists every field.
+what differs. docs/configuration.md describes every field.
 """
 
 import ml_collections
@@ -27,7 +27,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.max_examples = 0  # > 0 reads only the first N reviews of each split (smoke runs).
     # > 0: length bucketing. Training batches group reviews of similar length and are cut to a
     # multiple of this many steps, so short reviews cost short scans (needs mask_padding; see
-    # input_pipeline.train_batches). 0: every batch is max_len long, in plain shuffled order.
+    # rnn_jax/batching.py, train_batches). 0: every batch is max_len long, in plain shuffled order.
     config.bucket_width = 0
 
     # Model.
@@ -37,8 +37,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.num_layers = 1
     config.bidirectional = False
     config.pooling = "last"  # last, mean, max or mean_max over the real (unpadded) steps.
-    # Not in the course's list of defaults; chosen here (measured on validation, see README):
-    # they cost LSTM/GRU nothing and keep SimpleRNN from diverging.
+    # Not in the course's list of defaults; chosen on validation (docs/configuration.md).
     config.dropout_rate = 0.2  # Between recurrent layers and before the head.
     config.embed_dropout_rate = 0.2
     config.embed_dropout_tokens = False  # True: drop whole tokens ("word dropout").
@@ -50,35 +49,33 @@ def get_config() -> ml_collections.ConfigDict:
     config.kernel_init = "glorot_uniform"  # Or e.g. random_normal:0.001.
     config.recurrent_init = "orthogonal"
     config.activation = "tanh"
-    config.unroll = 1  # lax.scan unroll; on CPU 1 is fastest for the LSTM (README, unroll).
-    # Where x W runs: 'auto' (in the step on CPU, one matmul before the scan on GPU/TPU; measured,
-    # see rnn_jax/recurrence.py), 'before_scan' or 'in_step'.
+    config.unroll = 1  # lax.scan unroll (per cell: experiments/results/benchmark/sweeps.md).
+    # Where x W runs: 'auto' (in the step on CPU, one matmul before the scan on GPU/TPU; see
+    # rnn_jax/recurrence.py), 'before_scan' or 'in_step'.
     config.input_projection = "auto"
     # True: padded steps leave the state unchanged (so pre/post padding give the same result).
     # False: padding tokens are read like words, as in Keras without mask_zero=True.
     config.mask_padding = True
     # 'float32', or 'bfloat16': embeddings and cells compute in bfloat16 (parameters, gradients,
-    # optimizer, pooling, head and loss stay float32). Pays on GPU/TPU; on CPU it is slower
-    # (README, compute_dtype).
+    # optimizer, pooling, head and loss stay float32). Meant for GPU/TPU; on CPU it is slower
+    # (experiments/results/precision/table.md).
     config.compute_dtype = "float32"
 
     # Optimization.
-    config.optimizer = "adam"  # adam, rmsprop or sgd (Keras's epsilons, see train.py).
+    config.optimizer = "adam"  # adam, rmsprop or sgd (see rnn_jax/optimizers.py).
     config.learning_rate = 1e-3
     config.momentum = 0.0  # sgd only.
     # constant or warmup_cosine (linear warmup, then cosine decay to 0 at the last step). Not in
-    # the course's list; chosen here: decaying from 1e-3 over the 5 epochs raised the LSTM's best
-    # validation accuracy at seeds 0, 1, 2 from 0.8704 / 0.8816 / 0.8766 (constant) to 0.8726 /
-    # 0.8864 / 0.8806 (test: 0.8611 / 0.8628 / 0.8628 to 0.8657 / 0.8632 / 0.8672;
-    # experiments/schedule.py, results in experiments/results/schedule).
+    # the course's list; chosen on validation over three seeds (python -m experiments.schedule,
+    # experiments/results/schedule/table.md).
     config.schedule = "warmup_cosine"
     config.warmup_epochs = 0.0  # warmup_cosine only.
     config.grad_clip_norm = 1.0  # > 0 clips gradients by global norm (0 = off).
     config.batch_size = 64  # Global batch, split over all devices.
     # CPU only: JAX devices the CPU is split into, each running its slice of every batch under
     # pmap (0 = one per core, as many as divide the batch sizes). Accelerators ignore it.
-    # 1 by default, so a config gives the same numbers on any machine (2 devices on 2 cores
-    # trained 1.2-1.7x faster, summing gradients in another order). See README, cpu_devices.
+    # 1 by default, so a config gives the same numbers on any machine (several devices sum the
+    # gradients in another order); the speed-up: experiments/results/cores/table.md.
     config.cpu_devices = 1
     config.eval_batch_size = 250
     # False while tuning: the run ends without evaluating test (summary test fields null), so

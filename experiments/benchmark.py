@@ -41,8 +41,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from experiments import common
-from experiments.common import CELL_NAMES, Column
+from experiments import common, reporting
+from experiments.reporting import Column, cell_label
 
 SHAPE = {"batch": 64, "time": 200, "embed": 128, "hidden": 128, "vocab": 10_000}
 QUICK_SHAPE = SHAPE | {"batch": 8, "time": 20}
@@ -50,7 +50,8 @@ UNROLLS, QUICK_UNROLLS = (1, 4, 16), (1,)
 REPEATS, QUICK_REPEATS = 30, 5
 WARMUP = 2
 LEARNING_RATE = 1e-3
-NUM_GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+# The cells timed: those Flax, Keras and PyTorch all have (rnn_jax.cells.CELLS holds more).
+PEER_CELLS = ("rnn", "lstm", "gru")
 RNN_JAX = "rnn_jax"
 
 # rnn_jax's LSTM at unroll 1, one shape field varied at a time (the others as in SHAPE).
@@ -96,7 +97,7 @@ class Candidate:
     Attributes:
       framework: ``rnn_jax``, ``flax nn.RNN``, ``keras`` or ``pytorch``.
       variant: what distinguishes it within its framework (e.g. ``unroll=4``).
-      cell: ``rnn``, ``lstm`` or ``gru``.
+      cell: its name in ``rnn_jax.cells.CELLS``, one of ``PEER_CELLS``.
       compile_seconds: JAX: trace + lower + compile of the train step; Keras: its first
         ``train_on_batch``; PyTorch (eager): its first step.
       train: runs one training step and waits for its result.
@@ -131,10 +132,14 @@ def make_batch(shape: dict, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def train_flops_per_example(cell: str, shape: dict) -> float:
-    """Matmul FLOPs of one training example: ``6 (E + H) G H T`` (see the module docstring)."""
-    return (
-        6 * (shape["embed"] + shape["hidden"]) * NUM_GATES[cell] * shape["hidden"] * shape["time"]
-    )
+    """Matmul FLOPs of one training example: ``6 (E + H) G H T`` (see the module docstring).
+
+    G is the cell's ``num_gates`` in ``rnn_jax.cells.CELLS``.
+    """
+    from rnn_jax.cells import CELLS  # Imports JAX, as everything that runs a model here.
+
+    gates = CELLS[cell].num_gates
+    return 6 * (shape["embed"] + shape["hidden"]) * gates * shape["hidden"] * shape["time"]
 
 
 def matmul_peak_flops(size: int = 2048, repeats: int = 10) -> float:
@@ -417,7 +422,7 @@ def result_rows(candidates: list[Candidate], shape: dict, peak: float) -> list[d
             {
                 "implementation": c.implementation,
                 "framework": c.framework,
-                "cell": CELL_NAMES[c.cell],
+                "cell": cell_label(c.cell),
                 "compile_seconds": c.compile_seconds,
                 "step_ms": 1000 * statistics.median(c.train_times),
                 "train_examples_per_second": train_speed,
@@ -438,10 +443,12 @@ def result_rows(candidates: list[Candidate], shape: dict, peak: float) -> list[d
 
 
 def gru_lstm_rows(rows: list[dict]) -> list[dict]:
+    """Per implementation: its GRU training step time over its LSTM's."""
     by_key = {(r["implementation"], r["cell"]): r["step_ms"] for r in rows}
     implementations = dict.fromkeys(r["implementation"] for r in rows)
+    gru, lstm = cell_label("gru"), cell_label("lstm")
     return [
-        {"implementation": i, "gru_vs_lstm": by_key[(i, "GRU")] / by_key[(i, "LSTM")]}
+        {"implementation": i, "gru_vs_lstm": by_key[(i, gru)] / by_key[(i, lstm)]}
         for i in implementations
     ]
 
@@ -474,7 +481,7 @@ def sweep_rows(sweeps: dict, shape: dict, peak: float) -> list[dict]:
 
 def speed_figure(rows: list[dict]):
     """Grouped bars: training examples/s for each cell and implementation."""
-    fig, (ax,) = common.new_figure(width=10, height=4.5)
+    fig, (ax,) = reporting.new_figure(width=10, height=4.5)
     speed = {(r["implementation"], r["cell"]): r["train_examples_per_second"] for r in rows}
     implementations = list(dict.fromkeys(r["implementation"] for r in rows))
     cells = list(dict.fromkeys(r["cell"] for r in rows))
@@ -493,13 +500,13 @@ def speed_figure(rows: list[dict]):
 def sweep_figure(rows: list[dict]):
     """One panel per sweep: training step time against the varied field (log-log)."""
     fields = list(dict.fromkeys(r["sweep"] for r in rows))
-    fig, axes = common.new_figure(1, len(fields), width=4.2, height=3.6)
+    fig, axes = reporting.new_figure(1, len(fields), width=4.2, height=3.6)
     for ax, field in zip(axes, fields, strict=True):
         points = [(r["value"], r["step_ms"]) for r in rows if r["sweep"] == field]
         ax.loglog(*zip(*points, strict=True), "o-")
         ax.set_xlabel(field)
         ax.set_ylabel("train step (ms, median)")
-        ax.set_title(f"rnn_jax {CELL_NAMES[SWEEP_CELL]}: step time vs {field}")
+        ax.set_title(f"rnn_jax {cell_label(SWEEP_CELL)}: step time vs {field}")
         ax.grid(alpha=0.3, which="both")
     return fig
 
@@ -525,13 +532,13 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     shape = QUICK_SHAPE if args.quick else SHAPE
     repeats = args.repeats or (QUICK_REPEATS if args.quick else REPEATS)
-    report = common.Report(args, "Benchmark: training and inference speed against peers")
+    report = reporting.Report(args, "Benchmark: training and inference speed against peers")
     peers = peers_available(args)
     peak = matmul_peak_flops()
     print(f"float32 matmul peak (2048^3, JAX): {peak / 1e9:.0f} GFLOP/s", flush=True)
     batch = make_batch(shape)
     candidates = []
-    for cell in CELL_NAMES:
+    for cell in PEER_CELLS:
         print(f"compiling {cell} ...", flush=True)
         for unroll in QUICK_UNROLLS if args.quick else UNROLLS:
             candidates.append(rnn_jax_candidate(cell, shape, batch, unroll))
@@ -550,7 +557,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     time_rounds(candidates, repeats)
     rows = result_rows(candidates, shape, peak)
     flops = ", ".join(
-        f"{CELL_NAMES[c]} {train_flops_per_example(c, shape) / 1e6:.0f} M" for c in CELL_NAMES
+        f"{cell_label(c)} {train_flops_per_example(c, shape) / 1e6:.0f} M" for c in PEER_CELLS
     )
     report.text(
         f"Batch {shape['batch']}, {shape['time']} steps (lengths uniform in "
@@ -570,7 +577,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args.no_sweeps:
         sweeps = sweep_rows(QUICK_SWEEPS if args.quick else SWEEPS, shape, peak)
         report.text(
-            f"Sweeps: rnn_jax {CELL_NAMES[SWEEP_CELL]}, unroll 1, one field of the shape above "
+            f"Sweeps: rnn_jax {cell_label(SWEEP_CELL)}, unroll 1, one field of the shape above "
             f"varied at a time, median of {SWEEP_REPEATS} steps each, timed alone."
         )
         report.table("sweeps", sweeps, SWEEP_COLUMNS, "Shape sweeps")

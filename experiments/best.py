@@ -19,10 +19,10 @@ the shootout's default LSTM when that run exists.
 from collections.abc import Sequence
 
 from configs import best
-from experiments import common
-from experiments.common import Column
+from experiments import common, reporting
+from experiments.reporting import Column, cell_label
 
-# The share of the training reviews held out when the configs were chosen (train.py's default).
+# The share of the training reviews held out when the configs were chosen (configs/default.py's).
 SELECTION_VALIDATION_FRACTION = 0.2
 
 ENSEMBLE_COLUMNS = (
@@ -44,7 +44,7 @@ def describe(config) -> str:
     )
     dropout_unit = "tokens" if config.embed_dropout_tokens else "features"
     return (
-        f"{'Bidirectional ' if config.bidirectional else ''}{config.cell.upper()} "
+        f"{'Bidirectional ' if config.bidirectional else ''}{cell_label(config.cell)} "
         f"{config.num_layers}x{config.hidden_size}, embedding {config.embed_dim}{ngrams}, vocab "
         f"{config.vocab_size}, max_len {config.max_len} (bucket_width {config.bucket_width}), "
         f"{config.pooling} pooling, dropout {config.dropout_rate} between layers and head, "
@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="Ensemble members to train and combine (default: all).",
     )
     args = common.parse(parser, argv)
-    report = common.Report(args, "Best models: configs/best.py")
+    report = reporting.Report(args, "Best models: configs/best.py")
     selections, refits = {}, {}
     for member in args.members:  # Every choice on validation first, then the refits.
         config = common.make_config(
@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"configs trained on all training reviews, their last epochs tested once. The ensemble "
         f"averages its members' probabilities per review."
     )
-    rows = [common.run_row(r) for r in (*selections.values(), *refits.values())]
+    rows = [reporting.run_row(r) for r in (*selections.values(), *refits.values())]
     histories = {r.name: r.history for r in (*selections.values(), *refits.values())}
     shootout_lstm = common.default_workdirs("shootout", args.quick) / "lstm"
     if (shootout_lstm / "summary.json").exists():
@@ -100,9 +100,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             common.read_json(shootout_lstm / "history.json"),
             shootout_lstm,
         )
-        rows.append(common.run_row(lstm))
+        rows.append(reporting.run_row(lstm))
         histories["shootout LSTM"] = lstm.history
-    report.table("table", rows, (Column("run", "run"), *common.RUN_COLUMNS), "Every run")
+    report.table("table", rows, (Column("run", "run"), *reporting.RUN_COLUMNS), "Every run")
 
     from rnn_jax import ensemble  # Imports JAX; only when there are runs to combine.
 
@@ -121,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     report.table("ensemble", ensemble_rows, ENSEMBLE_COLUMNS, "The ensemble")
     report.figure(
         "curves",
-        common.curves_figure(histories),
+        reporting.curves_figure(histories),
         "Train/validation accuracy and loss per epoch (refits have no validation)",
     )
     report.finish()

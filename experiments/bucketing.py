@@ -4,7 +4,7 @@
                                     [--epochs N] [--quick] [--out DIR] [--workdirs DIR]
 
 Trains ``configs/<cell>.py`` at ``max_len`` twice, identical but for ``bucket_width`` (0, then
-the given width; see ``rnn_jax.input_pipeline.train_batches``), 2 epochs unless ``--epochs``, and
+the given width; see ``rnn_jax.batching.train_batches``), 2 epochs unless ``--epochs``, and
 reports training seconds per epoch, examples/s and accuracy. Without bucketing every batch scans
 all ``max_len`` steps; with it, a batch scans its longest review rounded up to the bucket width.
 The steps scanned per review are counted too, from the batches the runs drew in epoch 1.
@@ -14,25 +14,25 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from experiments import common, shootout
-from experiments.common import CELL_NAMES, Column
+from experiments import common, reporting, shootout
+from experiments.reporting import Column, cell_label
 
 COLUMNS = (
     Column("bucket_width", "bucket_width"),
     Column("steps_per_review", "scanned steps per review", "{:.0f}"),
     Column("first_epoch_seconds", "epoch 1 s (with compilation)", "{:.1f}"),
     Column("last_epoch_seconds", "last epoch s", "{:.1f}"),
-    *common.RUN_COLUMNS,
+    *reporting.RUN_COLUMNS,
 )
 
 
 def scanned_steps_per_review(config, data) -> float:
     """Mean scan length per training review over epoch 1's batches, as the run draws them."""
-    from rnn_jax import input_pipeline
+    from rnn_jax import batching
 
     widths = [
         batch["token_ids"].shape[1]
-        for batch in input_pipeline.train_batches(
+        for batch in batching.train_batches(
             data.train,
             config.batch_size,
             seed=config.seed,
@@ -50,9 +50,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--max-len", type=int, default=500)
     parser.add_argument("--bucket-width", type=int, default=50)
     args = common.parse(parser, argv)
-    from rnn_jax import train
+    from rnn_jax import input_pipeline
 
-    report = common.Report(args, f"Length bucketing: {CELL_NAMES[args.cell]} epoch time")
+    report = reporting.Report(args, f"Length bucketing: {cell_label(args.cell)} epoch time")
     base = shootout.CONFIGS[args.cell].get_config()
     if not args.epochs:
         base.num_epochs = 2  # Epoch 2 runs without compilation (one per bucket width).
@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         name = f"bucket_width={width}"
         result = common.run(name, config, args.workdirs / f"{args.cell}_{name}")
         if data is None:  # bucket_width does not change the arrays: read them once.
-            data = train.load_data(config)
+            data = input_pipeline.load_imdb_for(config)
         steps = scanned_steps_per_review(config, data)
         rows.append(
             {
@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "steps_per_review": steps,
                 "first_epoch_seconds": result.history[0]["epoch_seconds"],
                 "last_epoch_seconds": result.history[-1]["epoch_seconds"],
-                **common.run_row(result),
+                **reporting.run_row(result),
             }
         )
         histories[name] = result.history

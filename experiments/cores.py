@@ -37,11 +37,11 @@ import sys
 import time
 from collections.abc import Sequence
 
-from experiments import benchmark, common
-from experiments.common import CELL_NAMES, Column
+from experiments import benchmark, common, reporting
+from experiments.reporting import Column, cell_label
 from rnn_jax import parallel
+from rnn_jax.cells import CELLS
 
-CELLS = ("rnn", "lstm", "gru")
 THREADS_OFF = "--xla_cpu_multi_thread_eigen=false"
 # pmap as rnn_jax's cpu_devices=2 sets it up (parallel.use_cpu_devices): two CPU devices, and
 # an all-reduce that waits for a late device (every process compiles at once here).
@@ -172,9 +172,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--cells",
         nargs="+",
-        choices=CELLS,
-        default=list(CELLS),
-        help="cells to time (default: all)",
+        choices=list(CELLS),
+        default=list(benchmark.PEER_CELLS),
+        help=f"cells to time (default: {' '.join(benchmark.PEER_CELLS)}, the benchmark's)",
     )
     parser.add_argument("--rounds", type=int, help="timed rounds per cell and setting")
     # Flags of the script's own worker processes, hidden from --help.
@@ -188,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         worker(args.cells, shape | {"batch": args.batch}, args.pmap)
         return
 
-    report = common.Report(args, "How the training step uses the CPU's cores")
+    report = reporting.Report(args, "How the training step uses the CPU's cores")
     full, half = shape["batch"], shape["batch"] // 2
     settings = [
         Setting("one device", full),
@@ -212,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     rows = [{"setting": name, **per_cell} for name, per_cell in speeds.items()]
     columns = [Column("setting", "setting")]
-    columns += [Column(c, f"{CELL_NAMES[c]} train ex/s", "{:,.0f}") for c in args.cells]
+    columns += [Column(c, f"{cell_label(c)} train ex/s", "{:,.0f}") for c in args.cells]
     report.text(
         f"rnn_jax's training step at batch {full}, {shape['time']} steps, embedding "
         f"{shape['embed']}, hidden {shape['hidden']}, unroll 1, on {len(cores) or '?'} CPU "
@@ -243,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if top in speeds and bottom in speeds
     ]
     ratio_columns = [Column("ratio", "ratio")]
-    ratio_columns += [Column(cell, CELL_NAMES[cell], "{:.2f}") for cell in args.cells]
+    ratio_columns += [Column(cell, cell_label(cell), "{:.2f}") for cell in args.cells]
     report.table("ratios", ratio_rows, ratio_columns, "Ratios")
     report.finish()
 

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from configs import default
-from experiments import common
-from experiments.common import Column
+from experiments import common, reporting
+from experiments.reporting import Column
 
 MAX_LENS = (30, 50, 80, 100, 150, 200, 300, 500, 1000)
 QUANTILES = (0.90, 0.95, 0.99)
@@ -47,7 +47,7 @@ def coverage_rows(lengths: np.ndarray) -> list[dict]:
 
 def length_figure(lengths: np.ndarray):
     """Histogram of review lengths with the 90/95/99% quantiles marked."""
-    fig, (ax,) = common.new_figure(width=8, height=4.5)
+    fig, (ax,) = reporting.new_figure(width=8, height=4.5)
     ax.hist(lengths, bins=100, color="tab:blue", alpha=0.8)
     for q, color in zip(QUANTILES, ("tab:orange", "tab:red", "tab:purple"), strict=True):
         value = np.quantile(lengths, q)
@@ -72,10 +72,10 @@ def original_text(data_dir: str, split: str, index: int) -> str:
     """The raw text of review ``index`` of a tfds split (imports TensorFlow: seconds)."""
     import tensorflow_datasets as tfds
 
-    from rnn_jax import input_pipeline
+    from rnn_jax import imdb_reader
 
     builder = tfds.builder(
-        f"{input_pipeline.DATASET_NAME}:{input_pipeline.DATASET_VERSION}",
+        f"{imdb_reader.DATASET_NAME}:{imdb_reader.DATASET_VERSION}",
         data_dir=data_dir or os.environ.get("TFDS_DATA_DIR") or None,
         try_gcs=False,
     )
@@ -108,12 +108,12 @@ def example_section(data, data_dir: str) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = common.make_parser("data", __doc__.splitlines()[0], training=False)
     args = common.parse(parser, argv)
-    from rnn_jax import train
+    from rnn_jax import input_pipeline
 
     config = common.make_config(default.get_config(), args)
-    data = train.load_data(config)
+    data = input_pipeline.load_imdb_for(config)
     lengths = np.concatenate([data.full_lengths["train"], data.full_lengths["validation"]])
-    report = common.Report(args, "The data: IMDB reviews")
+    report = reporting.Report(args, "The data: IMDB reviews")
     quantiles = ", ".join(f"{q:.0%}: {np.quantile(lengths, q):.0f}" for q in QUANTILES)
     report.text(
         f"{len(lengths):,} training reviews; length in tokens (start token included): mean "

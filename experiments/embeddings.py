@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments import common, shootout
-from experiments.common import Column
+from experiments import common, reporting, shootout
+from experiments.reporting import Column
 
 WORDS = (
     "good",
@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = common.parse(parser, argv)
     from rnn_jax import inference
 
-    report = common.Report(args, "Embedding neighbours of sentiment words")
+    report = reporting.Report(args, "Embedding neighbours of sentiment words")
     workdir = resolve_workdir(args)
     run = inference.load_run(str(workdir))
     embedding = np.asarray(run.state.params["embedding"]["embedding"])

@@ -17,8 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments import common, shootout
-from experiments.common import CELL_NAMES, Column
+from experiments import common, reporting, shootout
+from experiments.reporting import Column, cell_label
 
 NUM_REVIEWS = 64
 # "The gradient has vanished" threshold for the table: 1% of its value at the last token.
@@ -44,9 +44,9 @@ def full_reviews(config, count: int) -> tuple[np.ndarray, np.ndarray]:
     Returns:
       ``token_ids`` <int32>[n, max_len] and ``labels`` <int32>[n], n <= count.
     """
-    from rnn_jax import train
+    from rnn_jax import input_pipeline
 
-    data = train.load_data(config)
+    data = input_pipeline.load_imdb_for(config)
     rows = np.flatnonzero(data.full_lengths["validation"] >= config.max_len)[:count]
     return data.validation["token_ids"][rows], data.validation["label"][rows]
 
@@ -79,7 +79,7 @@ def decay_row(cell: str, state: str, norms: np.ndarray) -> dict:
     """Table row: norms at both ends, their ratio, and how far back the gradient survives."""
     vanished = np.flatnonzero(norms < VANISHED * norms[0])
     return {
-        "cell": CELL_NAMES[cell],
+        "cell": cell_label(cell),
         "state": state,
         "last": float(norms[0]),
         "first": float(norms[-1]),
@@ -93,11 +93,11 @@ def measure(cell: str, args: argparse.Namespace) -> tuple[object, dict[str, np.n
 
     The shootout run of ``cell`` is trained first if it is missing.
     """
-    from rnn_jax import inference, train
+    from rnn_jax import inference, train_steps
 
     run = inference.load_run(str(shootout.finished_workdir(cell, args)))
     token_ids, labels = full_reviews(run.config, NUM_REVIEWS)
-    fresh = train.create_train_state(run.config, run.model, steps_per_epoch=1).params
+    fresh = train_steps.create_train_state(run.config, run.model, steps_per_epoch=1).params
     return run.config, {
         "untrained": step_gradient_norms(run.model, fresh, token_ids, labels),
         "trained": step_gradient_norms(run.model, run.state.params, token_ids, labels),
@@ -106,10 +106,10 @@ def measure(cell: str, args: argparse.Namespace) -> tuple[object, dict[str, np.n
 
 def norms_figure(norms: dict[str, dict[str, np.ndarray]]):
     """Two panels (untrained, trained), one line per cell, log-scale gradient norm."""
-    fig, axes = common.new_figure(1, 2, width=6.0, height=4.2, sharey=True)
+    fig, axes = reporting.new_figure(1, 2, width=6.0, height=4.2, sharey=True)
     for ax, state in zip(axes, ("untrained", "trained"), strict=True):
         for cell, by_state in norms.items():
-            ax.plot(np.arange(len(by_state[state])), by_state[state], label=CELL_NAMES[cell])
+            ax.plot(np.arange(len(by_state[state])), by_state[state], label=cell_label(cell))
         ax.set_yscale("log")
         ax.set_xlabel("time steps back from the last token")
         ax.set_title(f"{state.capitalize()} parameters")
@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     # This script trains nothing of its own: it reads (or fills in) the shootout's runs.
     parser = common.make_parser("gradients", __doc__.splitlines()[0], workdirs_of="shootout")
     args = common.parse(parser, argv)
-    report = common.Report(args, "Vanishing gradients: d(loss)/d(input at step t)")
+    report = reporting.Report(args, "Vanishing gradients: d(loss)/d(input at step t)")
     norms = {}
     for cell in shootout.CONFIGS:
         config, norms[cell] = measure(cell, args)

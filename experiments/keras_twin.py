@@ -21,10 +21,10 @@ selected on them (``rnn_jax``'s own summary still reports the epoch best on vali
 ``rnn_jax`` keeps every epoch's checkpoint (``keep_checkpoints = epochs``) and evaluates each on
 test afterwards; Keras evaluates in a callback, outside its epoch timer.
 
-Whether a run crosses the target in epoch 2 or epoch 4 is largely training noise (the test
-accuracy of one run moves by a few tenths of a point between epochs), so every framework trains
-once per seed (``--seeds``; the seed also draws the validation split, shared by both
-frameworks), and the comparison is of medians over seeds.
+Whether a run crosses the target in epoch 2 or epoch 4 is largely training noise (how one run's
+test accuracy moves from epoch to epoch: ``experiments/results/keras_twin/seeds.md``), so every
+framework trains once per seed (``--seeds``; the seed also draws the validation split, shared by
+both frameworks), and the comparison is of medians over seeds.
 
 Differences that remain: Keras's ``fit`` also runs the last partial batch of an epoch (313 steps
 to rnn_jax's 312 fixed-shape ones at the defaults), and draws its own shuffles and dropout masks.
@@ -42,8 +42,8 @@ from pathlib import Path
 import ml_collections
 import numpy as np
 
-from experiments import common, shootout
-from experiments.common import CELL_NAMES, Column
+from experiments import common, reporting, shootout
+from experiments.reporting import Column, cell_label
 
 KERAS = "keras (tensorflow)"
 # The rnn_jax runs: name -> config fields changed from the shootout's config.
@@ -107,21 +107,21 @@ def _train_worker(name: str, config: dict, workdir: str) -> tuple[bool, int]:
 def rnn_jax_epochs(result, data) -> list[dict]:
     """Per epoch of a finished run (``common.RunResult``): train seconds, test accuracy.
 
-    ``data`` is ``train.load_data(result.config)``, read once for every framework.
+    ``data`` is ``input_pipeline.load_imdb_for(result.config)``, read once for every framework.
     """
-    from rnn_jax import parallel, train
+    from rnn_jax import models, parallel, train_steps
     from rnn_jax.checkpointing import Checkpoints
 
     config = result.config
-    template = train.checkpoint_template(config, train.create_model(config))
+    template = train_steps.checkpoint_template(config, models.create_model(config))
     checkpoints = Checkpoints(
         str(result.workdir / "checkpoints"), config.keep_checkpoints, read_only=True
     )
-    p_eval_step = parallel.pmap_step(train.eval_step, donate_state=False)
+    p_eval_step = parallel.pmap_step(train_steps.eval_step, donate_state=False)
     epochs = []
     for entry in result.history:
         state = checkpoints.restore(entry["step"], template)["state"]
-        test = train.evaluate(
+        test = train_steps.evaluate(
             p_eval_step,
             parallel.replicate(state),
             data.test,
@@ -287,7 +287,7 @@ def compare_to_keras(rows: list[dict]) -> None:
 
 def accuracy_vs_time_figure(runs: dict[str, dict[int, list[dict]]], target: float):
     """Test accuracy after each epoch against cumulative training seconds, a line per run."""
-    fig, (ax,) = common.new_figure(width=7.0, height=4.5)
+    fig, (ax,) = reporting.new_figure(width=7.0, height=4.5)
     for number, (framework, seeds) in enumerate(runs.items()):
         color = f"C{number}"
         for index, (seed, epochs) in enumerate(seeds.items()):
@@ -314,16 +314,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = common.parse(parser, argv)
     base = shootout.CONFIGS[args.cell].get_config()
     target = shootout.COURSE_TEST_ACCURACY[args.cell]
-    report = common.Report(args, f"End to end: rnn_jax vs Keras, {CELL_NAMES[args.cell]}")
+    report = reporting.Report(args, f"End to end: rnn_jax vs Keras, {cell_label(args.cell)}")
 
-    from rnn_jax import train
+    from rnn_jax import input_pipeline
 
     runs: dict[str, dict[int, list[dict]]] = {name: {} for name in [*RNN_JAX, KERAS]}
     devices: dict[str, int] = {}
     for seed in args.seeds:
         config = common.make_config(base, args, seed=seed)
         config.keep_checkpoints = config.num_epochs  # Every epoch's model, for its test accuracy.
-        data = train.load_data(config)  # The arrays every framework reads at this seed.
+        data = input_pipeline.load_imdb_for(config)  # What every framework reads at this seed.
         for name, fields in RNN_JAX.items():
             workdir = args.workdirs / args.cell / name.replace(", ", "_") / f"seed_{seed}"
             run_config = ml_collections.ConfigDict({**config.to_dict(), **fields})

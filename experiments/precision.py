@@ -12,23 +12,23 @@ accuracy unchanged, and does it pay on this backend?
 from collections.abc import Sequence
 
 from configs import lstm
-from experiments import common
-from experiments.common import Column
+from experiments import common, reporting
+from experiments.reporting import Column
 
 DTYPES = ("float32", "bfloat16")
 
-COLUMNS = (Column("compute_dtype", "compute dtype"), *common.RUN_COLUMNS)
+COLUMNS = (Column("compute_dtype", "compute dtype"), *reporting.RUN_COLUMNS)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = common.make_parser("precision", __doc__.splitlines()[0])
     args = common.parse(parser, argv)
-    report = common.Report(args, "Mixed precision: configs/lstm.py in float32 and bfloat16")
+    report = reporting.Report(args, "Mixed precision: configs/lstm.py in float32 and bfloat16")
     results = {}
     for dtype in DTYPES:
         config = common.make_config(lstm.get_config(), args, compute_dtype=dtype)
         results[dtype] = common.run(dtype, config, args.workdirs / dtype)
-    rows = [{"compute_dtype": d, **common.run_row(r)} for d, r in results.items()]
+    rows = [{"compute_dtype": d, **reporting.run_row(r)} for d, r in results.items()]
     f32, bf16 = (results[d].summary for d in DTYPES)
     import jax
 
@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     report.table("table", rows, COLUMNS, "float32 vs bfloat16 compute")
     report.figure(
         "curves",
-        common.curves_figure({d: r.history for d, r in results.items()}),
+        reporting.curves_figure({d: r.history for d, r in results.items()}),
         "Train/validation accuracy and loss per epoch, float32 and bfloat16 compute",
     )
     report.finish()

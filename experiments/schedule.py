@@ -14,8 +14,8 @@ validation accuracy. The test accuracy of that epoch is shown beside it, and is 
 import statistics
 from collections.abc import Sequence
 
-from experiments import common
-from experiments.common import CELL_NAMES, Column
+from experiments import common, reporting
+from experiments.reporting import Column, cell_label
 from experiments.shootout import CONFIGS
 
 SCHEDULES = ("constant", "warmup_cosine")
@@ -43,7 +43,7 @@ SUMMARY_COLUMNS = (
 def run_row(cell: str, schedule: str, seed: int, result: common.RunResult) -> dict:
     s = result.summary
     return {
-        "cell": CELL_NAMES[cell],
+        "cell": cell_label(cell),
         "schedule": schedule,
         "seed": seed,
         "best_val_accuracy": s["best_val_accuracy"],
@@ -55,7 +55,7 @@ def run_row(cell: str, schedule: str, seed: int, result: common.RunResult) -> di
 
 def summary_row(cell: str, rows: list[dict]) -> dict:
     """Means over the seeds, and at how many seeds cosine beat constant on validation."""
-    by = {(r["schedule"], r["seed"]): r for r in rows if r["cell"] == CELL_NAMES[cell]}
+    by = {(r["schedule"], r["seed"]): r for r in rows if r["cell"] == cell_label(cell)}
     seeds = sorted({seed for _, seed in by})
 
     def mean(schedule: str, key: str) -> float:
@@ -66,7 +66,7 @@ def summary_row(cell: str, rows: list[dict]) -> dict:
         for s in seeds
     )
     return {
-        "cell": CELL_NAMES[cell],
+        "cell": cell_label(cell),
         "seeds": " ".join(map(str, seeds)),
         "constant_val": mean("constant", "best_val_accuracy"),
         "cosine_val": mean("warmup_cosine", "best_val_accuracy"),
@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--cells", nargs="+", choices=list(CONFIGS), default=["lstm", "rnn"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     args = common.parse(parser, argv)
-    report = common.Report(args, "Learning-rate schedule: constant vs cosine decay")
+    report = reporting.Report(args, "Learning-rate schedule: constant vs cosine decay")
     rows = []
     for cell in args.cells:
         for seed in args.seeds:
@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 config = common.make_config(
                     CONFIGS[cell].get_config(), args, schedule=schedule, seed=seed
                 )
-                name = f"{CELL_NAMES[cell]}, {schedule}, seed {seed}"
+                name = f"{cell_label(cell)}, {schedule}, seed {seed}"
                 workdir = args.workdirs / cell / schedule / f"seed_{seed}"
                 rows.append(run_row(cell, schedule, seed, common.run(name, config, workdir)))
     base = common.make_config(CONFIGS[args.cells[0]].get_config(), args)

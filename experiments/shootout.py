@@ -12,16 +12,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from configs import gru, lstm, rnn
-from experiments import common
-from experiments.common import CELL_NAMES, Column
+from experiments import common, reporting
+from experiments.reporting import Column, cell_label
 
+# The course's three cells, each with its config (rnn_jax.cells.CELLS names and labels them).
 CONFIGS = {"rnn": rnn, "lstm": lstm, "gru": gru}
 # The course's Keras test accuracies (same data, cells, sizes; its own split and seed).
 COURSE_TEST_ACCURACY = {"rnn": 0.8124, "lstm": 0.8643, "gru": 0.8690}
 
 COLUMNS = (
     Column("cell", "cell"),
-    *common.RUN_COLUMNS,
+    *reporting.RUN_COLUMNS,
     Column("course_test_accuracy", "course (Keras) test accuracy", "{:.4f}"),
 )
 
@@ -33,7 +34,7 @@ def run_cell(cell: str, args: argparse.Namespace) -> common.RunResult:
     shootout's), so a missing shootout run is trained exactly as the shootout would train it.
     """
     config = common.make_config(CONFIGS[cell].get_config(), args)
-    return common.run(CELL_NAMES[cell], config, args.workdirs / cell)
+    return common.run(cell_label(cell), config, args.workdirs / cell)
 
 
 def finished_workdir(cell: str, args: argparse.Namespace) -> Path:
@@ -70,7 +71,7 @@ def gru_vs_lstm(results: dict[str, common.RunResult]) -> str:
 
 def accuracy_vs_time_figure(results: dict[str, common.RunResult]):
     """Test accuracy against total training time, one labelled point per cell."""
-    fig, (ax,) = common.new_figure()
+    fig, (ax,) = reporting.new_figure()
     for result in results.values():
         x, y = result.summary["train_seconds"], result.summary["test_accuracy"]
         ax.scatter([x], [y], s=60, label=result.name)
@@ -86,7 +87,8 @@ def accuracy_vs_time_figure(results: dict[str, common.RunResult]):
 def main(argv: Sequence[str] | None = None) -> None:
     parser = common.make_parser("shootout", __doc__.splitlines()[0])
     args = common.parse(parser, argv)
-    report = common.Report(args, "Shootout: SimpleRNN vs LSTM vs GRU on IMDB")
+    cells = " vs ".join(cell_label(cell) for cell in CONFIGS)
+    report = reporting.Report(args, f"Shootout: {cells} on IMDB")
     results = {cell: run_cell(cell, args) for cell in CONFIGS}
     config = results["lstm"].config
     report.text(
@@ -100,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "median. The course column is the Keras reference, not a run of this script."
     )
     rows = [
-        common.run_row(r) | {"cell": r.name, "course_test_accuracy": COURSE_TEST_ACCURACY[c]}
+        reporting.run_row(r) | {"cell": r.name, "course_test_accuracy": COURSE_TEST_ACCURACY[c]}
         for c, r in results.items()
     ]
     report.table("table", rows, COLUMNS, "Results")
@@ -108,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     report.text(sentence)
     print(sentence)
     histories = {r.name: r.history for r in results.values()}
-    report.figure("curves", common.curves_figure(histories), "Accuracy and loss per epoch")
+    report.figure("curves", reporting.curves_figure(histories), "Accuracy and loss per epoch")
     report.figure(
         "accuracy_vs_time",
         accuracy_vs_time_figure(results),

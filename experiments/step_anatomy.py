@@ -24,8 +24,8 @@ from collections.abc import Callable, Sequence
 import jax
 import jax.numpy as jnp
 
-from experiments import common
-from experiments.common import Column
+from experiments import common, reporting
+from experiments.reporting import Column
 
 COURSE_SHAPE = {"batch": 64, "time": 200, "embed": 128, "hidden": 128}
 QUICK_SHAPE = {"batch": 8, "time": 20, "embed": 16, "hidden": 16}
@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = common.parse(parser, argv)
     shape = QUICK_SHAPE if args.quick else COURSE_SHAPE
     repeats = 3 if args.quick else args.repeats
-    report = common.Report(args, "Where an LSTM training step's time goes")
+    report = reporting.Report(args, "Where an LSTM training step's time goes")
     thunks, reference = pieces(shape)
     medians = time_pieces(thunks, repeats)
     rows = [

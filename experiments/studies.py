@@ -6,8 +6,9 @@
 Every run starts from configs/assignment.py (SimpleRNN 5 units, vocab 2000, max_len 30,
 embedding 50, RMSprop 1e-4, 10 epochs) and changes only what its study varies. The assignment's
 10 epochs are kept (``--epochs`` lowers them): the models are so small that the 18 distinct runs
-take minutes, and RMSprop at 1e-4 learns slowly. A run's workdir is named by its change to the
-assignment config, so studies share identical runs. Each study writes
+are cheap (their times: ``experiments/results/studies/<study>/table.md``), and RMSprop at 1e-4
+learns slowly. A run's workdir is named by its change to the assignment config, so studies share
+identical runs. Each study writes
 ``<out>/<study>/{table.md,table.csv,plot.png,report.md,meta.json}``.
 """
 
@@ -19,12 +20,13 @@ import numpy as np
 from matplotlib.ticker import NullLocator
 
 from configs import assignment
-from experiments import common
-from experiments.common import Column
+from experiments import common, reporting
+from experiments.reporting import Column, cell_label
 
 BASE_RUN = "assignment"  # Workdir of the unchanged assignment config, shared by the studies.
-# At max_len 30 only 0.2% of the test reviews are shorter, so nothing is padded and the padding
-# study would measure nothing; at 200, 59% of them are padded.
+# At the assignment's max_len 30 almost no review is shorter than max_len, so almost nothing is
+# padded and the padding study would measure nothing; at 200 many are. How many reviews each
+# max_len keeps whole (so pads): experiments/results/studies/seq_len/table.md.
 PADDING_MAX_LEN = 200
 KEPT_WHOLE = Column("kept_whole", "test reviews not truncated", "{:.1%}")
 
@@ -101,7 +103,7 @@ def sweep_plot(field: str, label: str, log_base: int):
     def plot(results, rows):
         del results
         x = [row[field] for row in rows]
-        fig, (acc_ax, time_ax) = common.new_figure(1, 2, width=5.5)
+        fig, (acc_ax, time_ax) = reporting.new_figure(1, 2, width=5.5)
         acc_ax.plot(x, [row["test_accuracy"] for row in rows], "o-", label="test")
         acc_ax.plot(x, [row["best_val_accuracy"] for row in rows], "s--", label="best validation")
         acc_ax.set_ylabel("accuracy")
@@ -123,7 +125,7 @@ def sweep_plot(field: str, label: str, log_base: int):
 
 def padding_plot(results, rows):
     """Grouped bars: test accuracy per padding side, masked vs unmasked."""
-    fig, (ax,) = common.new_figure(width=6.5)
+    fig, (ax,) = reporting.new_figure(width=6.5)
     width = 0.38
     for offset, masked in ((-width / 2, True), (width / 2, False)):
         chosen = [row for row in rows if row["mask_padding"] is masked]
@@ -141,7 +143,7 @@ def padding_plot(results, rows):
 
 def curves_plot(results, rows):
     del rows
-    return common.curves_figure({r.name: r.history for r in results}), "Curves per epoch"
+    return reporting.curves_figure({r.name: r.history for r in results}), "Curves per epoch"
 
 
 def _masking(masked: bool) -> str:
@@ -186,7 +188,8 @@ STUDIES = {
     ),
     "optimizer": Study(
         title="Study: optimizer",
-        note="The course's RMSprop(1e-4) against Adam(1e-3) (Keras epsilons, see train.py).",
+        note="The course's RMSprop(1e-4) against Adam(1e-3) (Keras epsilons, see "
+        "rnn_jax/optimizers.py).",
         variants=optimizer_variants,
         varied=(Column("optimizer", "optimizer"), Column("learning_rate", "learning rate", "{:g}")),
         plot=curves_plot,
@@ -203,9 +206,9 @@ def kept_whole_share(config, max_lens: Sequence[int]) -> dict[int, float]:
 
     Full lengths do not depend on max_len, so one (cached) load serves every value.
     """
-    from rnn_jax import train
+    from rnn_jax import input_pipeline
 
-    lengths = train.load_data(config).full_lengths["test"]
+    lengths = input_pipeline.load_imdb_for(config).full_lengths["test"]
     return {m: float(np.mean(lengths <= m)) for m in max_lens}
 
 
@@ -225,23 +228,23 @@ def run_study(name: str, args: argparse.Namespace) -> None:
     study = STUDIES[name]
     study_args = argparse.Namespace(**vars(args))
     study_args.out = args.out / name
-    report = common.Report(study_args, study.title)
+    report = reporting.Report(study_args, study.title)
     base = common.make_config(assignment.get_config(), args)
     results = []
     for variant in study.variants(args.quick):
         config = common.make_config(assignment.get_config(), args, **variant.overrides)
         workdir = args.workdirs / workdir_name(config, base)
         results.append(common.run(variant.name, config, workdir))
-    rows = [common.run_row(r) | {c.key: r.config[c.key] for c in study.varied} for r in results]
-    columns = (*study.varied, *common.RUN_COLUMNS)
+    rows = [reporting.run_row(r) | {c.key: r.config[c.key] for c in study.varied} for r in results]
+    columns = (*study.varied, *reporting.RUN_COLUMNS)
     if study.kept_whole:
         shares = kept_whole_share(results[0].config, [r.config.max_len for r in results])
         for row, result in zip(rows, results, strict=True):
             row["kept_whole"] = shares[result.config.max_len]
-        columns = (*study.varied, KEPT_WHOLE, *common.RUN_COLUMNS)
+        columns = (*study.varied, KEPT_WHOLE, *reporting.RUN_COLUMNS)
     report.text(
-        f"{study.note}\n\nBase: configs/assignment.py (SimpleRNN {base.hidden_size} units, vocab "
-        f"{base.vocab_size}, embedding {base.embed_dim}, batch {base.batch_size}), "
+        f"{study.note}\n\nBase: configs/assignment.py ({cell_label(base.cell)} {base.hidden_size} "
+        f"units, vocab {base.vocab_size}, embedding {base.embed_dim}, batch {base.batch_size}), "
         f"{base.num_epochs} epochs; test accuracy of the epoch best on validation."
     )
     report.table("table", rows, columns, study.title)

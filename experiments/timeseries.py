@@ -17,8 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments import common
-from experiments.common import Column
+from experiments import common, reporting
+from experiments.reporting import Column
 
 WINDOW = 3
 HIDDEN = 8
@@ -96,7 +96,7 @@ def train_regressor(cell: str, inputs: np.ndarray, targets: np.ndarray, steps: i
 
 def predictions_figure(truth: np.ndarray, predictions: dict[str, np.ndarray]):
     """Predictions against the truth on the first test points."""
-    fig, (ax,) = common.new_figure(width=9, height=4.5)
+    fig, (ax,) = reporting.new_figure(width=9, height=4.5)
     steps = np.arange(len(truth))
     ax.plot(steps, truth, "k.", ms=4, label="truth (noisy)")
     for name, values in predictions.items():
@@ -110,7 +110,7 @@ def predictions_figure(truth: np.ndarray, predictions: dict[str, np.ndarray]):
 
 
 def loss_figure(losses: dict[str, np.ndarray]):
-    fig, (ax,) = common.new_figure()
+    fig, (ax,) = reporting.new_figure()
     for name, values in losses.items():
         ax.plot(values, label=name)
     ax.set_yscale("log")
@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from rnn_jax.models import count_params
 
     steps = args.steps or (QUICK_STEPS if args.quick else STEPS)
-    report = common.Report(args, "Time series: next value of a noisy sine")
+    report = reporting.Report(args, "Time series: next value of a noisy sine")
     series = make_series(QUICK_LENGTH if args.quick else LENGTH, args.seed)
     (x_train, y_train), (x_test, y_test) = split_in_time(series)
     naive = x_test[:, -1, :1]  # Repeat the last observed value of feature 0.
@@ -139,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     predictions = {"naive": naive[:PLOT_POINTS, 0]}
     losses = {}
     for cell in CELLS:
-        name = common.CELL_NAMES.get(cell, cell)
+        name = CELLS[cell].label
         started = time.perf_counter()
         model, params, losses[name] = train_regressor(cell, x_train, y_train, steps, args.seed)
         seconds = time.perf_counter() - started

@@ -1,11 +1,13 @@
 """Recurrent cells written as their equations, with Keras's parameter layout.
 
-Every cell follows Flax's cell contract, ``__call__(carry, x_t) -> (new_carry, y_t)`` and
-``initialize_carry(rng, input_shape)``, and splits that call in two halves:
+Every cell follows Flax's cell contract (``flax.linen.RNNCellBase``): ``__call__(carry, x_t) ->
+(new_carry, y_t)``, ``initialize_carry(rng, input_shape)`` and ``num_feature_axes``, so it also
+runs inside ``flax.linen.RNN``; and ``rnn_jax.recurrence.Recurrence`` runs Flax's own cells. A
+cell here splits its call in two halves:
 
 * ``project_inputs(x)`` -- the input half, ``x @ kernel + bias``. It has no recurrence, so the
-  recurrence layer can apply it to all time steps at once (one large matmul) before the scan;
-  on CPU it runs inside each step instead, which measured faster (``rnn_jax.recurrence``).
+  recurrence layer can apply it to all time steps at once (one large matmul) before the scan,
+  or inside each step, per backend (``rnn_jax.recurrence``).
 * ``step(carry, projected_x_t)`` -- the recurrent half: ``h @ recurrent_kernel`` and the gate math.
 
 ``__call__`` is just ``step(carry, project_inputs(x_t))``, so a cell used on its own (or in a
@@ -16,8 +18,9 @@ quotes): ``kernel`` <[in, G*H]>, ``recurrent_kernel`` <[H, G*H]> and ``bias``, w
 fused along the last axis in Keras's order (LSTM i, f, c, o; GRU z, r, h). Initializers default to
 Keras's: glorot_uniform kernels, orthogonal recurrent kernels, zero biases, LSTM forget-gate bias 1.
 
-To add a cell: write one class with ``project_inputs``, ``step`` and ``initialize_carry``, then add
-one line to ``CELLS``. Every test is parametrized over ``CELLS``.
+To add a cell: write one class with ``step`` (and ``num_gates``), then add one line to ``CELLS``.
+The tests parametrized over ``CELLS`` then cover it; ``tests/test_cells.py`` asks for its NumPy
+reference and parameter-count formula.
 """
 
 from collections.abc import Callable
@@ -66,6 +69,7 @@ class RecurrentCell(nn.Module):
     dtype: Any = None
 
     num_gates = 1  # G: how many H-wide blocks the fused kernels hold.
+    label = "cell"  # How tables and figures name the cell.
 
     @property
     def bias_shape(self) -> tuple[int, ...]:
@@ -124,11 +128,17 @@ class RecurrentCell(nn.Module):
         del rng  # Keras and Flax start from zeros; the argument keeps Flax's signature.
         return jnp.zeros((*input_shape[:-1], self.features), self.dtype or self.param_dtype)
 
+    @property
+    def num_feature_axes(self) -> int:
+        """Feature axes of ``x_t`` (Flax's ``RNNCellBase`` field, read by ``flax.linen.RNN``)."""
+        return 1
+
 
 class SimpleRNNCell(RecurrentCell):
     """Elman cell (Keras ``SimpleRNN``): ``h' = tanh(x W + b + h U)``. Carry and output: ``h``."""
 
     num_gates = 1
+    label = "SimpleRNN"
 
     def step(self, h: Array, xw: Array) -> tuple[Array, Array]:
         h = self.activation(xw + h @ self.recurrent_kernel)
@@ -154,6 +164,7 @@ class LSTMCell(RecurrentCell):
 
     forget_bias: float = 1.0
     num_gates = 4
+    label = "LSTM"
 
     def bias_initializer(self) -> Initializer:
         def init(key, shape, dtype=jnp.float32):
@@ -194,6 +205,7 @@ class GRUCell(RecurrentCell):
 
     reset_after: bool = True
     num_gates = 3
+    label = "GRU"
 
     @property
     def bias_shape(self) -> tuple[int, ...]:
@@ -223,6 +235,7 @@ class MinimalGatedCell(RecurrentCell):
     """f = sigmoid(x W_f + h U_f + b_f); h' = (1 - f) * h + f * tanh(x W_h + (f * h) U_h + b_h)."""
 
     num_gates = 2
+    label = "MGU"
 
     def step(self, h, xw):
         x_f, x_h = jnp.split(xw, 2, axis=-1)

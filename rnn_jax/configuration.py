@@ -32,7 +32,25 @@ def validate(config: ml_collections.ConfigDict, device_count: int | None) -> Non
       device_count: devices the global batch is split over (``jax.device_count()``); None
         skips that check (before the devices exist).
     """
-    c = config
+    _check_names(config)
+    _check_numbers(config)
+    _check_combinations(config)
+    for field in ["kernel_init", "recurrent_init"]:
+        try:
+            get_initializer(config[field])
+        except ValueError as error:
+            raise ConfigError(f"config.{field}={config[field]!r} is not allowed: {error}") from None
+    for field in ["batch_size", "eval_batch_size"] if device_count is not None else []:
+        _require(
+            config[field] % device_count == 0,
+            field,
+            config[field],
+            f"a multiple of the device count ({device_count})",
+        )
+
+
+def _check_names(c: ml_collections.ConfigDict) -> None:
+    """Fields that name one of a fixed set of choices."""
     for field, names in [
         ("cell", sorted(CELLS)),
         ("optimizer", OPTIMIZERS),
@@ -45,6 +63,10 @@ def validate(config: ml_collections.ConfigDict, device_count: int | None) -> Non
         ("compute_dtype", list(COMPUTE_DTYPES)),
     ]:
         _require(c[field] in names, field, c[field], "one of " + ", ".join(names))
+
+
+def _check_numbers(c: ml_collections.ConfigDict) -> None:
+    """Sizes, rates and counts, each on its own."""
     for field in [
         "embed_dim",
         "hidden_size",
@@ -73,12 +95,6 @@ def validate(config: ml_collections.ConfigDict, device_count: int | None) -> Non
         c.validation_fraction,
         "a fraction in [0, 1) (0: no validation, train on all training reviews)",
     )
-    _require(
-        c.validation_fraction > 0 or c.evaluate_test,
-        "validation_fraction",
-        c.validation_fraction,
-        "more than 0 when evaluate_test is False (the run would evaluate nothing)",
-    )
     _require(c.learning_rate > 0, "learning_rate", c.learning_rate, "a positive number")
     for field in [
         "seed",
@@ -91,30 +107,28 @@ def validate(config: ml_collections.ConfigDict, device_count: int | None) -> Non
         "ngram_buckets",
     ]:
         _require(c[field] >= 0, field, c[field], "zero or more")
+    _require(c.ngram_order >= 2, "ngram_order", c.ngram_order, "2 or more (2: bigrams)")
+    # n-gram ids are hashed in uint32 and stored as int32.
+    _require(c.ngram_buckets < 2**31, "ngram_buckets", c.ngram_buckets, "less than 2^31")
+
+
+def _check_combinations(c: ml_collections.ConfigDict) -> None:
+    """Values that are allowed alone but not together."""
+    _require(
+        c.validation_fraction > 0 or c.evaluate_test,
+        "validation_fraction",
+        c.validation_fraction,
+        "more than 0 when evaluate_test is False (the run would evaluate nothing)",
+    )
     _require(
         c.bucket_width == 0 or c.mask_padding,
         "bucket_width",
         c.bucket_width,
         "0 when mask_padding is False (cutting padding would change what the model reads)",
     )
-    _require(c.ngram_order >= 2, "ngram_order", c.ngram_order, "2 or more (2: bigrams)")
-    # n-gram ids are hashed in uint32 and stored as int32.
-    _require(c.ngram_buckets < 2**31, "ngram_buckets", c.ngram_buckets, "less than 2^31")
     _require(
         c.warmup_epochs <= c.num_epochs,
         "warmup_epochs",
         c.warmup_epochs,
         f"at most num_epochs={c.num_epochs}",
     )
-    for field in ["kernel_init", "recurrent_init"]:
-        try:
-            get_initializer(c[field])
-        except ValueError as error:
-            raise ConfigError(f"config.{field}={c[field]!r} is not allowed: {error}") from None
-    for field in ["batch_size", "eval_batch_size"] if device_count is not None else []:
-        _require(
-            c[field] % device_count == 0,
-            field,
-            c[field],
-            f"a multiple of the device count ({device_count})",
-        )

@@ -7,7 +7,8 @@ import os
 
 import numpy as np
 
-from rnn_jax import inference, train
+from rnn_jax import inference, input_pipeline
+from rnn_jax.workdir import read_config
 
 
 class EvaluationError(ValueError):
@@ -58,12 +59,12 @@ def evaluate(workdirs: list[str], split: str) -> dict:
     Raises:
       EvaluationError: a run has no such split (a refit has no validation), or the runs hold
         different reviews in it (validation depends on ``seed`` and ``validation_fraction``).
-      inference.RunNotFoundError, input_pipeline.DataNotFoundError: a run or its data is missing.
+      inference.RunNotFoundError, imdb_reader.DataNotFoundError: a run or its data is missing.
     """
     if split == "validation":  # Refused before anything is restored.
         for workdir in workdirs:
             has_config = os.path.exists(os.path.join(workdir, "config.json"))  # Else: load_run.
-            if has_config and not train.read_config(workdir)["validation_fraction"]:
+            if has_config and not read_config(workdir)["validation_fraction"]:
                 raise EvaluationError(
                     f"the run in {workdir} has no validation split (validation_fraction=0: it "
                     "trained on all training reviews); allowed here: --split=train or "
@@ -72,7 +73,7 @@ def evaluate(workdirs: list[str], split: str) -> dict:
     logits, steps, positions, labels = [], [], None, None
     for workdir in workdirs:
         run = inference.load_run(workdir)
-        data = train.load_data(run.config)
+        data = input_pipeline.load_imdb_for(run.config)
         order = np.argsort(data.source_index[split])  # Rows in tfds order, to match members.
         if positions is None:
             positions, labels = data.source_index[split][order], data.split(split)["label"][order]

@@ -12,7 +12,7 @@ import sys
 from absl import app, flags
 
 from rnn_jax import ensemble, inference
-from rnn_jax.input_pipeline import DataNotFoundError
+from rnn_jax.imdb_reader import DataNotFoundError
 
 _WORKDIR = flags.DEFINE_multi_string(
     "workdir", None, "Workdir of a training run; repeat the flag to evaluate an ensemble."

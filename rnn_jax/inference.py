@@ -7,7 +7,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from rnn_jax import input_pipeline, train
+from rnn_jax import batching, models, train_steps
+from rnn_jax import workdir as workdirs
 from rnn_jax.checkpointing import Checkpoints, NoUsableCheckpointError
 from rnn_jax.models import SentimentClassifier
 from rnn_jax.vocabulary import INDEX_FROM, Vocabulary, tokenize
@@ -23,7 +24,7 @@ class Run:
 
     config: ml_collections.ConfigDict
     model: SentimentClassifier
-    state: train.TrainState
+    state: train_steps.TrainState
     vocab: Vocabulary
     step: int
 
@@ -44,9 +45,9 @@ def load_run(workdir: str) -> Run:
                 f"{os.path.join(workdir, name)} not found: is {workdir!r} the --workdir of a "
                 "training run?"
             )
-    config = ml_collections.ConfigDict(train.read_config(workdir))
+    config = ml_collections.ConfigDict(workdirs.read_config(workdir))
     vocab = Vocabulary.from_json(os.path.join(workdir, "vocab.json"))
-    model = train.create_model(config)
+    model = models.create_model(config)
     checkpoints = Checkpoints(
         os.path.join(workdir, "checkpoints"), config.keep_checkpoints, read_only=True
     )
@@ -57,7 +58,7 @@ def load_run(workdir: str) -> Run:
         raise RunNotFoundError(f"no checkpoint in {checkpoints.directory}: train first")
     try:
         step, restored = checkpoints.restore_first(
-            candidates, train.checkpoint_template(config, model)
+            candidates, train_steps.checkpoint_template(config, model)
         )
     except NoUsableCheckpointError as error:
         raise RunNotFoundError(str(error)) from None
@@ -73,7 +74,7 @@ def encode_texts(run: Run, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
       text <int32>[len(texts)].
     """
     encoded = [run.vocab.encode(tokenize(text)) for text in texts]
-    token_ids, _ = input_pipeline.pad_sequences(
+    token_ids, _ = batching.pad_sequences(
         encoded, run.config.max_len, run.config.padding, run.config.truncating
     )
     known = np.array([sum(i > INDEX_FROM for i in ids) for ids in encoded], np.int32)
@@ -103,7 +104,7 @@ def predict_split(run: Run, data: dict[str, np.ndarray]) -> np.ndarray:
     apply = jax.jit(lambda params, ids: run.model.apply({"params": params}, ids, train=False))
     num_rows = len(data["label"])
     logits = np.empty(num_rows, np.float32)
-    batches = input_pipeline.eval_batches(
+    batches = batching.eval_batches(
         {**data, "row": np.arange(num_rows)},
         run.config.eval_batch_size,
         run.config.bucket_width,

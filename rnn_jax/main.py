@@ -32,12 +32,13 @@ flags.mark_flags_as_required(["config"])
 
 def _user_errors() -> tuple[type[Exception], ...]:
     from rnn_jax import train
+    from rnn_jax import workdir as workdirs
     from rnn_jax.checkpointing import NoUsableCheckpointError
-    from rnn_jax.input_pipeline import DataNotFoundError
+    from rnn_jax.imdb_reader import DataNotFoundError
 
     return (
         DataNotFoundError,
-        train.WorkdirError,
+        workdirs.WorkdirError,
         train.NonFiniteLossError,
         NoUsableCheckpointError,
     )
@@ -98,7 +99,7 @@ def main(argv):
     import tensorflow as tf  # Only to keep TF (tfds, summaries) off the accelerators JAX uses.
 
     tf.config.set_visible_devices([], "GPU")
-    from rnn_jax import train
+    from rnn_jax import interrupts, train
 
     logging.info(
         "JAX process %d/%d, local devices: %s",
@@ -115,7 +116,7 @@ def main(argv):
     except _user_errors() as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
-    except train.Interrupted as error:
+    except interrupts.Interrupted as error:
         print(f"interrupted: {error}", file=sys.stderr)
         sys.exit(128 + error.signum)
 

@@ -10,10 +10,12 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from rnn_jax.cells import ACTIVATIONS, RecurrentCell, get_cell_class, get_initializer
 from rnn_jax.recurrence import RecurrentStack
+from rnn_jax.vocabulary import PAD_ID
 
 Array = jax.Array
 
@@ -239,6 +241,33 @@ class SentimentClassifier(nn.Module):
             name="head",
         )(features)
         return logits[:, 0]
+
+
+def create_model(config: ml_collections.ConfigDict, **overrides) -> SentimentClassifier:
+    """The classifier a config describes (``overrides`` replace attributes, e.g. in tests)."""
+    fields = dict(
+        vocab_size=config.vocab_size,
+        embed_dim=config.embed_dim,
+        cell=config.cell,
+        hidden_size=config.hidden_size,
+        num_layers=config.num_layers,
+        bidirectional=config.bidirectional,
+        pooling=config.pooling,
+        dropout_rate=config.dropout_rate,
+        embed_dropout_rate=config.embed_dropout_rate,
+        embed_dropout_tokens=config.embed_dropout_tokens,
+        ngram_buckets=config.ngram_buckets,
+        ngram_order=config.ngram_order,
+        kernel_init=config.kernel_init,
+        recurrent_init=config.recurrent_init,
+        activation=config.activation,
+        unroll=config.unroll,
+        input_projection=config.input_projection,
+        # No token id is -1, so nothing is masked then: padding is read like a word.
+        pad_id=PAD_ID if config.mask_padding else -1,
+        dtype=COMPUTE_DTYPES[config.compute_dtype],
+    )
+    return SentimentClassifier(**(fields | overrides))
 
 
 class SequenceRegressor(nn.Module):

@@ -45,12 +45,13 @@ def use_cpu_devices(requested: int, batch_sizes: tuple[int, ...]) -> int | None:
     """Splits the host CPU into several JAX devices, so ``pmap`` runs one batch slice per core.
 
     XLA runs the small matmuls and gate math of a recurrent step on about one core; with one CPU
-    device per core, each core runs its own slice of the batch (measured on 2 cores: 1.2-1.7x
-    the training examples/s of one device). The gradients are then averaged by XLA's in-process
-    CPU all-reduce, which by default aborts the process when a device is 40 s late ("Termination
-    timeout for all reduce"); that killed a run on a busy machine, so several devices also raise
-    that limit to ``COLLECTIVE_TIMEOUT_SECONDS``. ``config.cpu_devices`` still defaults to 1, so
-    a config computes the same numbers on any machine (the all-reduce sums in another order).
+    device per core, each core runs its own slice of the batch (the speed-up on this project's
+    machines: ``experiments/results/cores/table.md``). The gradients are then averaged by XLA's
+    in-process CPU all-reduce, which by default aborts the process when a device is 40 s late
+    ("Termination timeout for all reduce"); a busy machine can be that late, so several devices
+    also raise that limit to ``COLLECTIVE_TIMEOUT_SECONDS``. ``config.cpu_devices`` still
+    defaults to 1, so a config computes the same numbers on any machine (the all-reduce sums in
+    another order).
     Only the CPU backend is affected: GPUs and TPUs are devices already. Must run before
     anything asks JAX about devices.
 

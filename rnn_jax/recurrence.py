@@ -2,18 +2,16 @@
 
 Where the input projection runs, per backend: a cell computes ``x_t W + h_{t-1} U``, and only the
 second term depends on the previous step. ``x W`` for all T steps can be one
-<[time*batch, in]> x <[in, G*H]> matmul before the scan (``input_projection="before_scan"``),
-which keeps a GPU's or TPU's matrix units busy where a tiny per-step matmul would be mostly
-launch overhead: ``Recurrence`` then calls ``cell.project_inputs`` once on the whole sequence and
-scans only ``cell.step``. On CPU it does not pay: the <[time, batch, G*H]> projection (and its
-gradient) makes a round trip through memory and XLA slices each step's gates out of it slowly,
-so computing ``x_t W`` inside the step (``"in_step"``: the scan runs the whole cell) trained the
-course's LSTM 1.14x faster and ran its inference 1.59x faster (GRU: 1.02x and 2.0x; SimpleRNN,
-the exception, trained 1.12x faster ``before_scan``; ``experiments/benchmark.py`` times both).
-``"auto"`` (the default) picks ``in_step`` on CPU and ``before_scan`` elsewhere, one rule for
-every cell.
-Either way the cells stay readable (each writes its equations once in ``step``), and a cell
-called directly computes ``step(carry, project_inputs(x_t))``, the same numbers.
+<[time*batch, in]> x <[in, G*H]> matmul before the scan (``input_projection="before_scan"``):
+``Recurrence`` then calls ``cell.project_inputs`` once on the whole sequence and scans only
+``cell.step``. Or the scan runs the whole cell, ``x_t W`` inside each step (``"in_step"``), which
+saves the round trip of the <[time, batch, G*H]> projection through memory. ``"auto"`` (the
+default) is one rule for every cell: ``in_step`` on CPU, where it measured faster for the LSTM
+and GRU (``experiments/results/benchmark/table.md``), and ``before_scan`` elsewhere (unmeasured
+on GPU and TPU so far). Either way a cell writes its equations once, in ``step``.
+
+Any Flax cell runs here too (``flax.linen.LSTMCell``, ``GRUCell``, ...): a cell without
+``project_inputs`` is always run whole inside the step.
 
 Padding: a boolean ``mask`` <[batch, time]> marks real steps. On a masked-out step the carry is
 left unchanged and the output is zero. Therefore:
@@ -41,18 +39,21 @@ Array = jax.Array
 INPUT_PROJECTIONS = ("auto", "before_scan", "in_step")
 
 
-def projects_before_scan(input_projection: str) -> bool:
+def projects_before_scan(input_projection: str, cell: nn.Module | None = None) -> bool:
     """Whether ``x W`` runs as one matmul before the scan (see the module docstring).
 
     Args:
       input_projection: one of ``INPUT_PROJECTIONS``; ``"auto"`` decides by JAX's default
         backend: in the step on CPU, before the scan on GPU and TPU.
+      cell: the cell; one without ``project_inputs`` (a Flax cell) is never projected before.
     """
     if input_projection not in INPUT_PROJECTIONS:
         raise ValueError(
             f"input_projection must be one of {', '.join(INPUT_PROJECTIONS)}, "
             f"got {input_projection!r}"
         )
+    if cell is not None and not hasattr(cell, "project_inputs"):
+        return False
     if input_projection == "auto":
         return jax.default_backend() != "cpu"
     return input_projection == "before_scan"
@@ -78,7 +79,7 @@ def length_mask(lengths: Array, time: int, padding: str = "post") -> Array:
     raise ValueError(f"padding must be 'pre' or 'post', got {padding!r}")
 
 
-def _masked_step(cell: RecurrentCell, carry, inputs, *, projected: bool, return_sequences: bool):
+def _masked_step(cell: nn.Module, carry, inputs, *, projected: bool, return_sequences: bool):
     """One scan step of the cell, frozen where ``mask_t`` is False.
 
     ``carry`` is ``(cell_carry, last_output)``: keeping the last real output in the carry makes
@@ -99,16 +100,17 @@ class Recurrence(nn.Module):
     """Unrolls ``cell`` over the time axis of batch-major inputs.
 
     Attributes:
-      cell: the cell (an unbound ``RecurrentCell``); its parameters live under this module.
+      cell: the cell (an unbound ``RecurrentCell``, or any Flax ``RNNCellBase`` cell); its
+        parameters live under this module.
       return_sequences: return every step's output instead of the last real one.
       reverse: run from the last step to the first (outputs stay in input order).
-      unroll: scan steps per loop iteration (``lax.scan``'s ``unroll``); on CPU 1 is fastest
-        for the LSTM, 4 slightly faster for SimpleRNN and the GRU (``experiments/benchmark.py``).
+      unroll: scan steps per loop iteration (``lax.scan``'s ``unroll``; which is fastest per
+        cell on CPU: ``experiments/results/benchmark/table.md``).
       input_projection: where ``x W`` runs: ``"before_scan"``, ``"in_step"`` or ``"auto"``
         (by backend; see the module docstring).
     """
 
-    cell: RecurrentCell
+    cell: nn.Module
     return_sequences: bool = False
     reverse: bool = False
     unroll: int = 1
@@ -131,18 +133,18 @@ class Recurrence(nn.Module):
         batch, time = inputs.shape[:2]
         if mask is None:
             mask = jnp.ones((batch, time), bool)
-        # Time-major inside: the scan slices its leading axis. Transposing the narrow inputs
-        # <[.., in]> is cheaper than transposing their G*H-wide projection (measured: ~25% of
-        # an LSTM training step on CPU).
+        # Time-major inside: the scan slices its leading axis. Transpose the narrow inputs
+        # <[.., in]>, never their G*H-wide projection (G times the bytes moved).
         xs, mask = jnp.swapaxes(inputs, 0, 1), jnp.swapaxes(mask, 0, 1)
-        projected = projects_before_scan(self.input_projection)
+        projected = projects_before_scan(self.input_projection, self.cell)
         if projected:
             xs = self.cell.project_inputs(xs)  # <[time, batch, G*H]>: one matmul for all steps.
         # The carry's dtype must be what a step returns (e.g. float64 inputs, float32 params;
         # a float32 carry given to a bfloat16 cell).
         dtype = self.cell.dtype or jnp.promote_types(inputs.dtype, self.cell.param_dtype)
         if initial_carry is None:
-            initial_carry = self.cell.initialize_carry(None, inputs[:, 0].shape)
+            # Zeros for every cell here and Flax's default; Flax's cells want a key regardless.
+            initial_carry = self.cell.initialize_carry(jax.random.key(0), inputs[:, 0].shape)
         initial_carry = jax.tree.map(lambda c: jnp.asarray(c, dtype), initial_carry)
         zero_output = jnp.zeros((batch, self.cell.features), dtype)
         step = functools.partial(

@@ -1,17 +1,17 @@
 """Tokenizer and word-level vocabulary for IMDB reviews, with Keras's id convention.
 
-Ids follow `keras.datasets.imdb`, which the course teaches, so numbers quoted there carry over:
+Ids follow ``keras.datasets.imdb``, which the course teaches, so numbers quoted there carry over:
 
 | id | meaning |
 | --- | --- |
-| `PAD_ID = 0` | padding |
-| `START_ID = 1` | start of every review |
-| `OOV_ID = 2` | any word outside the vocabulary |
-| `3` (`INDEX_FROM`) | unused, kept free as in Keras |
-| `r + INDEX_FROM` | the word of frequency rank `r` (`r = 1` is the most frequent, so id 4) |
+| ``PAD_ID = 0`` | padding |
+| ``START_ID = 1`` | start of every review |
+| ``OOV_ID = 2`` | any word outside the vocabulary |
+| ``3`` (``INDEX_FROM``) | unused, kept free as in Keras |
+| ``r + INDEX_FROM`` | the word of frequency rank ``r`` (``r = 1`` is the most frequent, so id 4) |
 
-A vocabulary of size `V` keeps exactly the ids below `V`, i.e. the `V - INDEX_FROM - 1` most
-frequent training words; `len(vocab) == V` is the embedding table's row count.
+A vocabulary of size ``V`` keeps exactly the ids below ``V``, i.e. the ``V - INDEX_FROM - 1`` most
+frequent training words; ``len(vocab) == V`` is the embedding table's row count.
 
 This module needs neither TensorFlow nor JAX, so decoding reviews stays cheap to import.
 """
@@ -35,7 +35,7 @@ START_ID = 1
 OOV_ID = 2
 INDEX_FROM = 3
 
-# Bump whenever `tokenize` changes what it returns: cached datasets are keyed on it.
+# Bump whenever ``tokenize`` changes what it returns: cached datasets are keyed on it.
 TOKENIZER_VERSION = 1
 
 PAD_TOKEN = "<pad>"
@@ -46,7 +46,7 @@ UNUSED_TOKEN = "<unused>"
 _JSON_FORMAT = "rnn_jax.vocabulary"
 _JSON_VERSION = 1
 
-# `<br />` is how the IMDB scrape encodes line breaks; left in, it would glue words ("end.<br />
+# ``<br />`` is how the IMDB scrape encodes line breaks; left in, it would glue words ("end.<br />
 # the" -> "end", "br", "the") and make "br" one of the most frequent words.
 _BR_RE = re.compile(r"<\s*br\s*/?\s*>", re.IGNORECASE)
 # Typographic apostrophes are folded into ASCII so "don’t" and "don't" are one word.
@@ -56,7 +56,7 @@ _APOSTROPHES = str.maketrans({"\u2019": "'", "\u02bc": "'"})
 @functools.cache
 def _word_re() -> re.Pattern[str]:
     """Compiles the word pattern on first use (scanning Unicode takes ~0.2 s, not at import)."""
-    # Python's `\w` excludes combining marks (Unicode category M), which would cut words of
+    # Python's ``\w`` excludes combining marks (Unicode category M), which would cut words of
     # Devanagari, Thai, Arabic with diacritics, ... into pieces, so every mark is added to the
     # class. The ranges come from the running Python's Unicode database rather than a frozen table.
     ranges = []
@@ -81,11 +81,11 @@ def tokenize(text: str) -> list[str]:
     """Splits a review into lowercase words.
 
     Rules, in order: Unicode NFC normalisation (so composed and decomposed accents agree),
-    lowercasing, `<br />` / `<br>` / `<BR/>` tags replaced by a space, typographic apostrophes
-    (U+2019, U+02BC) folded to `'`. A word is then a run of Unicode word characters (letters,
+    lowercasing, ``<br />`` / ``<br>`` / ``<BR/>`` tags replaced by a space, typographic apostrophes
+    (U+2019, U+02BC) folded to ``'``. A word is then a run of Unicode word characters (letters,
     digits, underscore, combining marks) with apostrophes allowed only between them: "don't" stays
     one word, leading and trailing apostrophes are stripped. Punctuation, symbols and emoji are
-    dropped. Never raises on a `str`.
+    dropped. Never raises on a ``str``.
 
     Args:
         text: the raw review.
@@ -101,15 +101,15 @@ def tokenize(text: str) -> list[str]:
 
 
 class Vocabulary:
-    """The `vocab_size - INDEX_FROM - 1` most frequent training words and their Keras ids.
+    """The ``vocab_size - INDEX_FROM - 1`` most frequent training words and their Keras ids.
 
-    `words[i]` is the word of frequency rank `i + 1` and has id `i + INDEX_FROM + 1`
-    (`words[0]` has id 4). Ids 0..3 are reserved (see the module docstring). When the corpus has
-    fewer distinct words than there is room for, the ids between the last word and `vocab_size`
-    are simply never produced; `len(self)` is still `vocab_size`.
+    ``words[i]`` is the word of frequency rank ``i + 1`` and has id ``i + INDEX_FROM + 1``
+    (``words[0]`` has id 4). Ids 0..3 are reserved (see the module docstring). When the corpus has
+    fewer distinct words than there is room for, the ids between the last word and ``vocab_size``
+    are simply never produced; ``len(self)`` is still ``vocab_size``.
 
     Attributes:
-        vocab_size: size of the id space (`0 <= id < vocab_size`), i.e. embedding rows.
+        vocab_size: size of the id space (``0 <= id < vocab_size``), i.e. embedding rows.
         word_to_id: word -> id for the kept words.
     """
 
@@ -122,8 +122,8 @@ class Vocabulary:
         """Creates a vocabulary from words already in rank order.
 
         Args:
-            words: the kept words, most frequent first; at most `vocab_size - INDEX_FROM - 1`.
-            vocab_size: size of the id space, at least `INDEX_FROM + 2` (room for one word).
+            words: the kept words, most frequent first; at most ``vocab_size - INDEX_FROM - 1``.
+            vocab_size: size of the id space, at least ``INDEX_FROM + 2`` (room for one word).
             counts: optional training frequency of each word, for reporting only.
         """
         vocab_size = _check_vocab_size(vocab_size)
@@ -147,7 +147,7 @@ class Vocabulary:
 
     @classmethod
     def from_counts(cls, counts: Mapping[str, int], vocab_size: int) -> Vocabulary:
-        """Keeps the most frequent words of `counts`.
+        """Keeps the most frequent words of ``counts``.
 
         Ranking is by count, descending; equal counts are ordered by the words themselves
         (Unicode code point order) so the result never depends on insertion or hash order.
@@ -170,12 +170,12 @@ class Vocabulary:
         """Counts words over tokenized training texts and keeps the most frequent.
 
         Args:
-            token_lists: one list of words per training text (see `tokenize`). Pass training
+            token_lists: one list of words per training text (see ``tokenize``). Pass training
                 texts only: anything passed here can get an id.
             vocab_size: size of the id space.
 
         Returns:
-            The vocabulary, ranked as in `from_counts`.
+            The vocabulary, ranked as in ``from_counts``.
         """
         counter: Counter[str] = Counter()
         for tokens in token_lists:
@@ -184,17 +184,17 @@ class Vocabulary:
 
     @property
     def words(self) -> list[str]:
-        """The kept words, most frequent first; `words[i]` has id `i + INDEX_FROM + 1`."""
+        """The kept words, most frequent first; ``words[i]`` has id ``i + INDEX_FROM + 1``."""
         return list(self._words)
 
     @property
     def counts(self) -> list[int] | None:
-        """Training counts aligned with `words`, if known."""
+        """Training counts aligned with ``words``, if known."""
         return None if self._counts is None else list(self._counts)
 
     @property
     def num_words(self) -> int:
-        """Number of kept words (at most `vocab_size - INDEX_FROM - 1`)."""
+        """Number of kept words (at most ``vocab_size - INDEX_FROM - 1``)."""
         return len(self._words)
 
     def __len__(self) -> int:
@@ -218,22 +218,22 @@ class Vocabulary:
         )
 
     def encode(self, tokens: Sequence[str]) -> list[int]:
-        """Maps words to ids, `START_ID` first and `OOV_ID` for unknown words.
+        """Maps words to ids, ``START_ID`` first and ``OOV_ID`` for unknown words.
 
         Args:
-            tokens: words as returned by `tokenize`.
+            tokens: words as returned by ``tokenize``.
 
         Returns:
-            `len(tokens) + 1` ids, each `< vocab_size`.
+            ``len(tokens) + 1`` ids, each ``< vocab_size``.
         """
         get = self.word_to_id.get
         return [START_ID, *(get(t, OOV_ID) for t in tokens)]
 
     def id_to_word(self, token_id: int) -> str:
-        """The word for one id; reserved ids give `<pad>`, `<start>`, `<oov>`, `<unused>`.
+        """The word for one id; reserved ids give ``<pad>``, ``<start>``, ``<oov>``, ``<unused>``.
 
         Raises:
-            ValueError: for an id outside `[0, vocab_size)` or one no word was assigned to.
+            ValueError: for an id outside ``[0, vocab_size)`` or one no word was assigned to.
         """
         token_id = int(token_id)
         reserved = {PAD_ID: PAD_TOKEN, START_ID: START_TOKEN, OOV_ID: OOV_TOKEN, 3: UNUSED_TOKEN}
@@ -248,16 +248,16 @@ class Vocabulary:
         )
 
     def decode(self, ids: Iterable[int]) -> str:
-        """Turns ids back into text: `PAD_ID` and `START_ID` skipped, `OOV_ID` shown as `<oov>`.
+        """Ids back to text: ``PAD_ID`` and ``START_ID`` skipped, ``OOV_ID`` shown as ``<oov>``.
 
         Args:
-            ids: token ids, e.g. one row `<int32>[time]` of a padded batch.
+            ids: token ids, e.g. one row ``<int32>[time]`` of a padded batch.
 
         Returns:
             The words joined by single spaces.
 
         Raises:
-            ValueError: for an id that no word was assigned to (see `id_to_word`).
+            ValueError: for an id that no word was assigned to (see ``id_to_word``).
         """
         skip = (PAD_ID, START_ID)
         return " ".join(
@@ -265,7 +265,7 @@ class Vocabulary:
         )
 
     def to_dict(self) -> dict:
-        """A JSON-serialisable description that `from_dict` reads back."""
+        """A JSON-serialisable description that ``from_dict`` reads back."""
         return {
             "format": _JSON_FORMAT,
             "version": _JSON_VERSION,
@@ -278,11 +278,11 @@ class Vocabulary:
 
     @classmethod
     def from_dict(cls, d: Mapping) -> Vocabulary:
-        """Reads what `to_dict` wrote.
+        """Reads what ``to_dict`` wrote.
 
         Raises:
             ValueError: if the dict is not a vocabulary of this format or id convention, or was
-                built from words another `tokenize` split (its ids would not fit new text).
+                built from words another ``tokenize`` split (its ids would not fit new text).
         """
         if d.get("format") != _JSON_FORMAT or d.get("version") != _JSON_VERSION:
             raise ValueError(
@@ -299,25 +299,25 @@ class Vocabulary:
         return cls(d["words"], d["vocab_size"], counts=d.get("counts"))
 
     def to_json(self, path: str | os.PathLike) -> None:
-        """Writes the vocabulary as JSON, atomically (a temp file then `os.replace`)."""
+        """Writes the vocabulary as JSON, atomically (a temp file then ``os.replace``)."""
         files.write_json(path, self.to_dict(), ensure_ascii=False)
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> Vocabulary:
-        """Reads a vocabulary written by `to_json`."""
+        """Reads a vocabulary written by ``to_json``."""
         with open(path, encoding="utf-8") as f:
             return cls.from_dict(json.load(f))
 
 
 def decode_review(ids: Iterable[int], vocab: Vocabulary) -> str:
-    """Text of one encoded review; same as `vocab.decode(ids)`.
+    """Text of one encoded review; same as ``vocab.decode(ids)``.
 
     Args:
-        ids: `<int>[time]` token ids (padding and the start id are skipped).
+        ids: ``<int>[time]`` token ids (padding and the start id are skipped).
         vocab: the vocabulary that encoded them.
 
     Returns:
-        The words joined by spaces, out-of-vocabulary words shown as `<oov>`.
+        The words joined by spaces, out-of-vocabulary words shown as ``<oov>``.
     """
     return vocab.decode(ids)
 

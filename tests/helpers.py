@@ -13,7 +13,7 @@ VARIANTS = [pytest.param(n, {}, id=n) for n in NAMES] + [
     pytest.param("gru", {"reset_after": False}, id="gru-reset_before")
 ]
 
-# What summary.json must hold (DESIGN.md's workdir contract).
+# What summary.json must hold (the workdir contract, docs/design.md).
 SUMMARY_KEYS = (
     "cell",
     "test_accuracy",
@@ -24,17 +24,6 @@ SUMMARY_KEYS = (
     "examples_per_second",
     "num_params",
 )
-
-
-# Parameter counts of one recurrent layer (d inputs, u units): Keras's model.summary() for the
-# cells Keras has; for a cell of ones own, the count its equations give.
-KERAS_PARAM_FORMULAS = {
-    "rnn": lambda d, u: u * (d + u) + u,
-    "lstm": lambda d, u: 4 * (u * (d + u) + u),
-    "gru": lambda d, u: 3 * (u * (d + u) + 2 * u),
-    "gru-reset_before": lambda d, u: 3 * (u * (d + u) + u),
-    "mgu": lambda d, u: 2 * (u * (d + u) + u),
-}
 
 
 def random_params(module, *args, seed=0, scale=0.5):

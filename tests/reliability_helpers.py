@@ -323,9 +323,9 @@ def scenario_signals_in_epoch_2(workdir: str, cache_dir: str) -> None:
     end. Prints one JSON line: the messages of the ``Interrupted`` raised and the checkpoint
     steps after each stop.
     """
-    from rnn_jax import input_pipeline, train
+    from rnn_jax import batching, train
 
-    real_batches = input_pipeline.train_batches
+    real_batches = batching.train_batches
     plan = [(1, 10), (1, STEPS_PER_EPOCH - 1)]  # (epoch index, batch index) of each signal.
 
     def batches(data, batch_size, *, seed, epoch, start_batch=0, **options):
@@ -338,7 +338,7 @@ def scenario_signals_in_epoch_2(workdir: str, cache_dir: str) -> None:
                 os.kill(os.getpid(), signal.SIGTERM)
             yield batch
 
-    input_pipeline.train_batches = batches
+    batching.train_batches = batches
     config = tiny_config(cache_dir)
     outcome = {"messages": [], "steps": []}
     for _ in range(3):
@@ -360,9 +360,9 @@ def scenario_nan_in_epoch_2(workdir: str, cache_dir: str) -> None:
     import jax
     import jax.numpy as jnp
 
-    from rnn_jax import train
+    from rnn_jax import train, train_steps
 
-    real_step = train.train_step
+    real_step = train_steps.train_step
     bad_from = STEPS_PER_EPOCH + 5
 
     def poisoned_step(state, sums, batch, *, axis_name=None):
@@ -370,7 +370,7 @@ def scenario_nan_in_epoch_2(workdir: str, cache_dir: str) -> None:
         params = jax.tree.map(lambda p: jnp.where(nan, jnp.nan, p), state.params)
         return real_step(state.replace(params=params), sums, batch, axis_name=axis_name)
 
-    train.train_step = poisoned_step
+    train_steps.train_step = poisoned_step
     try:
         train.train_and_evaluate(tiny_config(cache_dir), workdir)
         outcome = {"bad_from": bad_from, "message": "finished"}

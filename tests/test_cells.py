@@ -21,7 +21,6 @@ from rnn_jax.cells import (
 )
 from rnn_jax.recurrence import Recurrence
 from tests.helpers import (
-    KERAS_PARAM_FORMULAS,
     VARIANTS,
     assert_trees_close,
     random_params,
@@ -51,15 +50,8 @@ def test_registry_contract(name, kwargs):
     assert params["kernel"].shape == (4, gates)
     assert params["recurrent_kernel"].shape == (5, gates)
 
-    # A non-zero carry, so that the recurrent half matters.
-    carry = jax.tree.map(
-        lambda c: jnp.full_like(c, 0.3), cell.initialize_carry(jax.random.key(0), x.shape)
-    )
-    via_call = cell.apply(variables, carry, x)
     xw = cell.apply(variables, x, method="project_inputs")
     assert xw.shape == (2, gates)
-    via_halves = cell.apply(variables, carry, xw, method="step")
-    assert_trees_close(via_call, via_halves, rtol=0, atol=0)
 
     # project_inputs works on any leading axes, step by step the same as on one step.
     xs = jnp.asarray(np.random.default_rng(2).standard_normal((2, 3, 4)), jnp.float32)
@@ -190,6 +182,18 @@ def test_unknown_initializer_lists_allowed(spec):
 
 # --------------------------------------------------------------------------- parameter counts
 
+# A new cell's table entries all live in this file: its parameter-count formula and two literal
+# counts below, and its NumPy transcription in NUMPY_REFERENCES.
+# Parameter counts of one recurrent layer (d inputs, u units): Keras's model.summary() for the
+# cells Keras has; for a cell of ones own, the count its equations give.
+KERAS_PARAM_FORMULAS = {
+    "rnn": lambda d, u: u * (d + u) + u,
+    "lstm": lambda d, u: 4 * (u * (d + u) + u),
+    "gru": lambda d, u: 3 * (u * (d + u) + 2 * u),
+    "gru-reset_before": lambda d, u: 3 * (u * (d + u) + u),
+    "mgu": lambda d, u: 2 * (u * (d + u) + u),
+}
+
 # The same numbers as Keras's model.summary() prints them, for d=100, u=256 and d=8, u=16.
 KERAS_PARAM_LITERALS = {
     "rnn": (91_392, 400),
@@ -223,17 +227,30 @@ def sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def np_simple_rnn(x, kernel, recurrent_kernel, bias):
-    """Keras SimpleRNN: h' = tanh(x W + b + h U)."""
+def hard_sigmoid(x):
+    """Keras 3 / JAX: relu6(x + 3) / 6."""
+    return np.clip((x + 3.0) / 6.0, 0.0, 1.0)
+
+
+def relu(x):
+    return np.maximum(x, 0.0)
+
+
+# The references take the candidate activation ``act`` (Keras ``activation``) and the gate
+# activation ``gate`` (Keras ``recurrent_activation``) as arguments.
+
+
+def np_simple_rnn(x, kernel, recurrent_kernel, bias, act=np.tanh, gate=sigmoid):
+    """Keras SimpleRNN: h' = act(x W + b + h U)."""
     h = np.zeros((x.shape[0], recurrent_kernel.shape[0]))
     outputs = []
     for t in range(x.shape[1]):
-        h = np.tanh(x[:, t] @ kernel + bias + h @ recurrent_kernel)
+        h = act(x[:, t] @ kernel + bias + h @ recurrent_kernel)
         outputs.append(h)
     return np.stack(outputs, axis=1), h
 
 
-def np_lstm(x, kernel, recurrent_kernel, bias):
+def np_lstm(x, kernel, recurrent_kernel, bias, act=np.tanh, gate=sigmoid):
     """Keras LSTM, gate order i, f, c, o; carry (c, h) as rnn_jax orders it."""
     units = recurrent_kernel.shape[0]
     w_i, w_f, w_c, w_o = (kernel[:, k * units : (k + 1) * units] for k in range(4))
@@ -244,16 +261,16 @@ def np_lstm(x, kernel, recurrent_kernel, bias):
     outputs = []
     for t in range(x.shape[1]):
         x_t = x[:, t]
-        i = sigmoid(x_t @ w_i + h @ u_i + b_i)
-        f = sigmoid(x_t @ w_f + h @ u_f + b_f)
-        c = f * c + i * np.tanh(x_t @ w_c + h @ u_c + b_c)
-        o = sigmoid(x_t @ w_o + h @ u_o + b_o)
-        h = o * np.tanh(c)
+        i = gate(x_t @ w_i + h @ u_i + b_i)
+        f = gate(x_t @ w_f + h @ u_f + b_f)
+        c = f * c + i * act(x_t @ w_c + h @ u_c + b_c)
+        o = gate(x_t @ w_o + h @ u_o + b_o)
+        h = o * act(c)
         outputs.append(h)
     return np.stack(outputs, axis=1), (c, h)
 
 
-def np_gru(x, kernel, recurrent_kernel, bias, reset_after):
+def np_gru(x, kernel, recurrent_kernel, bias, act=np.tanh, gate=sigmoid, *, reset_after):
     """Keras GRU, gate order z, r, h; h' = z * h + (1 - z) * hh."""
     units = recurrent_kernel.shape[0]
     w_z, w_r, w_h = (kernel[:, k * units : (k + 1) * units] for k in range(3))
@@ -268,19 +285,19 @@ def np_gru(x, kernel, recurrent_kernel, bias, reset_after):
     for t in range(x.shape[1]):
         x_t = x[:, t]
         if reset_after:
-            z = sigmoid(x_t @ w_z + b_z + h @ u_z + c_z)
-            r = sigmoid(x_t @ w_r + b_r + h @ u_r + c_r)
-            hh = np.tanh(x_t @ w_h + b_h + r * (h @ u_h + c_h))
+            z = gate(x_t @ w_z + b_z + h @ u_z + c_z)
+            r = gate(x_t @ w_r + b_r + h @ u_r + c_r)
+            hh = act(x_t @ w_h + b_h + r * (h @ u_h + c_h))
         else:
-            z = sigmoid(x_t @ w_z + b_z + h @ u_z)
-            r = sigmoid(x_t @ w_r + b_r + h @ u_r)
-            hh = np.tanh(x_t @ w_h + b_h + (r * h) @ u_h)
+            z = gate(x_t @ w_z + b_z + h @ u_z)
+            r = gate(x_t @ w_r + b_r + h @ u_r)
+            hh = act(x_t @ w_h + b_h + (r * h) @ u_h)
         h = z * h + (1.0 - z) * hh
         outputs.append(h)
     return np.stack(outputs, axis=1), h
 
 
-def np_mgu(x, kernel, recurrent_kernel, bias):
+def np_mgu(x, kernel, recurrent_kernel, bias, act=np.tanh, gate=sigmoid):
     """Minimal gated unit, transcribed from Zhou et al. 2016 (arXiv:1603.09420), gate
     order f, h: f = sigmoid(W_f [h, x] + b_f), hh = tanh(W_h [f * h, x] + b_h),
     h' = (1 - f) * h + f * hh."""
@@ -291,8 +308,8 @@ def np_mgu(x, kernel, recurrent_kernel, bias):
     h = np.zeros((x.shape[0], units))
     outputs = []
     for t in range(x.shape[1]):
-        f = sigmoid(x[:, t] @ w_f + h @ u_f + b_f)
-        hh = np.tanh(x[:, t] @ w_h + (f * h) @ u_h + b_h)
+        f = gate(x[:, t] @ w_f + h @ u_f + b_f)
+        hh = act(x[:, t] @ w_h + (f * h) @ u_h + b_h)
         h = (1.0 - f) * h + f * hh
         outputs.append(h)
     return np.stack(outputs, axis=1), h
@@ -301,30 +318,98 @@ def np_mgu(x, kernel, recurrent_kernel, bias):
 NUMPY_REFERENCES = {
     "rnn": np_simple_rnn,
     "lstm": np_lstm,
-    "gru": lambda *a: np_gru(*a, reset_after=True),
-    "gru-reset_before": lambda *a: np_gru(*a, reset_after=False),
+    "gru": lambda *a, **k: np_gru(*a, **k, reset_after=True),
+    "gru-reset_before": lambda *a, **k: np_gru(*a, **k, reset_after=False),
     "mgu": np_mgu,
 }
 
+# (name, the cell's function, the NumPy transcription): each cell must use what it is given.
+ACTIVATION_CASES = {
+    "tanh/sigmoid": (jnp.tanh, jax.nn.sigmoid, np.tanh, sigmoid),
+    "relu/hard_sigmoid": (jax.nn.relu, jax.nn.hard_sigmoid, relu, hard_sigmoid),
+    "relu/sigmoid": (jax.nn.relu, jax.nn.sigmoid, relu, sigmoid),  # config.activation='relu'.
+}
 
-@pytest.mark.parametrize("name, kwargs", VARIANTS)
-def test_matches_numpy_keras_equations(name, kwargs, x64):
+
+def reference_outputs(name, kwargs, x, params, activations="tanh/sigmoid"):
     key = variant_id(name, kwargs)
     assert key in NUMPY_REFERENCES, f"add a NumPy reference implementation of {key!r}"
+    _, _, act, gate = ACTIVATION_CASES[activations]
+    cell_params = {k: np.asarray(v) for k, v in params["cell"].items()}
+    return NUMPY_REFERENCES[key](
+        x,
+        cell_params["kernel"],
+        cell_params["recurrent_kernel"],
+        cell_params["bias"],
+        act=act,
+        gate=gate,
+    )
+
+
+@pytest.mark.parametrize("activations", list(ACTIVATION_CASES))
+@pytest.mark.parametrize("name, kwargs", VARIANTS)
+def test_matches_numpy_keras_equations(name, kwargs, activations, x64):
+    activation, recurrent_activation, _, _ = ACTIVATION_CASES[activations]
     batch, time, in_features, hidden = 2, 6, 4, 5
     x = np.random.default_rng(3).standard_normal((batch, time, in_features))
-    layer = Recurrence(CELLS[name](features=hidden, param_dtype=jnp.float64, **kwargs), True)
+    cell = CELLS[name](
+        features=hidden,
+        param_dtype=jnp.float64,
+        activation=activation,
+        recurrent_activation=recurrent_activation,
+        **kwargs,
+    )
+    layer = Recurrence(cell, True)
     # Random weights (not the init): every bias entry is non-zero.
     params = random_params(layer, jnp.asarray(x), seed=4)
-    cell_params = {k: np.asarray(v) for k, v in params["cell"].items()}
-    expected_outputs, expected_carry = NUMPY_REFERENCES[key](
-        x, cell_params["kernel"], cell_params["recurrent_kernel"], cell_params["bias"]
-    )
+    expected_outputs, expected_carry = reference_outputs(name, kwargs, x, params, activations)
     carry, outputs = layer.apply({"params": params}, jnp.asarray(x))
     assert outputs.dtype == jnp.float64
     # Float64 on both sides: equal up to rounding (float32 vs Keras: see test_matches_keras).
     np.testing.assert_allclose(outputs, expected_outputs, rtol=0, atol=1e-10)
     assert_trees_close(carry, expected_carry, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("name, kwargs", VARIANTS)
+def test_gradient_matches_finite_differences_of_the_numpy_equations(name, kwargs, x64):
+    """jax.grad through the masked layer == central differences of the NumPy transcription run
+    on each sequence's real steps alone (independent of the code under test)."""
+    time, in_features, hidden = 6, 3, 4
+    x = np.random.default_rng(8).standard_normal((2, time, in_features))
+    mask = np.array([[True] * 4 + [False] * 2, [False] * 3 + [True] * 3])  # post, pre.
+    layer = Recurrence(CELLS[name](features=hidden, param_dtype=jnp.float64, **kwargs), True)
+    params = random_params(layer, jnp.asarray(x), seed=9)
+    weights = np.random.default_rng(10).standard_normal((2, time, hidden))
+
+    def numpy_loss(params):
+        total = 0.0
+        for row in range(2):
+            real = mask[row]
+            outputs, carry = reference_outputs(name, kwargs, x[row : row + 1, real], params)
+            total += np.sum(np.sin(outputs[0]) * weights[row, real])
+            total += sum(np.sum(c**2) for c in jax.tree.leaves(carry))
+        return total
+
+    def jax_loss(params):
+        carry, outputs = layer.apply({"params": params}, jnp.asarray(x), jnp.asarray(mask))
+        return jnp.sum(jnp.sin(outputs) * weights) + sum(
+            jnp.sum(c**2) for c in jax.tree.leaves(carry)
+        )
+
+    np.testing.assert_allclose(jax_loss(params), numpy_loss(params), rtol=1e-12)
+    grads = jax.grad(jax_loss)(params)
+    rng, eps = np.random.default_rng(11), 1e-6
+    for _ in range(3):
+        direction = jax.tree.map(lambda p: rng.standard_normal(p.shape), params)
+        plus = jax.tree.map(lambda p, d: p + eps * d, params, direction)
+        minus = jax.tree.map(lambda p, d: p - eps * d, params, direction)
+        numeric = (numpy_loss(plus) - numpy_loss(minus)) / (2 * eps)
+        analytic = sum(
+            np.vdot(g, d)
+            for g, d in zip(jax.tree.leaves(grads), jax.tree.leaves(direction), strict=True)
+        )
+        assert abs(analytic) > 1e-2  # A meaningful derivative, not 0 == 0.
+        assert abs(numeric - analytic) / abs(analytic) < 1e-6, (numeric, analytic)
 
 
 @pytest.mark.parametrize("gate_bias", [-50.0, 50.0])

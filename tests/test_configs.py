@@ -10,7 +10,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from configs import best, default
-from rnn_jax import configuration, train
+from rnn_jax import configuration, models
 from rnn_jax.models import count_params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,7 +34,7 @@ def test_config_loads_validates_and_builds_its_model(path):
     config = load(path)
     assert set(config.keys()) == set(default.get_config().keys()), "variants add no fields"
     configuration.validate(config, jax.device_count())
-    model = train.create_model(config)
+    model = models.create_model(config)
     token_ids = jnp.ones((2, 7), jnp.int32)
     variables = jax.eval_shape(lambda: model.init(jax.random.key(0), token_ids))
     assert count_params(variables["params"]) > 0
@@ -72,16 +72,16 @@ def test_assignment_config():
     )
     assert (c.optimizer, c.learning_rate, c.num_epochs, c.batch_size) == ("rmsprop", 1e-4, 10, 64)
     assert c.kernel_init == "random_normal:0.001"
-    model = train.create_model(c)
+    model = models.create_model(c)
     params = model.init(jax.random.key(0), jnp.ones((1, c.max_len), jnp.int32))["params"]
     kernel = params["recurrent"]["layer_0"]["cell"]["kernel"]
     assert kernel.shape == (50, 5) and float(jnp.std(kernel)) < 0.003
 
 
-def test_readme_lists_every_config_field():
-    readme = (REPO / "README.md").read_text()
-    missing = [k for k in default.get_config().keys() if f"`{k}`" not in readme]
-    assert not missing, f"README.md does not list config fields {missing}"
+def test_the_configuration_reference_lists_every_config_field():
+    reference = (REPO / "docs" / "configuration.md").read_text()
+    missing = [k for k in default.get_config().keys() if f"`{k}`" not in reference]
+    assert not missing, f"docs/configuration.md does not list config fields {missing}"
 
 
 def test_best_members_change_only_what_they_name_and_load_from_the_command_line():

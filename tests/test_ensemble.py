@@ -62,7 +62,7 @@ def test_members_are_matched_by_review_not_by_row(monkeypatch):
         return logits[run.config.name][positions[run.config.name]]  # In the member's row order.
 
     monkeypatch.setattr(ensemble.inference, "load_run", load_run)
-    monkeypatch.setattr(ensemble.train, "load_data", load_data)
+    monkeypatch.setattr(ensemble.input_pipeline, "load_imdb_for", load_data)
     monkeypatch.setattr(ensemble.inference, "predict_split", predict_split)
     expected = ensemble.metrics(np.stack([logits["a"], logits["b"]]), labels)
     by_row = ensemble.metrics(np.stack([logits["a"], logits["b"][positions["b"]]]), labels)

@@ -9,6 +9,8 @@ import json
 import math
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -21,12 +23,12 @@ from experiments import (
     data,
     keras_twin,
     precision,
+    reporting,
     schedule,
     step_anatomy,
     studies,
     timeseries,
 )
-from experiments.common import CELL_NAMES
 from rnn_jax import parallel
 from rnn_jax.cells import CELLS
 
@@ -56,11 +58,30 @@ def data_args(tmp_path_factory):
     return ["--data-dir", str(DATA_DIR), "--cache-dir", str(cache)]
 
 
+def test_tables_keep_their_markdown_and_csv_format(tmp_path):
+    columns = (
+        reporting.Column("name", "name"),
+        reporting.Column("x", "x value", "{:.2f}"),
+        reporting.Column("n", "count", "{:,}"),
+    )
+    rows = [{"name": "a", "x": 0.5, "n": 12345}, {"name": "b", "x": math.nan, "n": None}]
+    assert reporting.markdown_table(rows, columns) == (
+        "| name | x value | count |\n| --- | --- | --- |\n| a | 0.50 | 12,345 |\n| b | – | – |"
+    )
+    reporting.write_csv(tmp_path / "t.csv", rows, columns)
+    assert (tmp_path / "t.csv").read_bytes() == b"name,x,n\r\na,0.5,12345\r\nb,nan,\r\n"
+
+
+def test_every_registered_cell_has_a_label_of_its_own():
+    labels = [reporting.cell_label(name) for name in CELLS]
+    assert len(set(labels)) == len(CELLS) and "cell" not in labels  # Not the base class's.
+
+
 def test_timeseries_quick(tmp_path):
     timeseries.main(["--quick", "--steps", "50", "--out", str(tmp_path)])
     check_report(tmp_path, ["table.md", "table.csv", "predictions.png", "training.png"])
     rows = read_csv(tmp_path / "table.csv")
-    cells = [CELL_NAMES.get(name, name) for name in CELLS]  # Every registered cell.
+    cells = [cell.label for cell in CELLS.values()]  # Every registered cell.
     assert [r["model"].split()[0] for r in rows] == ["naive", *cells]
     assert all(math.isfinite(float(r["test_mse"])) for r in rows)
 
@@ -113,7 +134,7 @@ def test_studies_quick_optimizer(tmp_path, data_args, capsys):
 
 
 def test_best_quick_selects_on_validation_tests_only_refits_and_averages_them(tmp_path, data_args):
-    from rnn_jax import ensemble, inference, train
+    from rnn_jax import ensemble, inference, input_pipeline
 
     out, workdirs = tmp_path / "results", tmp_path / "runs"
     argv = ["--quick", "--members", "gru", "lstm", "--out", str(out), "--workdirs", str(workdirs)]
@@ -137,7 +158,7 @@ def test_best_quick_selects_on_validation_tests_only_refits_and_averages_them(tm
     probabilities, labels = [], None
     for member, workdir in zip(("gru", "lstm"), refits, strict=True):
         run = inference.load_run(workdir)
-        test = train.load_data(run.config).test
+        test = input_pipeline.load_imdb_for(run.config).test
         labels = test["label"]
         probabilities.append(1 / (1 + np.exp(-inference.predict_split(run, test))))
         alone = ensemble.evaluate([workdir], "test")  # As training evaluated it.
@@ -402,3 +423,16 @@ def test_cores_quick_times_every_setting_as_it_says(tmp_path):
         ("pmap over 2 devices", "two processes, one core each, half batch each"),
     ]
     assert ratios == pytest.approx([speeds[top] / speeds[bottom] for top, bottom in pairs])
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_the_keras_twin_has_our_parameter_count(cell):
+    from configs import default
+    from rnn_jax import models
+    from rnn_jax.models import count_params
+
+    config = default.get_config()
+    config.update(cell=cell, vocab_size=300, max_len=12, embed_dim=6, hidden_size=5)
+    ours = models.create_model(config).init(jax.random.key(0), jnp.ones((1, 12), jnp.int32))
+    twin = keras_twin.keras_model(config, steps_per_epoch=10)
+    assert twin.count_params() == count_params(ours["params"])

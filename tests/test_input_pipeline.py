@@ -9,28 +9,31 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rnn_jax import data_cache, imdb_reader
 from rnn_jax import input_pipeline as ip
-from rnn_jax.input_pipeline import (
-    INDEX_FROM,
-    OOV_ID,
-    PAD_ID,
-    START_ID,
-    DataNotFoundError,
-    Vocabulary,
+from rnn_jax.batching import (
     cut_padding,
-    decode_review,
     eval_batches,
     length_statistics,
-    load_imdb,
     num_eval_batches,
     num_train_batches,
     pad_sequences,
     shard_for_process,
-    tokenize,
     train_batches,
 )
+from rnn_jax.imdb_reader import DataNotFoundError
+from rnn_jax.input_pipeline import load_imdb
+from rnn_jax.vocabulary import (
+    INDEX_FROM,
+    OOV_ID,
+    PAD_ID,
+    START_ID,
+    Vocabulary,
+    decode_review,
+    tokenize,
+)
 
-# The repo's checkouts always have ../shared beside them (DESIGN.md, "Data on these machines").
+# The repo's checkouts always have ../shared beside them (docs/design.md, "Data on these machines").
 SHARED_TFDS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "tensorflow_datasets"
 
 
@@ -217,7 +220,7 @@ def test_length_statistics():
 
 
 # --------------------------------------------------------------------------------------------
-# load_imdb on fake texts (tfds replaced by a fake `_read_split`).
+# load_imdb on fake texts (tfds replaced by a fake `imdb_reader.read_split`).
 
 COMMON = ["movie", "good", "bad", "plot", "actor", "scene", "film", "great", "boring", "fun"]
 
@@ -246,7 +249,7 @@ def fake_tfds(monkeypatch):
         n = sizes[name] if max_examples is None else min(sizes[name], max_examples)
         return _fake_corpus(name, n)
 
-    monkeypatch.setattr(ip, "_read_split", fake_read_split)
+    monkeypatch.setattr(imdb_reader, "read_split", fake_read_split)
     return calls
 
 
@@ -392,7 +395,7 @@ def test_cache_second_call_does_not_read_tfds(tmp_path, fake_tfds, monkeypatch):
     def boom(*args):
         raise AssertionError("tfds must not be read on a cache hit")
 
-    monkeypatch.setattr(ip, "_read_split", boom)
+    monkeypatch.setattr(imdb_reader, "read_split", boom)
     second = _load(tmp_path)
     assert second.from_cache and second.cache_path == first.cache_path
     _assert_same_data(first, second)
@@ -422,15 +425,15 @@ def test_cache_key_changes_with_args(tmp_path, fake_tfds, change):
 @pytest.mark.parametrize(
     "module, name, value",
     [
-        (ip, "TOKENIZER_VERSION", 99),
-        (ip, "CACHE_FORMAT_VERSION", 99),
-        (ip.unicodedata, "unidata_version", "0.0.0"),  # Another Python's Unicode tables.
+        (data_cache, "TOKENIZER_VERSION", 99),
+        (data_cache, "CACHE_FORMAT_VERSION", 99),
+        (data_cache.unicodedata, "unidata_version", "0.0.0"),  # Another Python's Unicode tables.
     ],
 )
 def test_cache_key_changes_with_the_code_that_makes_the_arrays(monkeypatch, module, name, value):
-    before = ip._cache_key(vocab_size=30)
+    before = data_cache.cache_key(vocab_size=30)
     monkeypatch.setattr(module, name, value)
-    assert ip._cache_key(vocab_size=30) != before
+    assert data_cache.cache_key(vocab_size=30) != before
 
 
 def test_cache_key_ignores_where_things_live(tmp_path, fake_tfds):
@@ -450,9 +453,9 @@ def test_corrupt_cache_is_rebuilt(tmp_path, fake_tfds):
 
 def test_default_cache_dir_follows_xdg(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert ip.default_cache_dir() == tmp_path / "rnn_jax"
+    assert data_cache.default_cache_dir() == tmp_path / "rnn_jax"
     monkeypatch.delenv("XDG_CACHE_HOME")
-    assert ip.default_cache_dir() == Path.home() / ".cache" / "rnn_jax"
+    assert data_cache.default_cache_dir() == Path.home() / ".cache" / "rnn_jax"
 
 
 # --------------------------------------------------------------------------------------------

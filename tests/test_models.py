@@ -11,7 +11,7 @@ import pytest
 from rnn_jax import models
 from rnn_jax.cells import ACTIVATIONS, CELLS, INITIALIZERS
 from rnn_jax.models import SentimentClassifier, SequenceRegressor
-from tests.helpers import KERAS_PARAM_FORMULAS
+from tests.test_cells import KERAS_PARAM_FORMULAS
 
 NAMES = sorted(CELLS)
 VOCAB, EMBED, HIDDEN, TIME = 20, 4, 5, 6
@@ -205,14 +205,48 @@ def test_summary(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_make_cells(name):
-    cells = models.make_cells(name, 6, 3, activation="relu", param_dtype=jnp.float16)
-    assert len(cells) == 3
-    assert len({id(c) for c in cells}) == 3
+    cells = models.make_cells(name, 6, 3, param_dtype=jnp.float16)
+    assert len(cells) == 3 and len({id(c) for c in cells}) == 3
     for cell in cells:
-        assert type(cell) is CELLS[name]
-        assert cell.features == 6
-        assert cell.activation is ACTIVATIONS["relu"]
+        assert type(cell) is CELLS[name] and cell.features == 6
         assert cell.param_dtype == jnp.float16
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_config_activation_reaches_every_layer_by_value(name, x64):
+    """The classifier's recurrent stack with activation='relu' computes the NumPy equations with
+    relu (tests/test_cells.py's transcriptions), layer after layer."""
+    from tests.test_cells import reference_outputs
+
+    model = SentimentClassifier(
+        vocab_size=VOCAB, embed_dim=EMBED, cell=name, hidden_size=HIDDEN, num_layers=2,
+        pooling="mean", activation="relu", param_dtype=jnp.float64,
+    )  # fmt: skip
+    ids = jnp.array([[5, 6, 7, 8], [9, 10, 11, 12]])
+    params = random_params(model, ids.shape, seed=3)
+    x = np.asarray(params["embedding"]["embedding"])[np.asarray(ids)]
+    for layer in ("layer_0", "layer_1"):
+        layer_params = params["recurrent"][layer]
+        x, _ = reference_outputs(name, {}, x, layer_params, "relu/sigmoid")
+    expected = x.mean(axis=1) @ np.asarray(params["head"]["kernel"]) + np.asarray(
+        params["head"]["bias"]
+    )
+    np.testing.assert_allclose(model.apply({"params": params}, ids), expected[:, 0], atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "field, param", [("kernel_init", "kernel"), ("recurrent_init", "recurrent_kernel")]
+)
+def test_each_initializer_reaches_its_own_kernel(field, param):
+    other = {"kernel": "recurrent_kernel", "recurrent_kernel": "kernel"}[param]
+    model = SentimentClassifier(
+        vocab_size=VOCAB, embed_dim=EMBED, cell="lstm", hidden_size=HIDDEN, **{field: "zeros"}
+    )
+    cell = model.init(jax.random.key(0), jnp.ones((1, 3), jnp.int32))["params"]["recurrent"][
+        "layer_0"
+    ]["cell"]
+    np.testing.assert_array_equal(cell[param], 0.0)
+    assert np.abs(np.asarray(cell[other])).min() > 0
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -264,8 +298,8 @@ def test_pool_over_real_steps_only():
     "cell, padding", [*((cell, "pre") for cell in sorted(CELLS)), ("lstm", "post")]
 )
 def test_cutting_padding_columns_leaves_a_masked_models_logits_unchanged(cell, padding):
-    # What length bucketing relies on (input_pipeline.cut_padding): padding steps change nothing.
-    from rnn_jax.input_pipeline import cut_padding, pad_sequences
+    # What length bucketing relies on (batching.cut_padding): padding steps change nothing.
+    from rnn_jax.batching import cut_padding, pad_sequences
 
     rng = np.random.default_rng(0)
     reviews = [rng.integers(3, 50, size).tolist() for size in (3, 9, 5, 1)]
@@ -310,7 +344,7 @@ def test_ngram_ids_name_each_run_of_n_words(n):
 
 @pytest.mark.parametrize("padding", ["pre", "post"])
 def test_an_ngram_model_ignores_padding_and_learns_its_ngram_table(padding):
-    from rnn_jax.input_pipeline import pad_sequences
+    from rnn_jax.batching import pad_sequences
 
     rng = np.random.default_rng(5)
     reviews = [rng.integers(3, 50, size).tolist() for size in (3, 11, 6)]
@@ -375,7 +409,7 @@ def test_embedding_dropout_drops_whole_tokens_or_single_features(whole_tokens):
 def test_masked_pre_and_post_padding_give_the_same_gradients(cell):
     # So masked pre- and post-padded trainings differ only by float summation order (the padding
     # study's 0.8192 vs 0.8146 is that noise, amplified over 3,000 steps), not by the model.
-    from rnn_jax.input_pipeline import pad_sequences
+    from rnn_jax.batching import pad_sequences
 
     rng = np.random.default_rng(3)
     reviews = [rng.integers(3, 50, size).tolist() for size in (3, 17, 9, 1, 20)]
@@ -464,3 +498,33 @@ def test_bfloat16_compute_sums_a_frequent_words_embedding_gradient_in_float32():
     g32, g16 = embedding_grad(f32), embedding_grad(bf16)
     assert g16.dtype == jnp.float32
     np.testing.assert_allclose(g16, g32, rtol=0.02, atol=1e-3 * np.abs(g32).max())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_without_mask_padding_the_model_reads_padding_like_a_word(name):
+    """config.mask_padding=False (Keras without mask_zero): a pad is an ordinary token. The
+    unmasked model on a padded review equals the masking model on the same review with each
+    pad replaced by a word whose embedding is the pad's."""
+    from configs import default
+
+    config = default.get_config()
+    config.update(vocab_size=VOCAB, embed_dim=EMBED, hidden_size=HIDDEN, cell=name)
+    padded = jnp.array([[0, 0, 5, 6, 7], [8, 9, 0, 0, 0]])  # Pre- and post-padded.
+    config.mask_padding = False
+    unmasked = models.create_model(config)
+    config.mask_padding = True
+    masked = models.create_model(config)
+    params = random_params(masked, padded.shape, seed=7)
+    word = VOCAB - 1  # Not in the reviews above.
+    table = params["embedding"]["embedding"]
+    as_word = {**params, "embedding": {"embedding": table.at[word].set(table[0])}}
+    read_like_a_word = jnp.where(padded == 0, word, padded)
+    np.testing.assert_allclose(
+        unmasked.apply({"params": as_word}, padded),
+        masked.apply({"params": as_word}, read_like_a_word),
+        rtol=1e-6,
+    )
+    # ... which differs from what the masking model makes of the padded review.
+    assert not np.allclose(
+        unmasked.apply({"params": params}, padded), masked.apply({"params": params}, padded)
+    )

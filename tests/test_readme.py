@@ -1,5 +1,5 @@
 """The README's "adding a cell" examples work as written: one class, one registry line; a cell
-with a parameter of its own."""
+with a parameter of its own. And every file the docs name exists."""
 
 import inspect
 import re
@@ -14,7 +14,8 @@ from rnn_jax import cells
 from rnn_jax.models import SentimentClassifier, count_params
 from rnn_jax.recurrence import Recurrence
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
 
 
 def test_readme_cell_example_registers_a_working_cell(monkeypatch):
@@ -58,3 +59,102 @@ def test_readme_peephole_example_adds_a_parameter_of_its_own_to_the_lstm():
     # ... and every peephole weight is trained.
     grads = jax.grad(lambda p: peephole.apply({"params": p}, x)[1].sum())(params)
     assert bool(jnp.all(grads["cell"]["peephole"] != 0))
+
+
+# ------------------------------------------------------------------------------- references
+
+DOCS = [README, REPO / "experiments" / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+# A token in code (inline or fenced) names a repo path if it starts with one of these folders or
+# is one of the top-level files.
+REPO_FOLDERS = ("rnn_jax/", "configs/", "experiments/", "tests/", "docs/", ".ci/")
+TOP_LEVEL_FILES = ("launch.sh", "pyproject.toml", "README.md", ".gitignore")
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+HEADING = re.compile(r"^#{1,6} +(.+?) *$", re.M)
+FENCED = re.compile(r"^```[^\n]*\n(.*?)^```", re.M | re.S)
+INLINE = re.compile(r"`([^`\n]+)`")
+TOKEN = re.compile(r"[^\s'\"()\[\],;=|]+")
+
+
+def ignored_prefixes():
+    """Folders .gitignore names (runs/, experiments/results_quick/, ...): never committed."""
+    lines = (REPO / ".gitignore").read_text().splitlines()
+    return tuple(line.strip().lstrip("/") for line in lines if line.strip().endswith("/"))
+
+
+def anchors(text):
+    """GitHub's heading anchors in a markdown text."""
+    text = FENCED.sub("", text)
+    seen, result = {}, set()
+    for heading in HEADING.findall(text):
+        slug = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+        n = seen.get(slug, 0)
+        seen[slug] = n + 1
+        result.add(slug if n == 0 else f"{slug}-{n}")
+    return result
+
+
+def repo_paths(code):
+    """The repo paths named in a piece of code: `rnn_jax/cells.py`, `--config=configs/lstm.py`."""
+    for token in TOKEN.findall(code):
+        token = token.rstrip(".:")
+        if token.startswith("./"):
+            token = token[2:]
+        if any(c in token for c in "<>*{}$") or token.startswith(ignored_prefixes()):
+            continue
+        path = token.split(":")[0]  # configs/best.py:gru names configs/best.py.
+        if path.startswith(REPO_FOLDERS) or path in TOP_LEVEL_FILES:
+            yield token, REPO / path
+
+
+def broken_references(path, text=None):
+    """Every link target and repo path in a markdown file that does not exist, as strings."""
+    text = path.read_text() if text is None else text
+    broken = []
+    for target in LINK.findall(FENCED.sub("", text)):
+        if re.match(r"[a-z]+:", target):  # http:, https:, mailto:
+            continue
+        file, _, anchor = target.partition("#")
+        resolved = (path.parent / file).resolve() if file else path
+        ignored = any(resolved.is_relative_to(REPO / folder) for folder in ignored_prefixes())
+        if ignored or any(c in file for c in "<>*"):
+            continue
+        if not resolved.exists():
+            broken.append(f"link {target}")
+        elif anchor and resolved.suffix == ".md":
+            target_text = text if resolved == path else resolved.read_text()
+            if anchor not in anchors(target_text):
+                broken.append(f"link {target} (no such heading)")
+    code = FENCED.findall(text) + INLINE.findall(FENCED.sub("", text))
+    for piece in code:
+        for token, resolved in repo_paths(piece):
+            if not resolved.exists():
+                broken.append(f"path {token}")
+    return broken
+
+
+def test_every_file_and_heading_the_docs_name_exists():
+    assert len(DOCS) > 3, DOCS  # README, experiments/README.md and docs/*.md.
+    broken = {str(p.relative_to(REPO)): b for p in DOCS if (b := broken_references(p))}
+    assert not broken, f"the docs name files or headings that do not exist: {broken}"
+
+
+def test_the_reference_check_finds_broken_references_and_skips_placeholders():
+    text = "\n".join(
+        [
+            "# A heading",
+            "[ok](README.md) [ok](#a-heading) [ok](docs/design.md#layout) [web](https://x.org/y)",
+            "[gone](docs/missing.md) [gone](#no-heading) `rnn_jax/cells.py` `configs/best.py:gru`",
+            "`rnn_jax/gone.py`, run `--config=configs/gone.py`; `runs/lstm/config.json`",
+            "`experiments/results/<study>/` `experiments/results_quick/x.md` `rnn_jax.cells.CELLS`",
+            "```bash",
+            "./launch.sh --config=configs/lstm.py && python -m tests/gone.py",
+            "```",
+        ]
+    )
+    assert broken_references(README, text) == [
+        "link docs/missing.md",
+        "link #no-heading (no such heading)",
+        "path tests/gone.py",
+        "path rnn_jax/gone.py",
+        "path configs/gone.py",
+    ]

@@ -160,11 +160,11 @@ def runner(tmp_path_factory):
 @pytest.fixture(scope="module")
 def target(runner):
     """What a checkpoint of the tiny run restores into (its shapes and dtypes)."""
-    from rnn_jax import train
+    from rnn_jax import models, train_steps
 
     config = tiny_config(runner.cache)
-    state = train.create_train_state(config, train.create_model(config), STEPS_PER_EPOCH)
-    return {"state": state, "sums": train.zero_metrics()}
+    state = train_steps.create_train_state(config, models.create_model(config), STEPS_PER_EPOCH)
+    return {"state": state, "sums": train_steps.zero_metrics()}
 
 
 def finished(runner, name):
@@ -355,16 +355,16 @@ def test_unwritable_workdir_is_one_clear_line(runner):
 
 
 def test_workdir_of_another_config_is_refused_once_it_saved_a_checkpoint(runner, tmp_path):
-    from rnn_jax import train
+    from rnn_jax import workdir as workdirs
 
     # Nothing saved yet (a run that stopped before its first checkpoint): a new config replaces it.
-    train.prepare_workdir(tiny_config(runner.cache, hidden_size=4), str(tmp_path))
-    train.prepare_workdir(tiny_config(runner.cache), str(tmp_path))
+    workdirs.prepare_workdir(tiny_config(runner.cache, hidden_size=4), str(tmp_path))
+    workdirs.prepare_workdir(tiny_config(runner.cache), str(tmp_path))
     (tmp_path / "checkpoints" / "5").mkdir(parents=True)  # A saved step: now there is a run.
     # Fields that do not change the numbers may differ (e.g. the evaluation batch).
-    train.prepare_workdir(tiny_config(runner.cache, eval_batch_size=128), str(tmp_path))
-    with pytest.raises(train.WorkdirError) as info:
-        train.prepare_workdir(tiny_config(runner.cache, hidden_size=16), str(tmp_path))
+    workdirs.prepare_workdir(tiny_config(runner.cache, eval_batch_size=128), str(tmp_path))
+    with pytest.raises(workdirs.WorkdirError) as info:
+        workdirs.prepare_workdir(tiny_config(runner.cache, hidden_size=16), str(tmp_path))
     message = str(info.value)
     assert message.startswith(f"workdir '{tmp_path}' holds a run with another config (")
     assert "hidden_size: 8 -> 16" in message and "use a new --workdir" in message
@@ -659,13 +659,14 @@ def test_predict_cli_prints_one_probability_per_review(runner):
 
 
 def test_predict_without_a_run_is_a_clear_error(runner, tmp_path):
-    from rnn_jax import inference, train
+    from rnn_jax import inference
+    from rnn_jax import workdir as workdirs
 
     empty = runner.base / "empty"
     result = runner.result("predict_empty")
     assert_one_line_error(result, 1, f"error: {empty}/config.json not found: is '{empty}' the ")
     # A workdir whose run never saved a checkpoint (e.g. stopped by a NaN in epoch 1).
-    train.prepare_workdir(tiny_config(runner.cache), str(tmp_path))
+    workdirs.prepare_workdir(tiny_config(runner.cache), str(tmp_path))
     shutil.copy(runner.base / "ref" / "vocab.json", tmp_path / "vocab.json")
     with pytest.raises(inference.RunNotFoundError, match=r"^no checkpoint in .*: train first$"):
         inference.load_run(str(tmp_path))

@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,8 @@ import optax
 import pytest
 
 from configs import default
-from rnn_jax import inference, input_pipeline, parallel, train
+from rnn_jax import batching, inference, models, parallel, train, train_steps
+from rnn_jax import workdir as workdirs
 from rnn_jax.cells import CELLS
 from rnn_jax.checkpointing import Checkpoints
 from tests.helpers import SUMMARY_KEYS
@@ -69,10 +71,10 @@ def random_batch(batch_size, time, vocab_size, seed=0):
 @pytest.mark.parametrize("cell", sorted(CELLS))
 def test_one_step_changes_every_param_with_finite_grads(cell):
     config = tiny_config(cell=cell, dropout_rate=0.1, embed_dropout_rate=0.1)
-    model = train.create_model(config)
-    state = train.create_train_state(config, model, steps_per_epoch=10)
+    model = models.create_model(config)
+    state = train_steps.create_train_state(config, model, steps_per_epoch=10)
     batch = random_batch(16, config.max_len, config.vocab_size)
-    new_state, sums = jax.jit(train.train_step)(state, train.zero_metrics(), batch)
+    new_state, sums = jax.jit(train_steps.train_step)(state, train_steps.zero_metrics(), batch)
     changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), state.params, new_state.params)
     assert all(jax.tree.leaves(changed)), changed
     assert all(bool(jnp.all(jnp.isfinite(p))) for p in jax.tree.leaves(new_state.params))
@@ -83,12 +85,12 @@ def test_one_step_changes_every_param_with_finite_grads(cell):
 
 def test_train_step_loss_sum_is_the_mean_bce_times_batch():
     config = tiny_config(cell="gru")
-    model = train.create_model(config)
-    state = train.create_train_state(config, model, steps_per_epoch=10)
+    model = models.create_model(config)
+    state = train_steps.create_train_state(config, model, steps_per_epoch=10)
     batch = random_batch(16, config.max_len, config.vocab_size, seed=3)
     logits = model.apply({"params": state.params}, batch["token_ids"])
     expected = optax.sigmoid_binary_cross_entropy(logits, batch["label"].astype(float)).sum()
-    _, sums = jax.jit(train.train_step)(state, train.zero_metrics(), batch)
+    _, sums = jax.jit(train_steps.train_step)(state, train_steps.zero_metrics(), batch)
     np.testing.assert_allclose(float(sums["loss"]), float(expected), rtol=1e-6)
     correct = np.sum((np.asarray(logits) > 0) == (batch["label"] == 1))
     assert float(sums["correct"]) == correct
@@ -96,65 +98,24 @@ def test_train_step_loss_sum_is_the_mean_bce_times_batch():
 
 def test_nonfinite_loss_records_its_step():
     config = tiny_config(cell="rnn")
-    model = train.create_model(config)
-    state = train.create_train_state(config, model, steps_per_epoch=10)
+    model = models.create_model(config)
+    state = train_steps.create_train_state(config, model, steps_per_epoch=10)
     state = state.replace(
         step=jnp.asarray(7, jnp.int32), params=jax.tree.map(lambda p: p * jnp.nan, state.params)
     )
     batch = random_batch(16, config.max_len, config.vocab_size)
-    _, sums = jax.jit(train.train_step)(state, train.zero_metrics(), batch)
+    _, sums = jax.jit(train_steps.train_step)(state, train_steps.zero_metrics(), batch)
     assert int(sums["first_nonfinite_step"]) == 7
-
-
-def test_rmsprop_is_keras_rmsprop():
-    """Keras: v = rho v + (1-rho) g^2; w -= lr g / (sqrt(v) + eps), rho 0.9, eps 1e-7."""
-    config = tiny_config(optimizer="rmsprop", learning_rate=1e-2)
-    tx = train.create_optimizer(config, train.create_learning_rate_fn(config, 10))
-    params = {"w": jnp.array([1.0, -2.0, 3.0])}
-    grads = [jnp.array([0.5, -1.0, 1e-4]), jnp.array([-0.2, 0.3, 2.0])]
-    opt_state = tx.init(params)
-    w, v = np.array([1.0, -2.0, 3.0]), np.zeros(3)
-    for g in grads:
-        updates, opt_state = tx.update({"w": g}, opt_state, params)
-        params = optax.apply_updates(params, updates)
-        v = 0.9 * v + 0.1 * np.asarray(g) ** 2
-        w = w - 1e-2 * np.asarray(g) / (np.sqrt(v) + 1e-7)
-    np.testing.assert_allclose(np.asarray(params["w"]), w, rtol=1e-6)
-
-
-def test_gradient_clipping_bounds_the_update():
-    config = tiny_config(optimizer="sgd", learning_rate=1.0, grad_clip_norm=0.5)
-    tx = train.create_optimizer(config, train.create_learning_rate_fn(config, 10))
-    params = {"w": jnp.zeros(4)}
-    updates, _ = tx.update({"w": jnp.full(4, 10.0)}, tx.init(params), params)
-    np.testing.assert_allclose(float(optax.tree.norm(updates)), 0.5, rtol=1e-6)
-
-
-def test_warmup_cosine_schedule():
-    config = tiny_config(
-        schedule="warmup_cosine", warmup_epochs=1.0, num_epochs=3, learning_rate=0.1
-    )
-    lr = train.create_learning_rate_fn(config, steps_per_epoch=10)
-    assert float(lr(0)) == 0.0
-    np.testing.assert_allclose(float(lr(5)), 0.05, rtol=1e-6)
-    np.testing.assert_allclose(float(lr(10)), 0.1, rtol=1e-6)
-    assert float(lr(20)) < 0.1 and float(lr(30)) == pytest.approx(0.0, abs=1e-9)
-    # No warmup: cosine decay from the first step, 0.1 * (1 + cos(pi * t / 30)) / 2.
-    config.warmup_epochs = 0.0
-    lr = train.create_learning_rate_fn(config, steps_per_epoch=10)
-    for step in (0, 10, 15, 30):
-        expected = 0.1 * (1 + np.cos(np.pi * step / 30)) / 2
-        np.testing.assert_allclose(float(lr(step)), expected, rtol=1e-5, atol=1e-9)
 
 
 @pytest.mark.parametrize("bucket_width", [0, 8])
 def test_evaluate_counts_every_example_exactly_once(bucket_width):
     config = tiny_config(cell="lstm")
-    model = train.create_model(config)
-    state = train.create_train_state(config, model, steps_per_epoch=10)
+    model = models.create_model(config)
+    state = train_steps.create_train_state(config, model, steps_per_epoch=10)
     data = random_batch(37, config.max_len, config.vocab_size, seed=5)  # 37 = 2*16 + 5
-    p_eval = parallel.pmap_step(train.eval_step, donate_state=False)
-    metrics = train.evaluate(
+    p_eval = parallel.pmap_step(train_steps.eval_step, donate_state=False)
+    metrics = train_steps.evaluate(
         p_eval, parallel.replicate(state), data, batch_size=16, bucket_width=bucket_width
     )
     logits = np.asarray(model.apply({"params": state.params}, data["token_ids"]))
@@ -169,22 +130,62 @@ def _metrics(history):
     return [{k: h[k] for k in keys} for h in history]
 
 
+def interrupt_at(monkeypatch, stop_after: int):
+    """Sends this process SIGTERM once the training step has run ``stop_after`` times."""
+    real = parallel.pmap_step
+
+    def pmap_step(step, *, donate_state):
+        pmapped = real(step, donate_state=donate_state)
+        if step is not train_steps.train_step:
+            return pmapped
+        calls = []
+
+        def counted(*args):
+            out = pmapped(*args)
+            calls.append(1)
+            if len(calls) == stop_after:
+                os.kill(os.getpid(), signal.SIGTERM)  # Recorded by train's SignalFlag.
+            return out
+
+        return counted
+
+    monkeypatch.setattr(parallel, "pmap_step", pmap_step)
+
+
 @pytest.mark.parametrize("bucket_width", [0, 8])
 def test_train_and_evaluate_writes_the_workdir_and_resumes_identically(
-    tmp_path, cache_dir, bucket_width
+    tmp_path, cache_dir, bucket_width, monkeypatch, caplog
 ):
-    config = tiny_config(cell="gru", cache_dir=cache_dir, num_epochs=2, bucket_width=bucket_width)
+    """SIGTERM in the middle of epoch 2, with dropout and clipping on; the rerun restores that
+    step (logged), does not train epoch 1 again, and ends exactly like an uninterrupted run."""
+    config = tiny_config(
+        cell="gru",
+        cache_dir=cache_dir,
+        num_epochs=2,
+        bucket_width=bucket_width,
+        dropout_rate=0.3,
+        embed_dropout_rate=0.3,
+        grad_clip_norm=0.5,
+    )
     full = train.train_and_evaluate(config, str(tmp_path / "full"))
-
-    config.num_epochs = 1  # num_epochs may change between a run and its resumption.
-    train.train_and_evaluate(config, str(tmp_path / "split"))
-    config.num_epochs = 2
-    resumed = train.train_and_evaluate(config, str(tmp_path / "split"))
+    steps_per_epoch = batching.num_train_batches(256 - round(0.2 * 256), 16)
+    stop = steps_per_epoch + 5
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, stop)
+        with pytest.raises(train.Interrupted, match=f"SIGTERM at step {stop} "):
+            train.train_and_evaluate(config, str(tmp_path / "split"))
+    before = json.loads((tmp_path / "split" / "history.json").read_text())
+    assert [h["epoch"] for h in before] == [1]
+    with caplog.at_level("INFO"):
+        resumed = train.train_and_evaluate(config, str(tmp_path / "split"))
+    assert f"Resumed from checkpoint step {stop}" in caplog.text
 
     for key in ("test_accuracy", "test_loss", "best_val_accuracy", "best_epoch", "epochs"):
         assert resumed[key] == full[key], key
     histories = [json.loads((tmp_path / d / "history.json").read_text()) for d in ("full", "split")]
     assert _metrics(histories[0]) == _metrics(histories[1])
+    assert histories[1][0] == before[0]  # Epoch 1 was not trained again (same epoch_seconds).
+    assert [h["resumed_mid_epoch"] for h in histories[1]] == [False, True]
 
     workdir = tmp_path / "full"
     summary = json.loads((workdir / "summary.json").read_text())
@@ -197,7 +198,6 @@ def test_train_and_evaluate_writes_the_workdir_and_resumes_identically(
         name.startswith("events.out.tfevents") for name in os.listdir(workdir / "tensorboard")
     )
     steps = sorted(int(s) for s in os.listdir(workdir / "checkpoints") if s.isdigit())
-    steps_per_epoch = input_pipeline.num_train_batches(256 - round(0.2 * 256), 16)
     assert steps == [steps_per_epoch, 2 * steps_per_epoch]
 
 
@@ -218,33 +218,56 @@ def run_script(script: str, *args: str, xla_flags: str) -> dict:
 
 PMAP_SCRIPT = """
 import json, sys
-import jax, jax.numpy as jnp, numpy as np
+import jax, jax.numpy as jnp, numpy as np, optax
 assert jax.device_count() == 2, jax.devices()
 from tests.test_train import random_batch, tiny_config
-from rnn_jax import parallel, train
-config = tiny_config(cell=sys.argv[1])
-model = train.create_model(config)
-state = train.create_train_state(config, model, steps_per_epoch=10)
-batch = random_batch(16, config.max_len, config.vocab_size, seed=1)
-single, single_sums = jax.jit(train.train_step)(state, train.zero_metrics(), batch)
-p_step = parallel.pmap_step(train.train_step, donate_state=False)
-multi, multi_sums = p_step(parallel.replicate(state), parallel.replicate(train.zero_metrics()),
-                           parallel.shard(batch))
-multi, multi_sums = parallel.unreplicate(multi), parallel.unreplicate(multi_sums)
-diff = max(float(jnp.max(jnp.abs(a - b))) for a, b in
-           zip(jax.tree.leaves(single.params), jax.tree.leaves(multi.params)))
-print(json.dumps({"max_param_diff": diff,
-                  "loss": [float(single_sums["loss"]), float(multi_sums["loss"])],
-                  "count": [float(single_sums["count"]), float(multi_sums["count"])]}))
+from rnn_jax import models, parallel, train_steps
+from rnn_jax.cells import CELLS
+out = {}
+for cell in sorted(CELLS):
+    # SGD (an update proportional to the gradient: a sum instead of a mean shows) and dropout.
+    config = tiny_config(cell=cell, optimizer="sgd", learning_rate=0.5, dropout_rate=0.3,
+                         embed_dropout_rate=0.3)
+    model = models.create_model(config)
+    state = train_steps.create_train_state(config, model, steps_per_epoch=10)
+    state = state.replace(step=jnp.asarray(3, jnp.int32))
+    batch = random_batch(16, config.max_len, config.vocab_size, seed=1)
+    p_step = parallel.pmap_step(train_steps.train_step, donate_state=False)
+    zero = train_steps.zero_metrics()
+    multi, sums = p_step(parallel.replicate(state), parallel.replicate(zero), parallel.shard(batch))
+    replicas = jax.device_get(multi.params)
+    # The reference, from train_step's documented rule: device d draws its dropout from
+    # fold_in(fold_in(key, step), d) on its half of the batch; the gradients are averaged.
+    key = jax.random.fold_in(jax.random.wrap_key_data(state.dropout_key), 3)
+    def loss(params, half, d):
+        logits = model.apply({"params": params}, half["token_ids"], train=True,
+                             rngs={"dropout": jax.random.fold_in(key, d)})
+        return optax.sigmoid_binary_cross_entropy(logits, half["label"].astype(float)).mean()
+    halves = [{k: v[8 * d : 8 * d + 8] for k, v in batch.items()} for d in (0, 1)]
+    grads = [jax.grad(loss)(state.params, halves[d], d) for d in (0, 1)]
+    reference = jax.tree.map(lambda p, g0, g1: p - 0.5 * (g0 + g1) / 2, state.params, *grads)
+    def diff(a, b):
+        return max(float(np.max(np.abs(x - y))) for x, y in
+                   zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+    moved = diff(reference, state.params)
+    out[cell] = {
+        "replica_diffs": [diff(jax.tree.map(lambda x: x[d], replicas), reference) for d in (0, 1)],
+        "moved": moved,
+        "count": float(jax.device_get(sums["count"])[0]),
+    }
+print(json.dumps(out))
 """
 
 
-@pytest.mark.parametrize("cell", ["lstm"])
-def test_two_device_pmap_step_equals_single_device_step(cell):
-    result = run_script(PMAP_SCRIPT, cell, xla_flags="--xla_force_host_platform_device_count=2")
-    assert result["max_param_diff"] < 1e-5, result
-    assert result["count"] == [16.0, 16.0]
-    np.testing.assert_allclose(*result["loss"], rtol=1e-5)
+def test_two_device_pmap_step_averages_each_devices_own_dropout_gradients():
+    """Both replicas equal an SGD step on the mean of the two halves' gradients, each half with
+    its own dropout key, for every registered cell."""
+    result = run_script(PMAP_SCRIPT, xla_flags="--xla_force_host_platform_device_count=2")
+    assert set(result) == set(CELLS)
+    for cell, r in result.items():
+        assert r["moved"] > 1e-3, cell  # A real step, not a no-op.
+        assert max(r["replica_diffs"]) < 1e-6 * max(1.0, r["moved"]) + 1e-7, (cell, r)
+        assert r["count"] == 16.0
 
 
 CPU_DEVICES_SCRIPT = """
@@ -288,13 +311,13 @@ def test_cpu_devices_default_to_one_per_core_that_divides_the_batches():
 
 def test_workdir_refuses_another_config_but_allows_more_epochs(tmp_path):
     config = tiny_config()
-    train.prepare_workdir(config, str(tmp_path))
+    workdirs.prepare_workdir(config, str(tmp_path))
     (tmp_path / "checkpoints" / "8").mkdir(parents=True)  # A saved step: a run to resume.
     config.num_epochs = 5  # A constant schedule does not depend on the number of epochs.
-    train.prepare_workdir(config, str(tmp_path))
+    workdirs.prepare_workdir(config, str(tmp_path))
     config.hidden_size = 9
-    with pytest.raises(train.WorkdirError, match=r"hidden_size: 8 -> 9"):
-        train.prepare_workdir(config, str(tmp_path))
+    with pytest.raises(workdirs.WorkdirError, match=r"hidden_size: 8 -> 9"):
+        workdirs.prepare_workdir(config, str(tmp_path))
 
 
 # A value other than the old behavior, per field added since workdirs were first written.
@@ -308,26 +331,26 @@ NEW_VALUES = {
 }
 
 
-@pytest.mark.parametrize("field", sorted(train.ADDED_FIELDS))
+@pytest.mark.parametrize("field", sorted(workdirs.ADDED_FIELDS))
 def test_a_run_written_before_a_field_existed_resumes_with_its_old_behavior(tmp_path, field):
-    old = train.ADDED_FIELDS[field]
+    old = workdirs.ADDED_FIELDS[field]
     assert default.get_config()[field] == old  # The default is the behavior before the field.
     config = tiny_config()
-    train.prepare_workdir(config, str(tmp_path))
+    workdirs.prepare_workdir(config, str(tmp_path))
     (tmp_path / "checkpoints" / "8").mkdir(parents=True)  # A saved step: a run to resume.
     path = tmp_path / "config.json"
     stored = json.loads(path.read_text())
     del stored[field]  # As written before the field existed.
     path.write_text(json.dumps(stored))
-    assert train.read_config(str(tmp_path))[field] == old
-    train.prepare_workdir(config, str(tmp_path))  # Same run: accepted.
+    assert workdirs.read_config(str(tmp_path))[field] == old
+    workdirs.prepare_workdir(config, str(tmp_path))  # Same run: accepted.
     path.write_text(json.dumps(stored))
     config[field] = NEW_VALUES[field]
-    if field in train.RESUMABLE_FIELDS:  # Changes no numbers: the run may go on with it.
-        train.prepare_workdir(config, str(tmp_path))
+    if field in workdirs.RESUMABLE_FIELDS:  # Changes no numbers: the run may go on with it.
+        workdirs.prepare_workdir(config, str(tmp_path))
         return
-    with pytest.raises(train.WorkdirError, match=rf"{field}: {old!r} -> {NEW_VALUES[field]!r}"):
-        train.prepare_workdir(config, str(tmp_path))
+    with pytest.raises(workdirs.WorkdirError, match=rf"{field}: {old!r} -> {NEW_VALUES[field]!r}"):
+        workdirs.prepare_workdir(config, str(tmp_path))
 
 
 def test_a_tuning_run_leaves_test_unseen_until_rerun_with_evaluate_test(tmp_path):
@@ -364,13 +387,13 @@ def test_a_refit_trains_on_every_training_review_and_tests_its_last_epoch(
     assert steps == [steps_per_epoch, 2 * steps_per_epoch]
     # The test numbers are those of the last checkpoint (the first one's differ).
     data = train.load_data(config)
-    p_eval_step = parallel.pmap_step(train.eval_step, donate_state=False)
+    p_eval_step = parallel.pmap_step(train_steps.eval_step, donate_state=False)
     checkpoints = Checkpoints(str(tmp_path / "checkpoints"), 2, read_only=True)
-    template = {"state": train.create_train_state(config, train.create_model(config), 1)}
+    template = {"state": train_steps.create_train_state(config, models.create_model(config), 1)}
     losses = []
     for step in steps:
-        state = checkpoints.restore(step, template | {"sums": train.zero_metrics()})["state"]
-        metrics = train.evaluate(p_eval_step, parallel.replicate(state), data.test, 64)
+        state = checkpoints.restore(step, template | {"sums": train_steps.zero_metrics()})["state"]
+        metrics = train_steps.evaluate(p_eval_step, parallel.replicate(state), data.test, 64)
         losses.append(metrics["loss"])
     assert summary["test_loss"] == pytest.approx(losses[1], rel=1e-5)
     assert losses[0] != pytest.approx(losses[1], rel=1e-3)
@@ -395,25 +418,25 @@ def test_a_refit_trains_on_every_training_review_and_tests_its_last_epoch(
 
 def test_cosine_schedule_run_cannot_change_its_epochs(tmp_path):
     config = tiny_config(schedule="warmup_cosine", warmup_epochs=1.0, num_epochs=2)
-    train.prepare_workdir(config, str(tmp_path))
+    workdirs.prepare_workdir(config, str(tmp_path))
     (tmp_path / "checkpoints" / "8").mkdir(parents=True)  # A saved step: a run to resume.
     config.num_epochs = 3  # Would stretch the cosine decay: different numbers.
-    with pytest.raises(train.WorkdirError, match=r"num_epochs: 2 -> 3"):
-        train.prepare_workdir(config, str(tmp_path))
+    with pytest.raises(workdirs.WorkdirError, match=r"num_epochs: 2 -> 3"):
+        workdirs.prepare_workdir(config, str(tmp_path))
 
 
 def test_the_train_step_compiles_once(caplog):
     """Replicated inputs are placed like the step's outputs: no recompilation between steps."""
     config = tiny_config(cell="rnn")
-    model = train.create_model(config)
-    state = train.create_train_state(config, model, steps_per_epoch=10)
-    p_step = parallel.pmap_step(train.train_step, donate_state=True)
-    state, sums = parallel.replicate(state), parallel.replicate(train.zero_metrics())
+    model = models.create_model(config)
+    state = train_steps.create_train_state(config, model, steps_per_epoch=10)
+    p_step = parallel.pmap_step(train_steps.train_step, donate_state=True)
+    state, sums = parallel.replicate(state), parallel.replicate(train_steps.zero_metrics())
     batch = parallel.shard(random_batch(16, config.max_len, config.vocab_size))
     with jax.log_compiles(), caplog.at_level("WARNING"):
         for _ in range(3):
             state, sums = p_step(state, sums, batch)
-        sums = parallel.replicate(train.zero_metrics())  # As at the end of every epoch.
+        sums = parallel.replicate(train_steps.zero_metrics())  # As at the end of every epoch.
         state, sums = p_step(state, sums, batch)
     compiles = [
         r
@@ -423,3 +446,71 @@ def test_the_train_step_compiles_once(caplog):
         and "int32[1,16,32]" in r.getMessage()
     ]
     assert len(compiles) == 1, [r.getMessage()[:200] for r in compiles]
+
+
+def script_validation(monkeypatch, metrics=None, signal_at=None):
+    """Replaces validation's (accuracy, loss) by ``metrics`` epoch after epoch, and/or sends
+    SIGTERM while validating epoch ``signal_at`` (1-based); test is evaluated for real."""
+    real = train.Job.evaluate
+    epochs = iter(range(1, 100))
+
+    def evaluate(job, state, split):
+        result = real(job, state, split)
+        if split != "validation":
+            return result
+        epoch = next(epochs)
+        if epoch == signal_at:
+            os.kill(os.getpid(), signal.SIGTERM)
+        if metrics is not None:
+            accuracy, loss = metrics[epoch - 1]
+            result = result | {"accuracy": accuracy, "loss": loss}
+        return result
+
+    monkeypatch.setattr(train.Job, "evaluate", evaluate)
+
+
+def test_the_best_epoch_is_the_argmax_of_validation_and_outlives_keep_checkpoints(
+    tmp_path, cache_dir, monkeypatch
+):
+    # Epoch 4 ties epoch 2's accuracy with a higher loss: the tie goes to the lower loss.
+    script_validation(monkeypatch, metrics=[(0.6, 0.5), (0.9, 0.4), (0.7, 0.3), (0.9, 0.45)])
+    config = tiny_config(cache_dir=cache_dir, num_epochs=4, keep_checkpoints=1)
+    summary = train.train_and_evaluate(config, str(tmp_path))
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert [h["val_accuracy"] for h in history] == [0.6, 0.9, 0.7, 0.9]
+    assert summary["best_epoch"] == 2 and summary["best_val_accuracy"] == 0.9
+    steps_per_epoch = history[0]["step"]
+    on_disk = sorted(int(s) for s in os.listdir(tmp_path / "checkpoints") if s.isdigit())
+    assert on_disk == [2 * steps_per_epoch, 4 * steps_per_epoch]  # The best and the latest one.
+    # The test metrics are those of epoch 2's parameters.
+    checkpoints = Checkpoints(str(tmp_path / "checkpoints"), 1, read_only=True)
+    model = models.create_model(config)
+    best = checkpoints.restore(2 * steps_per_epoch, train_steps.checkpoint_template(config, model))
+    checkpoints.close()
+    data = train.load_data(config)
+    p_eval = parallel.pmap_step(train_steps.eval_step, donate_state=False)
+    test = train_steps.evaluate(
+        p_eval, parallel.replicate(best["state"]), data.test, config.eval_batch_size
+    )
+    assert (test["accuracy"], test["loss"]) == (summary["test_accuracy"], summary["test_loss"])
+
+
+def test_a_signal_during_validation_finishes_the_epoch_and_resumes_after_it(
+    tmp_path, cache_dir, monkeypatch, caplog
+):
+    config = tiny_config(cell="lstm", cache_dir=cache_dir, num_epochs=2, dropout_rate=0.3)
+    full = train.train_and_evaluate(config, str(tmp_path / "full"))
+    with monkeypatch.context() as patch:
+        script_validation(patch, signal_at=1)
+        with pytest.raises(train.Interrupted, match="SIGTERM at step 12 .epoch 1."):
+            train.train_and_evaluate(config, str(tmp_path / "split"))
+    # Epoch 1 is finished: validated, in the history, saved with its metric.
+    saved = json.loads((tmp_path / "split" / "history.json").read_text())
+    assert [h["epoch"] for h in saved] == [1]
+    with caplog.at_level("INFO"):
+        resumed = train.train_and_evaluate(config, str(tmp_path / "split"))
+    assert "Resumed from checkpoint step 12" in caplog.text
+    histories = [json.loads((tmp_path / d / "history.json").read_text()) for d in ("full", "split")]
+    assert _metrics(histories[0]) == _metrics(histories[1])
+    assert resumed["test_accuracy"] == full["test_accuracy"]
+    assert resumed["best_epoch"] == full["best_epoch"]

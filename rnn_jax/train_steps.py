@@ -1,0 +1,168 @@
+"""The train state and the steps: one optimizer step, one evaluation batch, a whole split.
+
+Metrics are sums (loss, correct, count) so they add up across steps and devices; ``normalize``
+turns them into means on the host, once per log interval or epoch.
+"""
+
+from collections.abc import Callable
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax.training import train_state
+
+from rnn_jax import batching, parallel
+from rnn_jax.models import SentimentClassifier
+from rnn_jax.optimizers import create_learning_rate_fn, create_optimizer
+
+Array = jax.Array
+Metrics = dict[str, Array]
+
+
+class TrainState(train_state.TrainState):
+    """Flax's TrainState plus the raw dropout key (uint32 key data, so Orbax can save it)."""
+
+    dropout_key: Array = flax.struct.field(default=None)
+
+
+def create_train_state(
+    config: ml_collections.ConfigDict, model: SentimentClassifier, steps_per_epoch: int
+) -> TrainState:
+    """Initializes parameters from ``config.seed`` and wraps them with the optimizer."""
+    params_key, dropout_key = jax.random.split(jax.random.key(config.seed))
+    dummy = jnp.ones((1, config.max_len), jnp.int32)
+    params = jax.jit(model.init)(params_key, dummy)["params"]
+    tx = create_optimizer(config, create_learning_rate_fn(config, steps_per_epoch))
+    return TrainState.create(
+        apply_fn=model.apply, params=params, tx=tx, dropout_key=jax.random.key_data(dropout_key)
+    )
+
+
+def checkpoint_template(config: ml_collections.ConfigDict, model: SentimentClassifier) -> dict:
+    """What a checkpoint of ``config`` restores into: shapes and dtypes only, on device 0.
+
+    Nothing is initialized or compiled (``jax.eval_shape``), so restoring a run for prediction
+    does not pay for a parameter initialization it would overwrite.
+
+    Returns:
+      ``{"state": TrainState, "sums": Metrics}`` with a ``jax.ShapeDtypeStruct`` for every array.
+    """
+    shapes = jax.eval_shape(
+        lambda: {"state": create_train_state(config, model, 1), "sums": zero_metrics()}
+    )
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=device), shapes)
+
+
+def zero_metrics() -> Metrics:
+    """Running sums of an epoch; ``first_nonfinite_step``: -1 until a loss or gradient is NaN."""
+    return {
+        "loss": jnp.zeros((), jnp.float32),
+        "correct": jnp.zeros((), jnp.float32),
+        "count": jnp.zeros((), jnp.float32),
+        "first_nonfinite_step": jnp.full((), -1, jnp.int32),
+    }
+
+
+def batch_metrics(logits: Array, labels: Array, weights: Array) -> Metrics:
+    """Sums of loss and correct predictions over the examples with weight 1."""
+    losses = optax.sigmoid_binary_cross_entropy(logits, labels.astype(logits.dtype))
+    correct = (logits > 0) == (labels == 1)
+    return {
+        "loss": jnp.sum(losses * weights),
+        "correct": jnp.sum(correct * weights),
+        "count": jnp.sum(weights),
+    }
+
+
+def train_step(
+    state: TrainState, sums: Metrics, batch: dict[str, Array], *, axis_name: str | None = None
+) -> tuple[TrainState, Metrics]:
+    """One optimizer step; adds the batch's metrics to ``sums``.
+
+    Args:
+      state: the train state (on one device, or replicated under ``pmap``).
+      sums: running metric sums of the epoch (``zero_metrics`` layout).
+      batch: ``token_ids`` <int32>[batch, time], ``label`` <int32>[batch] (this device's share).
+      axis_name: the ``pmap`` axis; gradients are averaged and sums added over it.
+
+    Returns:
+      The new state and sums.
+    """
+    # A new dropout key every step (and device), derived from the step so a resumed run repeats it.
+    key = jax.random.fold_in(jax.random.wrap_key_data(state.dropout_key), state.step)
+    if axis_name is not None:
+        key = jax.random.fold_in(key, jax.lax.axis_index(axis_name))
+    labels = batch["label"]
+
+    def loss_fn(params):
+        logits = state.apply_fn(
+            {"params": params}, batch["token_ids"], train=True, rngs={"dropout": key}
+        )
+        loss = optax.sigmoid_binary_cross_entropy(logits, labels.astype(logits.dtype)).mean()
+        return loss, logits
+
+    (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    metrics = batch_metrics(logits, labels, jnp.ones_like(logits))
+    if axis_name is not None:
+        grads = jax.lax.pmean(grads, axis_name)
+        loss = jax.lax.pmean(loss, axis_name)
+        metrics = jax.lax.psum(metrics, axis_name)
+    first_bad = sums["first_nonfinite_step"]
+    finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
+    first_bad = jnp.where((first_bad < 0) & ~finite, state.step, first_bad)
+    sums = {k: sums[k] + metrics[k] for k in metrics} | {"first_nonfinite_step": first_bad}
+    return state.apply_gradients(grads=grads), sums
+
+
+def eval_step(
+    state: TrainState, batch: dict[str, Array], *, axis_name: str | None = None
+) -> Metrics:
+    """Metric sums of a padded evaluation batch; rows with ``mask`` False do not count.
+
+    Args:
+      state: the train state.
+      batch: ``token_ids`` <int32>[batch, time], ``label`` <int32>[batch], ``mask``
+        <bool>[batch].
+      axis_name: the ``pmap`` axis; sums are added over it.
+    """
+    logits = state.apply_fn({"params": state.params}, batch["token_ids"], train=False)
+    metrics = batch_metrics(logits, batch["label"], batch["mask"].astype(logits.dtype))
+    return metrics if axis_name is None else jax.lax.psum(metrics, axis_name)
+
+
+def normalize(sums: Metrics) -> dict[str, float]:
+    """Sums -> mean loss and accuracy (on the host)."""
+    sums = jax.device_get(sums)
+    count = float(sums["count"])
+    return {"loss": float(sums["loss"]) / count, "accuracy": float(sums["correct"]) / count}
+
+
+def evaluate(
+    p_eval_step: Callable,
+    state: TrainState,
+    data: dict[str, np.ndarray],
+    batch_size: int,
+    bucket_width: int = 0,
+    padding: str = "pre",
+) -> dict[str, float]:
+    """Loss and accuracy over every example of ``data`` exactly once.
+
+    Args:
+      p_eval_step: ``parallel.pmap_step(eval_step, ...)``.
+      state: replicated train state.
+      data: a split (``token_ids``, ``length``, ``label`` arrays).
+      batch_size: global evaluation batch size.
+      bucket_width: > 0 visits rows shortest first and cuts padding (``eval_batches``); 0 = off.
+      padding: where the split's padding is, ``"pre"`` or ``"post"``.
+    """
+    total = None
+    for batch in batching.eval_batches(data, batch_size, bucket_width, padding):
+        batch = batching.shard_for_process(batch, jax.process_index(), jax.process_count())
+        sums = p_eval_step(state, parallel.shard(batch))
+        total = sums if total is None else jax.tree.map(jnp.add, total, sums)
+    total = parallel.unreplicate(total)
+    return normalize(total) | {"count": int(total["count"])}

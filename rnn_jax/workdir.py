@@ -1,0 +1,197 @@
+"""The workdir contract: what a run writes besides checkpoints, and when a rerun may resume.
+
+A workdir holds ``config.json`` (the config the run started with), ``vocab.json``,
+``history.json`` (one entry per finished epoch), ``summary.json`` (written when the run ends),
+TensorBoard events under ``tensorboard/`` and Orbax checkpoints under ``checkpoints/``
+(``rnn_jax.checkpointing``). Rerunning the same config on a workdir resumes it; a config that
+differs in a field that changes what is trained is refused.
+"""
+
+import json
+import math
+import os
+from typing import Any
+
+import ml_collections
+import numpy as np
+from absl import logging
+
+from rnn_jax import files
+
+# Fields that may change between a run and its resumption: they change no trained parameter
+# (eval_batch_size regroups evaluation's float sums: a validation loss may move in its 7th digit).
+# num_epochs may grow only under a constant schedule (a cosine schedule's length depends on it).
+RESUMABLE_FIELDS = frozenset(
+    {
+        "data_dir",
+        "cache_dir",
+        "progress_bar",
+        "log_every_steps",
+        "keep_checkpoints",
+        "eval_batch_size",
+        "num_epochs",
+        "evaluate_test",
+    }
+)
+
+# Fields added after workdirs were first written, with the value that reproduces those runs: a
+# config.json without them still resumes, evaluates and predicts as before.
+ADDED_FIELDS = {
+    "bucket_width": 0,
+    "ngram_buckets": 0,
+    "ngram_order": 2,
+    "embed_dropout_tokens": False,
+    "evaluate_test": True,
+    "compute_dtype": "float32",
+}
+
+
+class WorkdirError(RuntimeError):
+    """The workdir cannot be used (not writable, or holds a run with another config)."""
+
+
+def read_config(workdir: str) -> dict[str, Any]:
+    """The config a workdir's run was started with (``config.json``), as a dict.
+
+    Fields added to the codebase since (``ADDED_FIELDS``) are filled in with their old behavior.
+    """
+    with open(os.path.join(workdir, "config.json")) as f:
+        return ADDED_FIELDS | json.load(f)
+
+
+def resumable_fields(config: ml_collections.ConfigDict) -> frozenset[str]:
+    """The fields a resumed run of ``config`` may change (see ``RESUMABLE_FIELDS``)."""
+    if config.schedule == "constant":
+        return RESUMABLE_FIELDS
+    return RESUMABLE_FIELDS - {"num_epochs"}
+
+
+def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
+    """Creates the workdir, checks it is writable and holds no run with another config.
+
+    A workdir without checkpoints holds nothing to resume (e.g. a run that stopped on a config
+    error or a NaN in its first epoch): its config is replaced.
+
+    Raises:
+      WorkdirError: not writable, or its checkpoints belong to a config that differs in a
+        field outside ``resumable_fields``; the message names the fields.
+    """
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        probe = os.path.join(workdir, ".write_test")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as error:
+        raise WorkdirError(
+            f"workdir {workdir!r} is not writable ({error.strerror}); pass --workdir=DIR "
+            "with a directory you can write to"
+        ) from None
+    config_path = os.path.join(workdir, "config.json")
+    new = config.to_dict()
+    checkpoints = os.path.join(workdir, "checkpoints")
+    saved = os.path.isdir(checkpoints) and any(n.isdigit() for n in os.listdir(checkpoints))
+    if saved and os.path.exists(config_path):
+        old = read_config(workdir)
+        changed = sorted(
+            k
+            for k in set(old) | set(new)
+            if k not in resumable_fields(config) and old.get(k) != new.get(k)
+        )
+        if changed:
+            details = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
+            raise WorkdirError(
+                f"workdir {workdir!r} holds a run with another config ({details}); "
+                "use a new --workdir, or the same config to resume"
+            )
+    files.write_json(config_path, new)
+
+
+def load_history(workdir: str, before_epoch: int) -> list[dict]:
+    """Per-epoch history already in the workdir, for epochs a resumed run will not redo."""
+    path = os.path.join(workdir, "history.json")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [entry for entry in json.load(f) if entry["epoch"] <= before_epoch]
+
+
+def write_history(workdir: str, history: list[dict]) -> None:
+    files.write_json(os.path.join(workdir, "history.json"), history)
+
+
+def make_summary(
+    config: ml_collections.ConfigDict,
+    history: list[dict],
+    test_metrics: dict,
+    num_params: int,
+    best_step: int | None,
+    *,
+    devices: int,
+    backend: str,
+) -> dict[str, Any]:
+    """The ``summary.json`` record of a finished run.
+
+    Args:
+      config: the run's config.
+      history: every epoch's entry (``history.json``).
+      test_metrics: ``loss``, ``accuracy`` (None when test was not evaluated) and ``count``.
+      num_params: trainable parameters.
+      best_step: the step whose checkpoint was tested.
+      devices: devices the run trained on (``jax.device_count()``).
+      backend: JAX's backend (``"cpu"``, ``"gpu"``, ``"tpu"``).
+    """
+    best = next((h for h in history if h["step"] == best_step), None)
+    train_seconds = sum(h["epoch_seconds"] for h in history)
+    trained = sum(h["examples_per_second"] * h["epoch_seconds"] for h in history)
+    return {
+        "cell": config.cell,
+        "test_accuracy": test_metrics["accuracy"],
+        "test_loss": test_metrics["loss"],
+        "test_examples": test_metrics["count"],
+        "best_val_accuracy": None if best is None else best["val_accuracy"],
+        "best_epoch": None if best is None else best["epoch"],
+        "epochs": len(history),
+        "train_seconds": train_seconds,
+        "seconds_per_epoch": float(np.median([h["epoch_seconds"] for h in history]))
+        if history
+        else math.nan,
+        "examples_per_second": trained / train_seconds if train_seconds else math.nan,
+        "num_params": num_params,
+        "devices": devices,
+        "backend": backend,
+    }
+
+
+def write_summary(workdir: str, summary: dict[str, Any]) -> None:
+    files.write_json(os.path.join(workdir, "summary.json"), summary)
+
+
+def log_epoch(entry: dict, num_epochs: int, tensorboard) -> None:
+    """One log line and the TensorBoard scalars (``tensorboard/``) of a finished epoch."""
+    validation = (
+        f"val loss {entry['val_loss']:.4f} acc {entry['val_accuracy']:.4f}"
+        if entry["val_loss"] is not None
+        else "no validation"
+    )
+    logging.info(
+        "epoch %d/%d: train loss %.4f acc %.4f | %s | %.1f s %.0f ex/s",
+        entry["epoch"],
+        num_epochs,
+        entry["train_loss"],
+        entry["train_accuracy"],
+        validation,
+        entry["epoch_seconds"],
+        entry["examples_per_second"],
+    )
+    for name in (
+        "train_loss",
+        "train_accuracy",
+        "val_loss",
+        "val_accuracy",
+        "examples_per_second",
+        "learning_rate",
+    ):
+        if entry[name] is not None:
+            tensorboard.scalar(name, entry[name], entry["step"])
+    tensorboard.flush()
