@@ -62,7 +62,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.compute_dtype = "float32"
 
     # Optimization.
-    config.optimizer = "adam"  # adam, rmsprop or sgd (see rnn_jax/optimizers.py).
+    config.optimizer = "adam"  # adam, rmsprop or sgd, with Keras defaults (rnn_jax/optimizers.py).
     config.learning_rate = 1e-3
     config.momentum = 0.0  # sgd only.
     # constant or warmup_cosine (linear warmup, then cosine decay to 0 at the last step). Not in

@@ -3,6 +3,11 @@
 import ml_collections
 import optax
 
+# Keras 3's defaults (keras.optimizers.Adam / RMSprop), which the course uses.
+KERAS_EPSILON = 1e-7
+ADAM_B1, ADAM_B2 = 0.9, 0.999
+RMSPROP_RHO = 0.9
+
 
 def create_learning_rate_fn(config: ml_collections.ConfigDict, steps_per_epoch: int):
     """Step -> learning rate: constant, or linear warmup then cosine decay to 0."""
@@ -21,17 +26,29 @@ def create_learning_rate_fn(config: ml_collections.ConfigDict, steps_per_epoch: 
     )
 
 
-def create_optimizer(config: ml_collections.ConfigDict, learning_rate_fn):
-    """Clipping (optional) then the named optimizer.
+def create_optimizer(
+    config: ml_collections.ConfigDict, learning_rate_fn, *, epsilon: float = KERAS_EPSILON
+):
+    """Clipping (optional) then the named optimizer, with Keras's defaults.
 
-    Adam and RMSprop use Keras's epsilon (1e-7), and RMSprop Keras's update
-    ``g / (sqrt(v) + eps)`` (optax's default puts eps inside the sqrt), so the course's
-    ``RMSprop(1e-4)`` means the same thing here.
+    - ``rmsprop`` is Keras's RMSprop: ``v = rho v + (1 - rho) g^2``, ``w -= lr g / sqrt(v + eps)``
+      (epsilon inside the root; optax's default placement).
+    - ``adam`` is Kingma & Ba's Algorithm 1 (optax's): ``w -= lr m_hat / (sqrt(v_hat) + eps)``.
+      Keras adds epsilon to ``sqrt(v)`` before the bias correction, which is an effective
+      ``eps / sqrt(1 - beta2^t) >= eps``: its steps are never longer than ours, in the same
+      direction, and equal once ``sqrt(v_hat) >> eps`` (``tests/test_optimizers.py`` measures
+      both against Keras; docs/configuration.md says how large the difference gets).
+    - ``sgd`` with ``config.momentum`` is Keras's SGD (heavy-ball momentum).
+
+    Args:
+      config: the ``optimizer``, ``momentum`` and ``grad_clip_norm`` fields are read.
+      learning_rate_fn: step -> learning rate (``create_learning_rate_fn``).
+      epsilon: Adam's and RMSprop's epsilon (Keras's 1e-7).
     """
     if config.optimizer == "adam":
-        optimizer = optax.adam(learning_rate_fn, eps=1e-7)
+        optimizer = optax.adam(learning_rate_fn, b1=ADAM_B1, b2=ADAM_B2, eps=epsilon)
     elif config.optimizer == "rmsprop":
-        optimizer = optax.rmsprop(learning_rate_fn, decay=0.9, eps=1e-7, eps_in_sqrt=False)
+        optimizer = optax.rmsprop(learning_rate_fn, decay=RMSPROP_RHO, eps=epsilon)
     else:
         optimizer = optax.sgd(learning_rate_fn, momentum=config.momentum or None)
     if config.grad_clip_norm > 0:
