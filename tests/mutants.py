@@ -1,0 +1,181 @@
+"""Proof that the tests bite: ``python -m tests.mutants [NAME ...]``.
+
+Makes each mutation below in the source (a wrong implementation a weak test would pass), runs
+the test meant to catch it, restores the file, and prints a table: every row must say CAUGHT.
+Not collected by pytest (it rewrites files); run it from the repo root after changing a test.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# (name, file, code, the mutated code, the test that must fail)
+MUTANTS = [
+    (
+        "RMSprop: epsilon outside the root",
+        "rnn_jax/optimizers.py",
+        "optax.rmsprop(learning_rate_fn, decay=RMSPROP_RHO, eps=epsilon)",
+        "optax.rmsprop(learning_rate_fn, decay=RMSPROP_RHO, eps=epsilon, eps_in_sqrt=False)",
+        "tests/test_optimizers.py::test_rmsprop_is_keras_rmsprop",
+    ),
+    (
+        "Adam: epsilon inside the root",
+        "rnn_jax/optimizers.py",
+        "optax.adam(learning_rate_fn, b1=ADAM_B1, b2=ADAM_B2, eps=epsilon)",
+        "optax.adam(learning_rate_fn, b1=ADAM_B1, b2=ADAM_B2, eps=0.0, eps_root=epsilon)",
+        "tests/test_optimizers.py::test_adam_epsilon_differs_from_keras_by_the_documented_bound",
+    ),
+    (
+        "Adam: beta2 0.99",
+        "rnn_jax/optimizers.py",
+        "ADAM_B1, ADAM_B2 = 0.9, 0.999",
+        "ADAM_B1, ADAM_B2 = 0.9, 0.99",
+        "tests/test_optimizers.py::test_adam_is_keras_adam_but_for_epsilon",
+    ),
+    (
+        "best = latest",
+        "rnn_jax/checkpointing.py",
+        "return self.manager.best_step()",
+        "return self.manager.latest_step()",
+        "tests/test_train.py::test_the_best_epoch_is_the_argmax_of_validation_and_outlives_keep_checkpoints",
+    ),
+    (
+        "best = worst",
+        "rnn_jax/checkpointing.py",
+        'return metrics["val_accuracy"], -metrics.get("val_loss", 0.0)',
+        'return -metrics["val_accuracy"], metrics.get("val_loss", 0.0)',
+        "tests/test_train.py::test_the_best_epoch_is_the_argmax_of_validation_and_outlives_keep_checkpoints",
+    ),
+    (
+        "ties to the higher loss",
+        "rnn_jax/checkpointing.py",
+        'return metrics["val_accuracy"], -metrics.get("val_loss", 0.0)',
+        'return metrics["val_accuracy"], metrics.get("val_loss", 0.0)',
+        "tests/test_train.py::test_the_best_epoch_is_the_argmax_of_validation_and_outlives_keep_checkpoints",
+    ),
+    (
+        "resume ignores the checkpoint",
+        "rnn_jax/train.py",
+        'return restored["state"], restored["sums"], step',
+        "return state, train_steps.zero_metrics(), step",
+        "tests/test_train.py::test_train_and_evaluate_writes_the_workdir_and_resumes_identically[0]",
+    ),
+    (
+        "psum instead of pmean of the gradients",
+        "rnn_jax/train_steps.py",
+        "grads = jax.lax.pmean(grads, axis_name)",
+        "grads = jax.lax.psum(grads, axis_name)",
+        "tests/test_train.py::test_two_device_pmap_step_averages_each_devices_own_dropout_gradients",
+    ),
+    (
+        "one dropout key for every device",
+        "rnn_jax/train_steps.py",
+        "key = jax.random.fold_in(key, jax.lax.axis_index(axis_name))",
+        "key = key",
+        "tests/test_train.py::test_two_device_pmap_step_averages_each_devices_own_dropout_gradients",
+    ),
+    (
+        "SimpleRNN ignores activation",
+        "rnn_jax/cells.py",
+        "h = self.activation(xw + h @ self.recurrent_kernel)",
+        "h = jnp.tanh(xw + h @ self.recurrent_kernel)",
+        "tests/test_cells.py::test_matches_numpy_keras_equations",
+    ),
+    (
+        "LSTM ignores activation in the cell update",
+        "rnn_jax/cells.py",
+        "c = gate(f) * c + gate(i) * self.activation(g)",
+        "c = gate(f) * c + gate(i) * jnp.tanh(g)",
+        "tests/test_models.py::test_the_config_activation_reaches_every_layer_by_value",
+    ),
+    (
+        "recurrent_init wired to kernel_init",
+        "rnn_jax/models.py",
+        "recurrent_kernel_init=get_initializer(recurrent_init),",
+        "recurrent_kernel_init=get_initializer(kernel_init),",
+        "tests/test_models.py::test_each_initializer_reaches_its_own_kernel",
+    ),
+    (
+        "mask dropped above layer 0",
+        "rnn_jax/recurrence.py",
+        "_, x = layer(x, mask)",
+        "_, x = layer(x, mask if index == 0 else None)",
+        "tests/test_recurrence.py::test_a_masked_pre_padded_stack_equals_each_sequence_alone",
+    ),
+    (
+        "no dropout between layers",
+        "rnn_jax/recurrence.py",
+        "x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)",
+        "x = nn.Dropout(self.dropout_rate, deterministic=True)(x)",
+        "tests/test_recurrence.py::test_dropout_between_layers_drops_and_scales_the_lower_layers_outputs",
+    ),
+    (
+        "LSTM gradient cut through the recurrent kernel",
+        "rnn_jax/cells.py",
+        "i, f, g, o = jnp.split(xw + h @ self.recurrent_kernel, 4, axis=-1)",
+        "i, f, g, o = jnp.split(xw + h @ jax.lax.stop_gradient(self.recurrent_kernel), 4, axis=-1)",
+        "tests/test_cells.py::test_gradient_matches_finite_differences_of_the_numpy_equations",
+    ),
+    (
+        "mask_padding=False ignored",
+        "rnn_jax/models.py",
+        "pad_id=PAD_ID if config.mask_padding else -1",
+        "pad_id=PAD_ID",
+        "tests/test_models.py::test_without_mask_padding_the_model_reads_padding_like_a_word",
+    ),
+    (
+        "a signal during validation forgotten",
+        "rnn_jax/train.py",
+        "            if interrupt.signum is not None:  # The one way out on SIGINT/SIGTERM.",
+        "            if step % job.steps_per_epoch == 0:\n"
+        "                interrupt.signum = None\n"
+        "            if interrupt.signum is not None:  # The one way out on SIGINT/SIGTERM.",
+        "tests/test_train.py::test_a_signal_during_validation_finishes_the_epoch_and_resumes_after_it",
+    ),
+    (
+        "the time-series regressor left untrained",
+        "experiments/timeseries.py",
+        "None, length=steps)",
+        "None, length=1)",
+        "tests/test_experiments.py::test_timeseries_quick_every_cell_beats_the_naive_forecast",
+    ),
+    (
+        "Keras twin GRU with reset_after=False",
+        "experiments/keras_twin.py",
+        "layers[config.cell](config.hidden_size),",
+        "layers[config.cell](config.hidden_size, "
+        "**({'reset_after': False} if config.cell == 'gru' else {})),",
+        "tests/test_experiments.py::test_the_keras_twin_has_our_parameter_count",
+    ),
+]
+
+
+def main(names: list[str]) -> int:
+    caught = True
+    print("| mutation | test | result |\n| --- | --- | --- |")
+    for name, path, old, new, test in MUTANTS:
+        if names and not any(n in name for n in names):
+            continue
+        source_file = REPO / path
+        source = source_file.read_text()
+        assert source.count(old) == 1, f"{name}: the code to mutate is not in {path} once"
+        source_file.write_text(source.replace(old, new))
+        try:
+            run = subprocess.run(
+                [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", test],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
+        finally:
+            source_file.write_text(source)
+        caught &= run.returncode != 0
+        result = "CAUGHT (the test failed)" if run.returncode else "MISSED (the test passed)"
+        print(f"| {name} | `{test}` | {result} |", flush=True)
+    return 0 if caught else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
