@@ -16,8 +16,9 @@
 #   JAX_COORDINATOR_ADDRESS=host0:1234 JAX_NUM_PROCESSES=4 JAX_PROCESS_ID=<0..3> \
 #     ./launch.sh --config=configs/lstm.py --workdir=/shared/runs/lstm
 #
-# On TPU pods and SLURM clusters jax.distributed.initialize() finds these itself; set
-# JAX_NUM_PROCESSES>1 to turn it on. The workdir must be on storage all hosts share.
+# (or --coordinator_address, --num_processes, --process_id). Under SLURM (srun) and on Cloud
+# TPU pods JAX finds them itself. The workdir must be on storage all hosts share; see
+# docs/multihost.md for SLURM and TPU commands and what each failure looks like.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -54,7 +55,7 @@ case "${1:-}" in
     setup
     "$venv/bin/python" "$@" ;;
   ""|-h|--help)
-    sed -n '2,20p' "$0" ;;
+    sed -n '2,21p' "$0" ;;
   *)
     setup
     "$venv/bin/python" -m rnn_jax.main "$@" ;;

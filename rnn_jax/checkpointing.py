@@ -43,7 +43,14 @@ class CheckpointMismatchError(NoUsableCheckpointError):
 class Checkpoints:
     """Saves and restores a run's checkpoints (a pytree ``item`` per step)."""
 
-    def __init__(self, directory: str, keep: int, read_only: bool = False, track_best: bool = True):
+    def __init__(
+        self,
+        directory: str,
+        keep: int,
+        read_only: bool = False,
+        track_best: bool = True,
+        move_damaged: bool = True,
+    ):
         """Opens (or creates) the checkpoint directory.
 
         Args:
@@ -52,9 +59,12 @@ class Checkpoints:
           read_only: only restore (prediction, evaluation): nothing is written or pruned.
           track_best: False for a run without validation: only the latest ``keep`` are kept,
             and ``best_step`` is the latest.
+          move_damaged: move a damaged step aside (False: skip it only; every process but one
+            of a multi-host run, so that one process moves it).
         """
         self.directory = os.path.abspath(directory)
         self.read_only = read_only
+        self.move_damaged = move_damaged and not read_only
         self.broken_directory = os.path.join(os.path.dirname(self.directory), "broken_checkpoints")
         policies = ocp.checkpoint_managers
         keep_policies = [policies.LatestN(n=keep)]
@@ -149,7 +159,7 @@ class Checkpoints:
                         f"this code's model and optimizer ({difference}); nothing was moved: "
                         "resume it with the code that saved it, or train into a new workdir"
                     ) from None
-                where = "left in place" if self.read_only else f"moved to {self._move_aside(step)}"
+                where = f"moved to {self._move_aside(step)}" if self.move_damaged else "skipped"
                 logging.warning(
                     "checkpoint step %d is damaged (%s: %s); %s, trying the next one",
                     step,
@@ -157,7 +167,7 @@ class Checkpoints:
                     (str(error).splitlines() or [""])[0][:200],
                     where,
                 )
-        moved = "" if self.read_only else f"; moved to {self.broken_directory}"
+        moved = f"; moved to {self.broken_directory}" if self.move_damaged else ""
         raise NoUsableCheckpointError(
             f"no checkpoint in {self.directory} could be restored (tried steps {steps}{moved}); "
             "remove the workdir to start over"

@@ -13,7 +13,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from rnn_jax import configuration, parallel
+from rnn_jax import configuration, distributed, parallel
 
 # TensorFlow and rnn_jax.train (Orbax, optax: seconds of imports) are imported in main() only
 # once the config is valid, so a typo in a flag costs a second, not the start-up of a run.
@@ -23,6 +23,21 @@ _CONFIG = config_flags.DEFINE_config_file(
 )
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Where the run's files go (default: runs/<config file name>)."
+)
+# Multi-host (rnn_jax/distributed.py): all three or none; each defaults to its JAX_* variable.
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "host:port of process 0 (default: $JAX_COORDINATOR_ADDRESS)."
+)
+_NUM_PROCESSES = flags.DEFINE_integer(
+    "num_processes", None, "Processes in the run, one per host (default: $JAX_NUM_PROCESSES)."
+)
+_PROCESS_ID = flags.DEFINE_integer(
+    "process_id", None, "This process, 0 .. num_processes - 1 (default: $JAX_PROCESS_ID)."
+)
+_TIMEOUT = flags.DEFINE_integer(
+    "distributed_timeout",
+    distributed.DEFAULT_TIMEOUT_SECONDS,
+    "Seconds to wait for the other processes to join, and for a silent one to answer.",
 )
 flags.mark_flags_as_required(["config"])
 
@@ -81,44 +96,84 @@ def default_workdir() -> str:
     return os.path.join("runs", os.path.splitext(os.path.basename(config_file))[0])
 
 
+def start(config, workdir: str) -> str:
+    """Makes the devices, joins the other processes, and agrees with them on the launch.
+
+    The values first: the CPU device split needs valid batch sizes. Then the devices (before
+    anything else asks JAX about them), the other processes, and the checks that need every
+    device (the global batch must split over them) or every process (the same config).
+    A config this process refuses is reported after joining, so that the others stop too.
+
+    Returns:
+      What was started, for the log.
+    """
+    error = None
+    try:
+        configuration.validate(config, device_count=None)
+        parallel.use_cpu_devices(config.cpu_devices, (config.batch_size, config.eval_batch_size))
+    except configuration.ConfigError as refused:
+        error = refused
+    started = distributed.initialize(
+        _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value, timeout_seconds=_TIMEOUT.value
+    )
+    if error is None:
+        try:
+            configuration.validate(config, jax.device_count())
+        except configuration.ConfigError as refused:
+            error = refused
+    distributed.agree_to_start({"config": config.to_dict(), "workdir": workdir}, error)
+    return started
+
+
+def fail(code: int, message: str):
+    """Prints ``message`` as the one line on stderr and exits with ``code``.
+
+    In a multi-host run the exit skips JAX's shutdown barrier, which would wait up to
+    ``--distributed_timeout`` for peers that may be gone.
+    """
+    print(message, file=sys.stderr, flush=True)
+    if distributed.joined():
+        os._exit(code)
+    sys.exit(code)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.get_absl_logger().addFilter(_QuietLibraries())
     config = _CONFIG.value
+    workdir = _WORKDIR.value or default_workdir()
     try:
-        # The values first: the CPU device split needs valid batch sizes. Then make the devices
-        # (before anything else asks JAX about them), and check the batches split over them.
-        configuration.validate(config, device_count=None)
-        parallel.use_cpu_devices(config.cpu_devices, (config.batch_size, config.eval_batch_size))
-        parallel.maybe_initialize_distributed()
-        configuration.validate(config, jax.device_count())
-    except configuration.ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        started = start(config, workdir)
+    except (configuration.ConfigError, distributed.LaunchError) as error:
+        fail(2, f"error: {error}")
+    except distributed.DistributedError as error:
+        fail(1, f"error: {error}")
     import tensorflow as tf  # Only to keep TF (tfds, summaries) off the accelerators JAX uses.
 
     tf.config.set_visible_devices([], "GPU")
     from rnn_jax import interrupts, train
 
-    logging.info(
-        "JAX process %d/%d, local devices: %s",
-        jax.process_index(),
-        jax.process_count(),
-        jax.local_devices(),
-    )
-    workdir = _WORKDIR.value or default_workdir()
+    logging.info("JAX: %s, local devices: %s", started, jax.local_devices())
     try:
         train.train_and_evaluate(config, workdir)
     except configuration.ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
-    except _user_errors() as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+        fail(2, f"error: {error}")
+    except (*_user_errors(), distributed.DistributedError) as error:
+        fail(1, f"error: {error}")
     except interrupts.Interrupted as error:
-        print(f"interrupted: {error}", file=sys.stderr)
-        sys.exit(128 + error.signum)
+        fail(128 + error.signum, f"interrupted: {error}")
+    except jax.errors.JaxRuntimeError as error:
+        if jax.process_count() == 1:
+            raise
+        # A peer died or its host went away, so a collective failed (or a device did).
+        first_line = (str(error).strip().splitlines() or [""])[0][:160]
+        fail(
+            1,
+            f"error: a step failed in this {jax.process_count()}-process run, most likely "
+            f"because another process died ({first_line}); the last checkpoint in "
+            f"{workdir}/checkpoints is intact: rerun every process to resume",
+        )
 
 
 if __name__ == "__main__":

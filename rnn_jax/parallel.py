@@ -1,4 +1,4 @@
-"""Everything ``pmap``: data parallelism over the local devices, and multi-host start-up.
+"""Everything ``pmap``: data parallelism over the local devices (multi-host: ``distributed``).
 
 The train state is replicated on every local device; each global batch is split along its first
 axis, one slice per device; gradients are averaged with ``lax.pmean`` inside the step (see
@@ -21,17 +21,6 @@ import jax
 import numpy as np
 
 AXIS_NAME = "batch"
-
-
-def maybe_initialize_distributed() -> None:
-    """Starts multi-host JAX when the launcher says there are several processes.
-
-    ``launch.sh`` (or a cluster's own launcher) sets ``JAX_COORDINATOR_ADDRESS``,
-    ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID``; on TPU pods and SLURM ``initialize()`` finds
-    them itself. A single process does nothing.
-    """
-    if int(os.environ.get("JAX_NUM_PROCESSES", "1")) > 1:
-        jax.distributed.initialize()
 
 
 def usable_cores() -> int:

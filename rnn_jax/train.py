@@ -24,7 +24,7 @@ import ml_collections
 from absl import logging
 from tqdm import tqdm
 
-from rnn_jax import batching, configuration, input_pipeline, parallel, train_steps
+from rnn_jax import batching, configuration, distributed, input_pipeline, parallel, train_steps
 from rnn_jax import workdir as workdirs
 from rnn_jax.checkpointing import Checkpoints, NoUsableCheckpointError
 from rnn_jax.interrupts import Interrupted, SignalFlag
@@ -49,6 +49,7 @@ class Job:
     p_eval_step: Callable
     checkpoints: Checkpoints
     tensorboard: Any  # flax.metrics.tensorboard.SummaryWriter
+    writer: bool  # This process writes the workdir's files (process 0 of a multi-host run).
 
     @property
     def has_validation(self) -> bool:
@@ -158,9 +159,12 @@ def train_epoch(
         state, sums = job.p_train_step(state, sums, parallel.shard(batch))
         step += 1
         progress.update()
+        # Every process stops at the same step, whichever received the signal (in a multi-host
+        # run this is a host sync after every step; one process checks its own flag only).
+        interrupt.signum = distributed.stop_everywhere(interrupt.signum)
         if interrupt.signum is not None and step % steps_per_epoch:
             break
-        if step % config.log_every_steps == 0:  # The only host syncs inside an epoch.
+        if step % config.log_every_steps == 0:  # Host syncs (one process: the only ones).
             host_sums = parallel.unreplicate(sums)
             check_finite(epoch, last_good_step, sums=host_sums)
             progress.set_postfix(train_steps.normalize(host_sums))
@@ -209,7 +213,8 @@ def finish_epoch(
         if job.has_validation
         else None,
     )
-    workdirs.write_history(job.workdir, history)
+    if job.writer:
+        workdirs.write_history(job.workdir, history)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -226,17 +231,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       The summary written to ``summary.json``.
     """
     configuration.validate(config, jax.device_count())
-    workdirs.prepare_workdir(config, workdir)
+    writer = distributed.is_writer()
+    workdirs.prepare_workdir(config, workdir, write=writer)
     data = load_data(config)
-    data.vocab.to_json(os.path.join(workdir, "vocab.json"))
+    if writer:
+        data.vocab.to_json(os.path.join(workdir, "vocab.json"))
     model = create_model(config)
     steps_per_epoch = num_steps_per_epoch(config, len(data.train["label"]))
     state = train_steps.create_train_state(config, model, steps_per_epoch)
     num_params = count_params(state.params)
     logging.info("Model:\n%s", summary(model, state.params, config.max_len))
-    # Imported here: it imports TensorFlow (seconds), which predict and evaluate do not need.
-    from flax.metrics.tensorboard import SummaryWriter
-
     job = Job(
         config,
         workdir,
@@ -249,8 +253,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             os.path.join(workdir, "checkpoints"),
             config.keep_checkpoints,
             track_best=len(data.validation["label"]) > 0,
+            move_damaged=writer,
         ),
-        tensorboard=SummaryWriter(os.path.join(workdir, "tensorboard")),
+        tensorboard=workdirs.open_tensorboard(workdir, write=writer),
+        writer=writer,
     )
     state, sums, last_good_step = resume(job.checkpoints, state)
     history = workdirs.load_history(workdir, before_epoch=int(state.step) // steps_per_epoch)
@@ -268,7 +274,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         devices=jax.device_count(),
         backend=jax.default_backend(),
     )
-    workdirs.write_summary(workdir, result)
+    if writer:
+        workdirs.write_summary(workdir, result)
     return result
 
 
@@ -326,6 +333,7 @@ def train_epochs(job: Job, state, sums, history: list[dict], last_good_step: int
                 )
                 sums = parallel.replicate(train_steps.zero_metrics())
                 last_good_step, start_batch = step, 0
+            interrupt.signum = distributed.stop_everywhere(interrupt.signum)
             if interrupt.signum is not None:  # The one way out on SIGINT/SIGTERM.
                 job.checkpoints.wait()
                 raise Interrupted(interrupt.signum, step, epoch, job.checkpoints.directory)
@@ -357,6 +365,10 @@ def resume(checkpoints: Checkpoints, state):
       workdir holds no checkpoint.
     """
     _, restored = checkpoints.restore_latest({"state": state, "sums": train_steps.zero_metrics()})
+    # A read error on one host only would make the processes resume from different steps.
+    distributed.check_same_everywhere(
+        "the restored checkpoint step", None if restored is None else int(restored["state"].step)
+    )
     if restored is None:
         return state, train_steps.zero_metrics(), None
     step = int(restored["state"].step)

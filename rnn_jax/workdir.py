@@ -10,6 +10,7 @@ differs in a field that changes what is trained is refused.
 import json
 import math
 import os
+import tempfile
 from typing import Any
 
 import ml_collections
@@ -66,11 +67,16 @@ def resumable_fields(config: ml_collections.ConfigDict) -> frozenset[str]:
     return RESUMABLE_FIELDS - {"num_epochs"}
 
 
-def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
+def prepare_workdir(config: ml_collections.ConfigDict, workdir: str, *, write: bool = True) -> None:
     """Creates the workdir, checks it is writable and holds no run with another config.
 
     A workdir without checkpoints holds nothing to resume (e.g. a run that stopped on a config
     error or a NaN in its first epoch): its config is replaced.
+
+    Args:
+      config: the run's config.
+      workdir: the directory.
+      write: write ``config.json`` (False: check only; the other processes of a multi-host run).
 
     Raises:
       WorkdirError: not writable, or its checkpoints belong to a config that differs in a
@@ -78,10 +84,8 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
     """
     try:
         os.makedirs(workdir, exist_ok=True)
-        probe = os.path.join(workdir, ".write_test")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
+        with tempfile.NamedTemporaryFile(dir=workdir, prefix=".write_test"):  # One per process.
+            pass
     except OSError as error:
         raise WorkdirError(
             f"workdir {workdir!r} is not writable ({error.strerror}); pass --workdir=DIR "
@@ -104,7 +108,8 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
                 f"workdir {workdir!r} holds a run with another config ({details}); "
                 "use a new --workdir, or the same config to resume"
             )
-    files.write_json(config_path, new)
+    if write:
+        files.write_json(config_path, new)
 
 
 def load_history(workdir: str, before_epoch: int) -> list[dict]:
@@ -195,3 +200,26 @@ def log_epoch(entry: dict, num_epochs: int, tensorboard) -> None:
         if entry[name] is not None:
             tensorboard.scalar(name, entry[name], entry["step"])
     tensorboard.flush()
+
+
+class _NoTensorBoard:
+    """Stands in for the TensorBoard writer on processes that write no files."""
+
+    def scalar(self, *args, **kwargs) -> None:
+        del args, kwargs
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def open_tensorboard(workdir: str, *, write: bool = True):
+    """The run's TensorBoard writer (``tensorboard/``), or a stand-in that writes nothing."""
+    if not write:
+        return _NoTensorBoard()
+    # Imported here: it imports TensorFlow (seconds), which predict and evaluate do not need.
+    from flax.metrics.tensorboard import SummaryWriter
+
+    return SummaryWriter(os.path.join(workdir, "tensorboard"))

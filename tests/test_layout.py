@@ -15,7 +15,7 @@ GROUPS = [
     {"models"},
     {"imdb_reader", "input_pipeline", "data_cache", "batching"},
     {"optimizers", "train_steps", "parallel", "checkpointing", "workdir", "configuration"}
-    | {"interrupts", "train"},
+    | {"distributed", "interrupts", "train"},
     {"main", "predict", "evaluate", "inference", "ensemble"},
 ]
 RANK = {name: rank for rank, group in enumerate(GROUPS) for name in group}

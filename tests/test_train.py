@@ -132,24 +132,10 @@ def _metrics(history):
 
 def interrupt_at(monkeypatch, stop_after: int):
     """Sends this process SIGTERM once the training step has run ``stop_after`` times."""
-    real = parallel.pmap_step
+    from tests.multihost_helpers import with_fault
 
-    def pmap_step(step, *, donate_state):
-        pmapped = real(step, donate_state=donate_state)
-        if step is not train_steps.train_step:
-            return pmapped
-        calls = []
-
-        def counted(*args):
-            out = pmapped(*args)
-            calls.append(1)
-            if len(calls) == stop_after:
-                os.kill(os.getpid(), signal.SIGTERM)  # Recorded by train's SignalFlag.
-            return out
-
-        return counted
-
-    monkeypatch.setattr(parallel, "pmap_step", pmap_step)
+    faulty = with_fault(parallel.pmap_step, signal.SIGTERM, stop_after)
+    monkeypatch.setattr(parallel, "pmap_step", faulty)
 
 
 @pytest.mark.parametrize("bucket_width", [0, 8])
