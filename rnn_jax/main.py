@@ -149,9 +149,8 @@ def main(argv):
         fail(2, f"error: {error}")
     except distributed.DistributedError as error:
         fail(1, f"error: {error}")
-    import tensorflow as tf  # Only to keep TF (tfds, summaries) off the accelerators JAX uses.
-
-    tf.config.set_visible_devices([], "GPU")
+    # TensorFlow is imported only if IMDB must be read from tfds (rnn_jax.imdb_reader, which
+    # keeps it off the GPUs); a cached run never imports it.
     from rnn_jax import interrupts, train
 
     logging.info("JAX: %s, local devices: %s", started, jax.local_devices())

@@ -48,7 +48,7 @@ class Job:
     p_train_step: Callable
     p_eval_step: Callable
     checkpoints: Checkpoints
-    tensorboard: Any  # flax.metrics.tensorboard.SummaryWriter
+    tensorboard: Any  # tensorboardX.SummaryWriter (workdirs.open_tensorboard)
     writer: bool  # This process writes the workdir's files (process 0 of a multi-host run).
 
     @property

@@ -198,14 +198,14 @@ def log_epoch(entry: dict, num_epochs: int, tensorboard) -> None:
         "learning_rate",
     ):
         if entry[name] is not None:
-            tensorboard.scalar(name, entry[name], entry["step"])
+            tensorboard.add_scalar(name, entry[name], entry["step"])
     tensorboard.flush()
 
 
 class _NoTensorBoard:
     """Stands in for the TensorBoard writer on processes that write no files."""
 
-    def scalar(self, *args, **kwargs) -> None:
+    def add_scalar(self, *args, **kwargs) -> None:
         del args, kwargs
 
     def flush(self) -> None:
@@ -219,7 +219,8 @@ def open_tensorboard(workdir: str, *, write: bool = True):
     """The run's TensorBoard writer (``tensorboard/``), or a stand-in that writes nothing."""
     if not write:
         return _NoTensorBoard()
-    # Imported here: it imports TensorFlow (seconds), which predict and evaluate do not need.
-    from flax.metrics.tensorboard import SummaryWriter
+    # tensorboardX writes the event files without TensorFlow, whose import would cost every run
+    # seconds (flax.metrics.tensorboard imports it).
+    from tensorboardX import SummaryWriter
 
     return SummaryWriter(os.path.join(workdir, "tensorboard"))

@@ -180,8 +180,13 @@ def test_train_and_evaluate_writes_the_workdir_and_resumes_identically(
     assert summary["test_examples"] == 256 and summary["epochs"] == 2
     assert json.loads((workdir / "config.json").read_text())["cell"] == "gru"
     assert len(histories[0]) == 2
-    assert any(
-        name.startswith("events.out.tfevents") for name in os.listdir(workdir / "tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(workdir / "tensorboard"))
+    events.Reload()  # TensorBoard reads what the run wrote, epoch by epoch.
+    assert [e.step for e in events.Scalars("val_accuracy")] == [h["step"] for h in histories[0]]
+    assert [e.value for e in events.Scalars("train_loss")] == pytest.approx(
+        [h["train_loss"] for h in histories[0]]
     )
     steps = sorted(int(s) for s in os.listdir(workdir / "checkpoints") if s.isdigit())
     assert steps == [steps_per_epoch, 2 * steps_per_epoch]
