@@ -12,6 +12,11 @@ reviews with random lengths in [T/2, T], each run the way its users run it:
   unroll 1 computing in bfloat16 (``config.compute_dtype``), and at unroll 1 under ``pmap`` over
   all local devices when there are several (on CPU, one per core unless ``--cpu-devices`` says
   otherwise: ``config.cpu_devices``);
+* the cells linear in h (minGRU, minLSTM, RG-LRU: ``rnn_jax.linear_cells``), each with its
+  recurrence evaluated sequentially and in parallel (``time_parallel``); no peer has them, so
+  their rows compare with rnn_jax's LSTM (``train speed / rnn_jax LSTM``), and the length sweep
+  (``experiments/length_sweep.py``) times them against the LSTM, the GRU and their peers up to
+  T = 4,000;
 * Flax's ``nn.RNN`` with ``nn.SimpleCell`` / ``nn.OptimizedLSTMCell`` / ``nn.GRUCell`` and
   ``seq_lengths``;
 * Keras 3 on TensorFlow, ``Embedding(mask_zero=True)``, timed through ``train_on_batch`` and
@@ -71,6 +76,7 @@ COLUMNS = (
     Column("train_spread", "train ex/s (p25–p75)"),
     Column("infer_examples_per_second", "inference ex/s (median)", "{:,.0f}"),
     Column("vs_fastest_peer", "train speed / fastest peer", "{:.2f}"),
+    Column("vs_lstm", "train speed / rnn_jax LSTM", "{:.2f}"),
     Column("peak_fraction", "share of matmul peak", "{:.0%}"),
     Column("temp_mb", "XLA temp MB", "{:.0f}"),
 )
@@ -134,12 +140,14 @@ def make_batch(shape: dict, seed: int = 0) -> dict[str, np.ndarray]:
 def train_flops_per_example(cell: str, shape: dict) -> float:
     """Matmul FLOPs of one training example: ``6 (E + H) G H T`` (see the module docstring).
 
-    G is the cell's ``num_gates`` in ``rnn_jax.cells.CELLS``.
+    G is the cell's ``num_gates`` in ``rnn_jax.cells.CELLS``; a cell linear in h has no
+    recurrent matmul: ``6 E G H T``.
     """
-    from rnn_jax.cells import CELLS  # Imports JAX, as everything that runs a model here.
+    from rnn_jax.cells import CELLS, is_linear  # Imports JAX, as everything that runs a model.
 
     gates = CELLS[cell].num_gates
-    return 6 * (shape["embed"] + shape["hidden"]) * gates * shape["hidden"] * shape["time"]
+    reads = shape["embed"] + (0 if is_linear(CELLS[cell]) else shape["hidden"])
+    return 6 * reads * gates * shape["hidden"] * shape["time"]
 
 
 def matmul_peak_flops(size: int = 2048, repeats: int = 10) -> float:
@@ -251,6 +259,8 @@ def rnn_jax_candidate(
     pmap: bool = False,
     input_projection: str = "auto",
     compute_dtype: str = "float32",
+    time_parallel: str = "auto",
+    lstm_backend: str = "auto",
 ) -> Candidate:
     import jax
 
@@ -263,11 +273,17 @@ def rnn_jax_candidate(
         hidden_size=shape["hidden"],
         unroll=unroll,
         input_projection=input_projection,
+        time_parallel=time_parallel,
+        lstm_backend=lstm_backend,
         dtype=COMPUTE_DTYPES[compute_dtype],
     )
     variant = f"unroll={unroll}"
+    if time_parallel != "auto":
+        variant = time_parallel + ("" if unroll == 1 else f", unroll={unroll}")
     if input_projection != "auto":
         variant += f", input_projection={input_projection}"
+    if lstm_backend != "auto":
+        variant += f", lstm_backend={lstm_backend}"
     if compute_dtype != "float32":
         variant += f", {compute_dtype}"
     if pmap:
@@ -439,6 +455,9 @@ def result_rows(candidates: list[Candidate], shape: dict, peak: float) -> list[d
             if r["cell"] == row["cell"] and r["framework"] != RNN_JAX
         ]
         row["vs_fastest_peer"] = row["train_examples_per_second"] / max(peers) if peers else None
+    lstm = [r for r in rows if r["implementation"] == f"{RNN_JAX} unroll=1" and r["cell"] == "LSTM"]
+    for row in rows:
+        row["vs_lstm"] = row["train_examples_per_second"] / lstm[0]["train_examples_per_second"]
     return rows
 
 
@@ -450,6 +469,7 @@ def gru_lstm_rows(rows: list[dict]) -> list[dict]:
     return [
         {"implementation": i, "gru_vs_lstm": by_key[(i, gru)] / by_key[(i, lstm)]}
         for i in implementations
+        if (i, gru) in by_key and (i, lstm) in by_key  # Not the cells linear in h.
     ]
 
 
@@ -488,7 +508,9 @@ def speed_figure(rows: list[dict]):
     width = 0.8 / len(implementations)
     for index, implementation in enumerate(implementations):
         x = np.arange(len(cells)) + (index - (len(implementations) - 1) / 2) * width
-        ax.bar(x, [speed[(implementation, cell)] for cell in cells], width, label=implementation)
+        # NaN (no bar) where an implementation lacks the cell.
+        heights = [speed.get((implementation, cell), np.nan) for cell in cells]
+        ax.bar(x, heights, width, label=implementation)
     ax.set_xticks(np.arange(len(cells)), cells)
     ax.set_ylabel("training examples/s (median; higher is faster)")
     ax.set_title("Training speed (forward, backward, Adam)")
@@ -528,6 +550,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = common.parse(parser, argv)  # Also makes the --cpu-devices CPU devices.
     import jax
 
+    from experiments import length_sweep
+    from rnn_jax.cells import LINEAR_CELLS
     from rnn_jax.recurrence import projects_before_scan
 
     shape = QUICK_SHAPE if args.quick else SHAPE
@@ -554,10 +578,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         if peers["pytorch"]:
             for packed in (True, False):
                 candidates.append(torch_candidate(cell, shape, batch, packed))
+    for cell in LINEAR_CELLS:  # No peer has them: compared with the LSTM (vs_lstm).
+        for mode in ("sequential", "parallel"):
+            candidates.append(rnn_jax_candidate(cell, shape, batch, time_parallel=mode))
     time_rounds(candidates, repeats)
     rows = result_rows(candidates, shape, peak)
     flops = ", ".join(
-        f"{cell_label(c)} {train_flops_per_example(c, shape) / 1e6:.0f} M" for c in PEER_CELLS
+        f"{cell_label(c)} {train_flops_per_example(c, shape) / 1e6:.0f} M"
+        for c in (*PEER_CELLS, *LINEAR_CELLS)
     )
     report.text(
         f"Batch {shape['batch']}, {shape['time']} steps (lengths uniform in "
@@ -583,6 +611,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         report.table("sweeps", sweeps, SWEEP_COLUMNS, "Shape sweeps")
         report.figure("sweeps", sweep_figure(sweeps), "Training step time against each field")
         results["sweeps"] = sweeps
+        results["length_sweep"] = length_sweep.report(report, shape, args.quick, peers["pytorch"])
     report.json("results", results)
     report.finish()
 

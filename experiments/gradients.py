@@ -125,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = common.parse(parser, argv)
     report = reporting.Report(args, "Vanishing gradients: d(loss)/d(input at step t)")
     norms = {}
-    for cell in shootout.CONFIGS:
+    for cell in shootout.COURSE:
         config, norms[cell] = measure(cell, args)
     report.text(
         f"{NUM_REVIEWS} validation reviews of at least max_len={config.max_len} tokens (so every "

@@ -307,7 +307,7 @@ def accuracy_vs_time_figure(runs: dict[str, dict[int, list[dict]]], target: floa
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = common.make_parser("keras_twin", __doc__.splitlines()[0])
-    parser.add_argument("--cell", choices=sorted(shootout.CONFIGS), default="lstm")
+    parser.add_argument("--cell", choices=shootout.COURSE, default="lstm")
     parser.add_argument(
         "--seeds", type=int, nargs="+", default=[0, 1, 2], help="one run per framework per seed"
     )

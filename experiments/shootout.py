@@ -1,22 +1,36 @@
-"""The course's shootout: SimpleRNN vs LSTM vs GRU on IMDB under identical settings.
+"""The course's shootout (SimpleRNN, LSTM, GRU on IMDB) and the cells linear in h beside them.
+
+SimpleRNN, LSTM and GRU run under identical settings; minGRU, minLSTM and RG-LRU with their
+configs chosen on validation.
 
     python -m experiments.shootout [--epochs N] [--quick] [--out DIR] [--workdirs DIR]
 
-Trains configs/rnn.py, lstm.py and gru.py (they differ only in the cell) into
-``<workdirs>/<cell>`` and reports accuracy, loss, size and speed next to the course's Keras
-numbers. ``experiments.gradients`` and ``experiments.embeddings`` read these workdirs.
+Trains configs/rnn.py, lstm.py and gru.py (they differ only in the cell), and configs/mingru.py,
+minlstm.py and rglru.py (each chosen on validation; the report lists how each differs from
+lstm.py), into ``<workdirs>/<cell>``, same vocabulary, seed and epochs, and reports accuracy,
+loss, size and speed next to the course's Keras numbers. ``experiments.gradients`` and
+``experiments.embeddings`` read these workdirs.
 """
 
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from configs import gru, lstm, rnn
+from configs import gru, lstm, mingru, minlstm, rglru, rnn
 from experiments import common, reporting
 from experiments.reporting import Column, cell_label
 
-# The course's three cells, each with its config (rnn_jax.cells.CELLS names and labels them).
-CONFIGS = {"rnn": rnn, "lstm": lstm, "gru": gru}
+# The course's three cells, then those linear in h, each with its config (rnn_jax.cells.CELLS
+# names and labels them).
+CONFIGS = {
+    "rnn": rnn,
+    "lstm": lstm,
+    "gru": gru,
+    "mingru": mingru,
+    "minlstm": minlstm,
+    "rglru": rglru,
+}
+COURSE = ("rnn", "lstm", "gru")  # The cells of the course (and of Keras).
 # The course's Keras test accuracies (same data, cells, sizes; its own split and seed).
 COURSE_TEST_ACCURACY = {"rnn": 0.8124, "lstm": 0.8643, "gru": 0.8690}
 
@@ -47,6 +61,16 @@ def finished_workdir(cell: str, args: argparse.Namespace) -> Path:
     if not (workdir / "summary.json").exists():
         run_cell(cell, args)
     return workdir
+
+
+def differences(config, reference) -> str:
+    """The fields where ``config`` differs from ``reference``, as ``field=value`` pairs."""
+    changed = [
+        f"{key}={config[key]!r}"
+        for key in sorted(config)
+        if key != "cell" and config[key] != reference[key]
+    ]
+    return ", ".join(changed) or "nothing else"
 
 
 def schedule(config) -> str:
@@ -87,7 +111,7 @@ def accuracy_vs_time_figure(results: dict[str, common.RunResult]):
 def main(argv: Sequence[str] | None = None) -> None:
     parser = common.make_parser("shootout", __doc__.splitlines()[0])
     args = common.parse(parser, argv)
-    cells = " vs ".join(cell_label(cell) for cell in CONFIGS)
+    cells = " vs ".join(cell_label(cell) for cell in COURSE) + ", and the cells linear in h,"
     report = reporting.Report(args, f"Shootout: {cells} on IMDB")
     results = {cell: run_cell(cell, args) for cell in CONFIGS}
     config = results["lstm"].config
@@ -101,8 +125,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         "accuracy of the epoch best on validation. Epoch 1 includes compilation, hence the "
         "median. The course column is the Keras reference, not a run of this script."
     )
+    report.text(
+        "The cells linear in h, each config chosen on validation (docs/linear_cells.md), differ "
+        "from the LSTM's in: "
+        + "; ".join(
+            f"{results[c].name}: {differences(results[c].config, config)}"
+            for c in CONFIGS
+            if c not in COURSE
+        )
+        + "."
+    )
     rows = [
-        reporting.run_row(r) | {"cell": r.name, "course_test_accuracy": COURSE_TEST_ACCURACY[c]}
+        reporting.run_row(r) | {"cell": r.name, "course_test_accuracy": COURSE_TEST_ACCURACY.get(c)}
         for c, r in results.items()
     ]
     report.table("table", rows, COLUMNS, "Results")

@@ -5,7 +5,10 @@ Unknown keys are already refused by ``config_flags``'s ``lock_config``; this che
 
 import ml_collections
 
-from rnn_jax.cells import ACTIVATIONS, CELLS, get_initializer
+from rnn_jax.cell_base import ACTIVATIONS, get_initializer
+from rnn_jax.cells import CELLS, LINEAR_CELLS
+from rnn_jax.cudnn_lstm import LSTM_BACKENDS
+from rnn_jax.linear_scan import TIME_PARALLEL
 from rnn_jax.models import COMPUTE_DTYPES, POOLINGS
 from rnn_jax.recurrence import INPUT_PROJECTIONS
 from rnn_jax.vocabulary import INDEX_FROM
@@ -60,6 +63,8 @@ def _check_names(c: ml_collections.ConfigDict) -> None:
         ("pooling", POOLINGS),
         ("activation", sorted(ACTIVATIONS)),
         ("input_projection", INPUT_PROJECTIONS),
+        ("time_parallel", TIME_PARALLEL),
+        ("lstm_backend", LSTM_BACKENDS),
         ("compute_dtype", list(COMPUTE_DTYPES)),
     ]:
         _require(c[field] in names, field, c[field], "one of " + ", ".join(names))
@@ -114,6 +119,20 @@ def _check_numbers(c: ml_collections.ConfigDict) -> None:
 
 def _check_combinations(c: ml_collections.ConfigDict) -> None:
     """Values that are allowed alone but not together."""
+    _require(
+        c.time_parallel != "parallel" or c.cell in LINEAR_CELLS,
+        "time_parallel",
+        c.time_parallel,
+        f"auto or sequential for cell={c.cell!r}; parallel needs a cell linear in h: "
+        + ", ".join(LINEAR_CELLS),
+    )
+    _require(
+        c.lstm_backend != "cudnn" or (c.cell == "lstm" and c.compute_dtype == "float32"),
+        "lstm_backend",
+        c.lstm_backend,
+        f"auto or scan for cell={c.cell!r}, compute_dtype={c.compute_dtype!r}; cudnn needs "
+        "cell='lstm' computing in float32 (and a GPU)",
+    )
     _require(
         c.validation_fraction > 0 or c.evaluate_test,
         "validation_fraction",

@@ -13,7 +13,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from rnn_jax.cells import ACTIVATIONS, RecurrentCell, get_cell_class, get_initializer
+from rnn_jax.cell_base import ACTIVATIONS, RecurrentCell, get_initializer
+from rnn_jax.cells import get_cell_class, is_linear
+from rnn_jax.cudnn_lstm import uses_cudnn, why_not_cudnn
+from rnn_jax.linear_scan import scans_in_parallel
 from rnn_jax.recurrence import RecurrentStack
 from rnn_jax.vocabulary import PAD_ID
 
@@ -134,6 +137,7 @@ class SentimentClassifier(nn.Module):
         after the first real token), ``"mean"`` or ``"max"`` over real steps, or ``"mean_max"``
         (both, concatenated).
       dropout_rate: dropout between recurrent layers and before the Dense head.
+      residual: stacked layers after the first are pre-norm residual (``RecurrentStack``).
       embed_dropout_rate: dropout on the embedded tokens.
       embed_dropout_tokens: True drops whole tokens (every feature of a token's embedding at once,
         "word dropout"), False single features.
@@ -146,6 +150,10 @@ class SentimentClassifier(nn.Module):
       unroll: scan steps per loop iteration.
       input_projection: where ``x W`` runs (``rnn_jax.recurrence``): ``"auto"`` (by backend),
         ``"before_scan"`` or ``"in_step"``.
+      time_parallel: how a linear-recurrence cell's recurrence runs (``rnn_jax.recurrence``):
+        ``"auto"`` (by backend), ``"sequential"`` or ``"parallel"``.
+      lstm_backend: ``"auto"`` (cuDNN on a GPU when eligible), ``"scan"`` or ``"cudnn"``
+        (``rnn_jax.cudnn_lstm``).
       pad_id: the padding token; its steps are masked, so padding side and amount do not matter.
       param_dtype: parameter dtype.
       dtype: dtype the embeddings and cells compute in (e.g. bfloat16; parameters, pooling, the
@@ -160,6 +168,7 @@ class SentimentClassifier(nn.Module):
     bidirectional: bool = False
     pooling: str = "last"
     dropout_rate: float = 0.0
+    residual: bool = False
     embed_dropout_rate: float = 0.0
     embed_dropout_tokens: bool = False
     ngram_buckets: int = 0
@@ -169,6 +178,8 @@ class SentimentClassifier(nn.Module):
     activation: str = "tanh"
     unroll: int = 1
     input_projection: str = "auto"
+    time_parallel: str = "auto"
+    lstm_backend: str = "auto"
     pad_id: int = 0
     param_dtype: Any = jnp.float32
     dtype: Any = None
@@ -224,8 +235,11 @@ class SentimentClassifier(nn.Module):
             self.bidirectional,
             self.dropout_rate,
             return_sequences=self.pooling != "last",
+            residual=self.residual,
             unroll=self.unroll,
             input_projection=self.input_projection,
+            time_parallel=self.time_parallel,
+            lstm_backend=self.lstm_backend,
             name="recurrent",
         )(x, mask, train=train)
         # Pooling sums up to max_len steps, and the loss wants full precision: both run in
@@ -254,6 +268,7 @@ def create_model(config: ml_collections.ConfigDict, **overrides) -> SentimentCla
         bidirectional=config.bidirectional,
         pooling=config.pooling,
         dropout_rate=config.dropout_rate,
+        residual=config.residual,
         embed_dropout_rate=config.embed_dropout_rate,
         embed_dropout_tokens=config.embed_dropout_tokens,
         ngram_buckets=config.ngram_buckets,
@@ -263,11 +278,30 @@ def create_model(config: ml_collections.ConfigDict, **overrides) -> SentimentCla
         activation=config.activation,
         unroll=config.unroll,
         input_projection=config.input_projection,
+        time_parallel=config.time_parallel,
+        lstm_backend=config.lstm_backend,
         # No token id is -1, so nothing is masked then: padding is read like a word.
         pad_id=PAD_ID if config.mask_padding else -1,
         dtype=COMPUTE_DTYPES[config.compute_dtype],
     )
     return SentimentClassifier(**(fields | overrides))
+
+
+def recurrence_path(model: SentimentClassifier) -> str:
+    """Which evaluation ``model``'s recurrent layers run on this backend, in words (for the log)."""
+    (cell,) = make_cells(
+        model.cell, model.hidden_size, 1, activation=model.activation, dtype=model.dtype
+    )
+    if is_linear(cell):
+        parallel = scans_in_parallel(model.time_parallel, cell)
+        how = "parallel (lax.associative_scan)" if parallel else "sequential (lax.scan)"
+        return f"recurrence: time_parallel={model.time_parallel!r} -> {how}"
+    if uses_cudnn(model.lstm_backend, cell, dtype=model.dtype, has_initial_carry=False):
+        return f"recurrence: lstm_backend={model.lstm_backend!r} -> cuDNN"
+    reason = why_not_cudnn(cell, dtype=model.dtype, has_initial_carry=False)
+    if reason is None:
+        reason = f"lstm_backend={model.lstm_backend!r} on {jax.default_backend()}"
+    return f"recurrence: lax.scan ({reason})"
 
 
 class SequenceRegressor(nn.Module):

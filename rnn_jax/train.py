@@ -28,7 +28,7 @@ from rnn_jax import batching, configuration, distributed, input_pipeline, parall
 from rnn_jax import workdir as workdirs
 from rnn_jax.checkpointing import Checkpoints, NoUsableCheckpointError
 from rnn_jax.interrupts import Interrupted, SignalFlag
-from rnn_jax.models import count_params, create_model, summary
+from rnn_jax.models import count_params, create_model, recurrence_path, summary
 from rnn_jax.optimizers import create_learning_rate_fn
 
 
@@ -241,6 +241,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     state = train_steps.create_train_state(config, model, steps_per_epoch)
     num_params = count_params(state.params)
     logging.info("Model:\n%s", summary(model, state.params, config.max_len))
+    logging.info("%s", recurrence_path(model))
     job = Job(
         config,
         workdir,

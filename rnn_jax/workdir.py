@@ -44,6 +44,9 @@ ADDED_FIELDS = {
     "embed_dropout_tokens": False,
     "evaluate_test": True,
     "compute_dtype": "float32",
+    "time_parallel": "auto",
+    "lstm_backend": "scan",  # Older runs never used cuDNN.
+    "residual": False,
 }
 
 

@@ -13,6 +13,55 @@ REPO = Path(__file__).resolve().parents[1]
 # (name, file, code, the mutated code, the test that must fail)
 MUTANTS = [
     (
+        "associative scan: steps composed in the wrong order",
+        "rnn_jax/linear_scan.py",
+        "return a_l * a_e, a_l * b_e + b_l",
+        "return a_l * a_e, a_e * b_l + b_e",
+        "tests/test_linear_recurrence.py::test_parallel_equals_sequential_with_masks_reverse_and_gradients",
+    ),
+    (
+        "linear cells: padding not frozen",
+        "rnn_jax/recurrence.py",
+        "a, b = jnp.where(keep, a, 1.0).astype(h0.dtype), jnp.where(keep, b, 0.0).astype(h0.dtype)",
+        "a, b = a.astype(h0.dtype), b.astype(h0.dtype)",
+        "tests/test_models.py::test_padding_does_not_change_the_logit",
+    ),
+    (
+        "minGRU: z keeps the state",
+        "rnn_jax/linear_cells.py",
+        "return 1.0 - z, z * candidate",
+        "return z, (1.0 - z) * candidate",
+        "tests/test_cells.py::test_matches_numpy_keras_equations",
+    ),
+    (
+        "minLSTM: gates not normalized",
+        "rnn_jax/linear_cells.py",
+        "return f / total, i / total * candidate",
+        "return f, i * candidate",
+        "tests/test_cells.py::test_matches_numpy_keras_equations",
+    ),
+    (
+        "RG-LRU: input not scaled by sqrt(1 - a^2)",
+        "rnn_jax/linear_cells.py",
+        "return jnp.exp(log_a), jnp.sqrt(-jnp.expm1(2.0 * log_a)) * (i * x_in)",
+        "return jnp.exp(log_a), i * x_in",
+        "tests/test_cells.py::test_matches_numpy_keras_equations",
+    ),
+    (
+        "cuDNN: both biases added",
+        "rnn_jax/cudnn_lstm.py",
+        "[kernel.T.ravel(), recurrent_kernel.T.ravel(), bias, jnp.zeros_like(bias)]",
+        "[kernel.T.ravel(), recurrent_kernel.T.ravel(), bias, bias]",
+        "tests/test_cudnn_lstm.py",
+    ),
+    (
+        "residual stack: no residual",
+        "rnn_jax/recurrence.py",
+        "x = x + (skip if sequences else last_real_step(skip, mask))",
+        "x = x",
+        "tests/test_recurrence.py::test_a_residual_stack_adds_each_upper_layers_input_to_its_output",
+    ),
+    (
         "RMSprop: epsilon outside the root",
         "rnn_jax/optimizers.py",
         "optax.rmsprop(learning_rate_fn, decay=RMSPROP_RHO, eps=epsilon)",

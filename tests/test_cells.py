@@ -11,14 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnn_jax.cells import (
-    CELLS,
-    INITIALIZERS,
-    LSTMCell,
-    RecurrentCell,
-    get_cell_class,
-    get_initializer,
-)
+from rnn_jax.cell_base import INITIALIZERS, RecurrentCell, get_initializer
+from rnn_jax.cells import CELLS, LSTMCell, get_cell_class, is_linear
 from rnn_jax.recurrence import Recurrence
 from tests.helpers import (
     VARIANTS,
@@ -48,7 +42,10 @@ def test_registry_contract(name, kwargs):
     variables = {"params": params}
     gates = cls.num_gates * 5
     assert params["kernel"].shape == (4, gates)
-    assert params["recurrent_kernel"].shape == (5, gates)
+    # A cell linear in h has no recurrent kernel: its gates read x_t only.
+    assert ("recurrent_kernel" in params) != is_linear(cls)
+    if not is_linear(cls):
+        assert params["recurrent_kernel"].shape == (5, gates)
 
     xw = cell.apply(variables, x, method="project_inputs")
     assert xw.shape == (2, gates)
@@ -107,8 +104,12 @@ def test_initial_values_follow_keras_and_the_seed(name, kwargs):
     # A fixed seed gives bitwise identical parameters; another seed other random ones.
     assert_trees_close(init(jax.random.key(0)), params, rtol=0, atol=0)
     other = init(jax.random.key(1))
-    for key in ("kernel", "recurrent_kernel"):
-        assert not np.allclose(other[key], params[key]), f"{key} did not change with the seed"
+    changed = {key for key in params if not np.allclose(other[key], params[key])}
+    assert "kernel" in changed
+    assert "recurrent_kernel" in changed or "recurrent_kernel" not in params
+    if name in INITIAL_DECAY:
+        decays = [INITIAL_DECAY[name](p, hidden)[0] for p in (params, other)]
+        assert not np.allclose(*decays), "the initial decay did not change with the seed"
 
     kernel = np.asarray(params["kernel"])
     assert kernel.shape == (in_features, gates)
@@ -116,6 +117,13 @@ def test_initial_values_follow_keras_and_the_seed(name, kwargs):
     assert np.abs(kernel).max() <= bound
     assert np.abs(kernel).max() > 0.5 * bound  # really spread over the range, not tiny.
 
+    if name in INITIAL_DECAY:  # Linear in h: the decay starts in Griffin's [0.9, 0.999].
+        decay, zero_biases = INITIAL_DECAY[name](params, hidden)
+        assert decay.shape == (hidden,)
+        assert 0.9 <= decay.min() and decay.max() <= 0.999
+        assert decay.max() - decay.min() > 0.01  # Spread over the range, per unit.
+        np.testing.assert_array_equal(zero_biases, 0.0)
+        return
     # Keras's orthogonal init is on the whole [H, G*H] matrix: its rows are orthonormal.
     recurrent = np.asarray(params["recurrent_kernel"], np.float64)
     assert recurrent.shape == (hidden, gates)
@@ -126,6 +134,23 @@ def test_initial_values_follow_keras_and_the_seed(name, kwargs):
     if isinstance(cell, LSTMCell):  # Keras unit_forget_bias=True: forget slice (i, f, c, o) is 1.
         expected[hidden : 2 * hidden] = 1.0
     np.testing.assert_array_equal(bias, expected)
+
+
+def _min_lstm_decay(params, u):
+    """minLSTM's f' = f / (f + i) at zero input; the candidate's bias is 0."""
+    b = np.asarray(params["bias"], np.float64)
+    f, i = sigmoid(b[:u]), sigmoid(b[u : 2 * u])
+    return f / (f + i), b[2 * u :]
+
+
+# The cells linear in h: (per-unit decay of the state at zero input, the biases that start at 0),
+# from each paper's equations. minGRU: h' = (1 - z) h + z h~; RG-LRU: recurrentgemma starts
+# sigmoid(Lambda), the decay at r = 1/c, on a ring in [0.9, 0.999].
+INITIAL_DECAY = {
+    "mingru": lambda p, u: (1 - sigmoid(np.asarray(p["bias"][:u], np.float64)), p["bias"][u:]),
+    "minlstm": _min_lstm_decay,
+    "rglru": lambda p, u: (sigmoid(np.asarray(p["decay_logit"], np.float64)), p["bias"]),
+}
 
 
 def nn_constant(value):
@@ -192,6 +217,10 @@ KERAS_PARAM_FORMULAS = {
     "gru": lambda d, u: 3 * (u * (d + u) + 2 * u),
     "gru-reset_before": lambda d, u: 3 * (u * (d + u) + u),
     "mgu": lambda d, u: 2 * (u * (d + u) + u),
+    # Linear in h: no recurrent kernel. The RG-LRU also learns Lambda, one per unit.
+    "mingru": lambda d, u: 2 * (d * u + u),
+    "minlstm": lambda d, u: 3 * (d * u + u),
+    "rglru": lambda d, u: 3 * (d * u + u) + u,
 }
 
 # The same numbers as Keras's model.summary() prints them, for d=100, u=256 and d=8, u=16.
@@ -201,6 +230,9 @@ KERAS_PARAM_LITERALS = {
     "gru": (274_944, 1_248),
     "gru-reset_before": (274_176, 1_200),
     "mgu": (182_784, 800),  # No Keras layer: what the formula gives.
+    "mingru": (51_712, 288),
+    "minlstm": (77_568, 432),
+    "rglru": (77_824, 448),
 }
 
 
@@ -315,12 +347,67 @@ def np_mgu(x, kernel, recurrent_kernel, bias, act=np.tanh, gate=sigmoid):
     return np.stack(outputs, axis=1), h
 
 
+def np_min_gru(x, kernel, bias, act=None, gate=sigmoid):
+    """minGRU, transcribed from Feng et al. 2024 (arXiv:2410.01201), gate order z, h:
+    z = sigmoid(Linear_z(x)), hh = Linear_h(x) (here act(Linear_h(x)); the paper's act is the
+    identity), h' = (1 - z) * h + z * hh."""
+    act = act or (lambda v: v)
+    units = kernel.shape[1] // 2
+    h = np.zeros((x.shape[0], units))
+    outputs = []
+    for t in range(x.shape[1]):
+        z = gate(x[:, t] @ kernel[:, :units] + bias[:units])
+        hh = act(x[:, t] @ kernel[:, units:] + bias[units:])
+        h = (1.0 - z) * h + z * hh
+        outputs.append(h)
+    return np.stack(outputs, axis=1), h
+
+
+def np_min_lstm(x, kernel, bias, act=None, gate=sigmoid):
+    """minLSTM, transcribed from Feng et al. 2024, gate order f, i, h: f, i = sigmoid(Linear(x)),
+    f' = f / (f + i), i' = i / (f + i), hh = Linear_h(x) (act: as np_min_gru),
+    h' = f' * h + i' * hh."""
+    act = act or (lambda v: v)
+    units = kernel.shape[1] // 3
+    w_f, w_i, w_h = (kernel[:, k * units : (k + 1) * units] for k in range(3))
+    b_f, b_i, b_h = (bias[k * units : (k + 1) * units] for k in range(3))
+    h = np.zeros((x.shape[0], units))
+    outputs = []
+    for t in range(x.shape[1]):
+        f, i = gate(x[:, t] @ w_f + b_f), gate(x[:, t] @ w_i + b_i)
+        h = f / (f + i) * h + i / (f + i) * act(x[:, t] @ w_h + b_h)
+        outputs.append(h)
+    return np.stack(outputs, axis=1), h
+
+
+def np_rg_lru(x, kernel, bias, decay_logit, act=None, gate=sigmoid, c=8.0):
+    """Griffin's RG-LRU, transcribed from De et al. 2024 (arXiv:2402.19427, eq. 1-4), gate order
+    r, i, input: r = sigmoid(W_a x + b_a), i = sigmoid(W_x x + b_x), a = sigmoid(Lambda)^(c r),
+    h' = a * h + sqrt(1 - a^2) * (i * x_in), x_in = W_in x + b_in (the linear layer Griffin puts
+    before the unit). No candidate activation: ``act`` is unused."""
+    del act
+    units = kernel.shape[1] // 3
+    w_a, w_x, w_in = (kernel[:, k * units : (k + 1) * units] for k in range(3))
+    b_a, b_x, b_in = (bias[k * units : (k + 1) * units] for k in range(3))
+    h = np.zeros((x.shape[0], units))
+    outputs = []
+    for t in range(x.shape[1]):
+        r, i = gate(x[:, t] @ w_a + b_a), gate(x[:, t] @ w_x + b_x)
+        a = sigmoid(decay_logit) ** (c * r)
+        h = a * h + np.sqrt(1.0 - a**2) * (i * (x[:, t] @ w_in + b_in))
+        outputs.append(h)
+    return np.stack(outputs, axis=1), h
+
+
 NUMPY_REFERENCES = {
     "rnn": np_simple_rnn,
     "lstm": np_lstm,
     "gru": lambda *a, **k: np_gru(*a, **k, reset_after=True),
     "gru-reset_before": lambda *a, **k: np_gru(*a, **k, reset_after=False),
     "mgu": np_mgu,
+    "mingru": np_min_gru,
+    "minlstm": np_min_lstm,
+    "rglru": np_rg_lru,
 }
 
 # (name, the cell's function, the NumPy transcription): each cell must use what it is given.
@@ -335,15 +422,9 @@ def reference_outputs(name, kwargs, x, params, activations="tanh/sigmoid"):
     key = variant_id(name, kwargs)
     assert key in NUMPY_REFERENCES, f"add a NumPy reference implementation of {key!r}"
     _, _, act, gate = ACTIVATION_CASES[activations]
+    # By name: kernel, recurrent_kernel (absent in a cell linear in h), bias, decay_logit, ...
     cell_params = {k: np.asarray(v) for k, v in params["cell"].items()}
-    return NUMPY_REFERENCES[key](
-        x,
-        cell_params["kernel"],
-        cell_params["recurrent_kernel"],
-        cell_params["bias"],
-        act=act,
-        gate=gate,
-    )
+    return NUMPY_REFERENCES[key](x, **cell_params, act=act, gate=gate)
 
 
 @pytest.mark.parametrize("activations", list(ACTIVATION_CASES))
@@ -377,7 +458,15 @@ def test_gradient_matches_finite_differences_of_the_numpy_equations(name, kwargs
     time, in_features, hidden = 6, 3, 4
     x = np.random.default_rng(8).standard_normal((2, time, in_features))
     mask = np.array([[True] * 4 + [False] * 2, [False] * 3 + [True] * 3])  # post, pre.
-    layer = Recurrence(CELLS[name](features=hidden, param_dtype=jnp.float64, **kwargs), True)
+    activation, recurrent_activation, _, _ = ACTIVATION_CASES["tanh/sigmoid"]  # The config's.
+    cell = CELLS[name](
+        features=hidden,
+        param_dtype=jnp.float64,
+        activation=activation,
+        recurrent_activation=recurrent_activation,
+        **kwargs,
+    )
+    layer = Recurrence(cell, True)
     params = random_params(layer, jnp.asarray(x), seed=9)
     weights = np.random.default_rng(10).standard_normal((2, time, hidden))
 

@@ -9,7 +9,8 @@ import optax
 import pytest
 
 from rnn_jax import models
-from rnn_jax.cells import ACTIVATIONS, CELLS, INITIALIZERS
+from rnn_jax.cell_base import ACTIVATIONS, INITIALIZERS
+from rnn_jax.cells import CELLS
 from rnn_jax.models import SentimentClassifier, SequenceRegressor
 from tests.test_cells import KERAS_PARAM_FORMULAS
 
@@ -149,7 +150,10 @@ def test_seed_determinism(name):
     for (path, x), y in zip(
         jax.tree_util.tree_flatten_with_path(a)[0], jax.tree.leaves(other), strict=True
     ):
-        random = path[-1].key in ("embedding", "kernel", "recurrent_kernel")
+        random = path[-1].key in ("embedding", "kernel", "recurrent_kernel", "decay_logit")
+        # minGRU's and minLSTM's gate biases hold their initial decays, drawn per unit.
+        in_cell = path[0].key == "recurrent"
+        random |= in_cell and path[-1].key == "bias" and name in ("mingru", "minlstm")
         assert np.array_equal(x, y) != random, jax.tree_util.keystr(path)
 
 
@@ -171,7 +175,15 @@ def test_param_count_matches_keras(name, bidirectional, num_layers):
 
 # The classic Keras IMDB model: Embedding(10000, 32) -> <cell>(32) -> Dense(1) (the MGU, which
 # Keras lacks: what its equations give).
-KERAS_IMDB_TOTALS = {"rnn": "322,113", "lstm": "328,353", "gru": "326,369", "mgu": "324,193"}
+KERAS_IMDB_TOTALS = {
+    "rnn": "322,113",
+    "lstm": "328,353",
+    "gru": "326,369",
+    "mgu": "324,193",
+    "mingru": "322,145",  # 320,000 + 2 (32 * 32 + 32) + 33.
+    "minlstm": "323,201",  # 320,000 + 3 (32 * 32 + 32) + 33.
+    "rglru": "323,233",  # minLSTM's count + 32 for Lambda.
+}
 
 
 @pytest.mark.parametrize("name", NAMES)

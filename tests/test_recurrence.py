@@ -482,3 +482,33 @@ def test_dropout_between_layers_drops_and_scales_the_lower_layers_outputs():
         np.testing.assert_allclose(above[~dropped], below[~dropped] / (1 - rate), rtol=1e-6)
         assert 0.4 < dropped.mean() < 0.6  # 576 entries, p = 0.5.
         np.testing.assert_array_equal(np.asarray(seen["layer_0"]), np.asarray(x))  # Not below.
+
+
+@pytest.mark.parametrize("padding", ["pre", "post"])
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_a_residual_stack_adds_each_upper_layers_input_to_its_output(return_sequences, padding):
+    import flax.linen as nn
+
+    time, lengths = 6, (4, 1)
+    sequences = [np.asarray(normal((n, HIDDEN), seed=50 + n)) for n in lengths]
+    x = pad(sequences, time, padding, seed=51)
+    mask = length_mask(jnp.array(lengths), time, padding)
+    cells = [make_cell("mingru", {}), make_cell("mingru", {})]
+    stack = RecurrentStack(cells, return_sequences=return_sequences, residual=True)
+    params = random_params(stack, x, mask, seed=52)
+    assert set(params) == {"layer_0", "norm_1", "layer_1"}  # No norm below the first layer.
+    batched = stack.apply({"params": params}, x, mask)
+    # By hand: h0 = layer_0(x); out = layer_1(LayerNorm(h0)) + h0 (at the last real step).
+    _, h0 = Recurrence(cells[0], True).apply({"params": params["layer_0"]}, x, mask)
+    normed = nn.LayerNorm().apply({"params": params["norm_1"]}, h0)
+    _, top = Recurrence(cells[1], return_sequences).apply(
+        {"params": params["layer_1"]}, normed, mask
+    )
+    last = [time - 1 if padding == "pre" else n - 1 for n in lengths]  # Each row's last real step.
+    expected = top + (h0 if return_sequences else h0[jnp.arange(2), jnp.array(last)])
+    np.testing.assert_allclose(batched, expected, rtol=1e-5, atol=1e-6)
+    for row, seq in enumerate(sequences):  # Padding still changes nothing.
+        alone = stack.apply({"params": params}, jnp.asarray(seq[None]))
+        start = time - len(seq) if padding == "pre" else 0
+        real = slice(start, start + len(seq)) if return_sequences else slice(None)
+        np.testing.assert_allclose(batched[row][real], alone[0], rtol=1e-5, atol=1e-6)

@@ -1,0 +1,149 @@
+"""Cells linear in h: the parallel (associative) scan equals the sequential one, the choice of
+evaluation is checked, and long sequences stay finite.
+
+Everything else these cells promise (NumPy references from the papers, masks, reverse,
+Bidirectional, Flax's nn.RNN, bfloat16, dropout between layers, parameter counts) is asserted by
+the tests parametrized over every registered cell.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rnn_jax.cells import CELLS, LINEAR_CELLS
+from rnn_jax.configuration import ConfigError, validate
+from rnn_jax.linear_scan import linear_recurrence, scans_in_parallel
+from rnn_jax.recurrence import Bidirectional, Recurrence, length_mask
+from tests.helpers import assert_trees_close, random_params
+
+IN_FEATURES, HIDDEN = 3, 4
+
+
+def normal(shape, seed, dtype=jnp.float64):
+    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), dtype)
+
+
+def test_the_linear_cells_are_registered():
+    assert set(LINEAR_CELLS) == {"mingru", "minlstm", "rglru"}
+
+
+def test_linear_recurrence_is_the_first_order_recurrence_in_both_evaluations(x64):
+    # h_t = a_t h_{t-1} + b_t written out by hand for three steps, forward and reversed.
+    a, b, h0 = normal((3, 2, 1), 1), normal((3, 2, 1), 2), normal((2, 1), 3)
+    h1 = a[0] * h0 + b[0]
+    h2 = a[1] * h1 + b[1]
+    forward = jnp.stack([h1, h2, a[2] * h2 + b[2]])
+    g2 = a[2] * h0 + b[2]
+    g1 = a[1] * g2 + b[1]
+    backward = jnp.stack([a[0] * g1 + b[0], g1, g2])
+    for parallel in (False, True):
+        for reverse, expected in ((False, forward), (True, backward)):
+            states = linear_recurrence(a, b, h0, parallel=parallel, reverse=reverse)
+            np.testing.assert_allclose(states, expected, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("time", [1, 7, 37])  # 1, and lengths that are not powers of two.
+@pytest.mark.parametrize("name", LINEAR_CELLS)
+def test_parallel_equals_sequential_with_masks_reverse_and_gradients(name, time, x64):
+    x = normal((3, time, IN_FEATURES), 4)
+    length = jnp.array([max(time - 3, 1)])
+    # Rows: post-padded, pre-padded, and one without any real step.
+    mask = jnp.concatenate(
+        [
+            length_mask(length, time, "post"),
+            length_mask(length, time, "pre"),
+            jnp.zeros((1, time), bool),
+        ]
+    )
+    cell = CELLS[name](features=HIDDEN, param_dtype=jnp.float64)
+    layers = {
+        mode: Bidirectional(cell, return_sequences=True, time_parallel=mode)
+        for mode in ("sequential", "parallel")
+    }
+    params = random_params(layers["sequential"], x, mask, seed=5)
+
+    def loss(params, x, mode):
+        carries, outputs = layers[mode].apply({"params": params}, x, mask)
+        return jnp.sum(jnp.sin(outputs)) + sum(jnp.sum(c**2) for c in jax.tree.leaves(carries))
+
+    results = {mode: jax.value_and_grad(loss, argnums=(0, 1))(params, x, mode) for mode in layers}
+    assert abs(results["sequential"][0]) > 1e-3
+    assert_trees_close(results["parallel"], results["sequential"], rtol=1e-11, atol=1e-13)
+    for mode in layers:  # The last-output form agrees too (the row without real steps: zeros).
+        layer = Recurrence(cell, time_parallel=mode)
+        carry, last = layer.apply({"params": params["forward"]}, x, mask)
+        np.testing.assert_array_equal(last[2], 0.0)
+        np.testing.assert_allclose(last[:2], carry[:2], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", LINEAR_CELLS)
+def test_a_given_initial_state_is_where_both_evaluations_start(name, x64):
+    x, h0 = normal((2, 6, IN_FEATURES), 6), normal((2, HIDDEN), 7)
+    mask = length_mask(jnp.array([6, 0]), 6)  # Row 1 has no real step: its state stays h0.
+    layer = Recurrence(CELLS[name](features=HIDDEN, param_dtype=jnp.float64), True)
+    params = {"params": random_params(layer, x, seed=8)}
+    finals = []
+    for mode in ("sequential", "parallel"):
+        layer = Recurrence(layer.cell, True, time_parallel=mode)
+        final, _ = layer.apply(params, x, mask, initial_carry=h0)
+        np.testing.assert_allclose(final[1], h0[1], rtol=0, atol=0)
+        finals.append(final)
+    np.testing.assert_allclose(finals[1], finals[0], rtol=1e-12)
+    zero_start, _ = layer.apply(params, x, mask)
+    assert not np.allclose(zero_start[0], finals[0][0])
+
+
+@pytest.mark.parametrize("mode", ["sequential", "parallel"])
+@pytest.mark.parametrize("name", LINEAR_CELLS)
+def test_ten_thousand_steps_stay_finite_forward_and_backward(name, mode):
+    x = normal((2, 10_000, IN_FEATURES), 9, jnp.float32)
+    layer = Recurrence(CELLS[name](features=HIDDEN), True, time_parallel=mode)
+    params = layer.init(jax.random.key(0), x[:, :2])["params"]
+
+    def loss(params, x):
+        return jnp.mean(layer.apply({"params": params}, x)[1] ** 2)
+
+    value, (grads, x_grads) = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))(params, x)
+    assert np.isfinite(value) and value > 0
+    for leaf in [*jax.tree.leaves(grads), x_grads]:
+        assert np.all(np.isfinite(leaf))
+    assert np.abs(x_grads[:, 0]).max() > 0  # The first step still reaches the loss.
+
+
+@pytest.mark.parametrize("backend, parallel", [("cpu", False), ("gpu", True), ("tpu", True)])
+def test_time_parallel_auto_is_chosen_by_backend(monkeypatch, backend, parallel):
+    monkeypatch.setattr(jax, "default_backend", lambda: backend)
+    cell = CELLS["mingru"](features=2)
+    assert scans_in_parallel("auto", cell) is parallel
+    assert scans_in_parallel("parallel", cell) and not scans_in_parallel("sequential", cell)
+    # The other cells are always sequential under 'auto'.
+    assert not scans_in_parallel("auto", CELLS["lstm"](features=2))
+
+
+def test_parallel_for_a_cell_not_linear_in_h_is_one_line_naming_the_cells_that_allow_it():
+    layer = Recurrence(CELLS["lstm"](features=2), time_parallel="parallel")
+    with pytest.raises(ValueError) as info:
+        layer.init(jax.random.key(0), jnp.zeros((1, 3, 2)))
+    message = str(info.value)
+    assert "\n" not in message and "time_parallel='parallel'" in message and "LSTMCell" in message
+    assert all(name in message for name in LINEAR_CELLS)
+    with pytest.raises(ValueError, match="time_parallel must be one of auto, sequential, parallel"):
+        scans_in_parallel("chunked")
+
+
+def test_the_config_refuses_parallel_for_a_classic_cell():
+    from configs import default
+
+    config = default.get_config()
+    config.time_parallel = "parallel"
+    with pytest.raises(ConfigError) as info:
+        validate(config, None)
+    message = str(info.value)
+    assert message.startswith("config.time_parallel='parallel' is not allowed")
+    assert "cell='lstm'" in message and all(name in message for name in LINEAR_CELLS)
+    config.cell = "rglru"
+    validate(config, None)
+    config.time_parallel = "sideways"
+    with pytest.raises(ConfigError, match="one of auto, sequential, parallel"):
+        validate(config, None)
