@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from experiments import (
+    accelerator,
     benchmark,
     best,
     bucketing,
@@ -22,6 +23,7 @@ from experiments import (
     cores,
     data,
     keras_twin,
+    length_sweep,
     precision,
     reporting,
     schedule,
@@ -370,26 +372,60 @@ def test_time_to_target_counts_training_seconds_until_the_first_epoch_at_target(
 
 def test_benchmark_quick_times_every_cell_and_peer(tmp_path):
     benchmark.main(["--quick", "--no-torch", "--out", str(tmp_path)])
-    check_report(tmp_path, ["table.md", "table.csv", "gru_vs_lstm.md", "speed.png", "sweeps.csv"])
+    check_report(
+        tmp_path,
+        [
+            "table.md",
+            "table.csv",
+            "gru_vs_lstm.md",
+            "speed.png",
+            "sweeps.csv",
+            "linear.md",
+            "linear.png",
+        ],
+    )
     results = json.loads((tmp_path / "results.json").read_text())
     rows = results["rows"]
+    linear = {"minGRU", "minLSTM", "RG-LRU"}
     assert {(r["framework"], r["cell"]) for r in rows} == {
         (framework, cell)
         for framework in ("rnn_jax", "flax nn.RNN", "keras")
         for cell in ("SimpleRNN", "LSTM", "GRU")
-    }
+    } | {("rnn_jax", cell) for cell in linear}
     bfloat16 = {r["cell"] for r in rows if r["implementation"].endswith("bfloat16")}
     assert bfloat16 == {"SimpleRNN", "LSTM", "GRU"}
+    # Each cell linear in h in both evaluations of its recurrence.
+    evaluations = {(r["cell"], r["implementation"]) for r in rows if r["cell"] in linear}
+    assert evaluations == {(c, f"rnn_jax {m}") for c in linear for m in ("sequential", "parallel")}
     for row in rows:
         assert row["train_examples_per_second"] > 0 and row["infer_examples_per_second"] > 0
-        assert 0 < row["peak_fraction"] < 1
+        assert 0 < row["peak_fraction"] < 1 and row["vs_lstm"] > 0
+        if row["cell"] in linear:  # No peer has them.
+            assert row["vs_fastest_peer"] is None
+            continue
         # The ratio is to the fastest peer of the same cell, so for peers it is at most 1.
         assert row["vs_fastest_peer"] > 0
         if row["framework"] != "rnn_jax":
             assert row["vs_fastest_peer"] <= 1
     assert any(r["vs_fastest_peer"] == 1 for r in rows if r["framework"] != "rnn_jax")
-    assert all(r["temp_mb"] is not None for r in rows if r["framework"] == "rnn_jax")
+    # XLA's memory analysis of each jitted step (a pmap row, when there are devices, has none).
+    jitted = [r for r in rows if r["framework"] == "rnn_jax" and "pmap" not in r["implementation"]]
+    assert all(r["temp_mb"] is not None for r in jitted)
+    assert [r["vs_lstm"] for r in rows if r["implementation"] == "rnn_jax unroll=1"][1] == 1
     assert [r["value"] for r in results["sweeps"]] == list(benchmark.QUICK_SWEEPS["time"])
+    # The length sweep (--quick: one cell of each kind), both evaluations, beside Flax's.
+    swept = results["length_sweep"]
+    assert {r["time"] for r in swept} == set(length_sweep.QUICK_LENGTHS)
+    assert {(r["cell"], r["implementation"]) for r in swept if r["cell"] in linear} == {
+        ("minGRU", "rnn_jax sequential"),
+        ("minGRU", "rnn_jax parallel"),
+    }
+    assert {(r["framework"], r["cell"]) for r in swept if r["cell"] not in linear} == {
+        ("rnn_jax", "LSTM"),
+        ("flax nn.RNN", "LSTM"),
+    }
+    assert [r["vs_lstm"] for r in swept if r["implementation"] == "rnn_jax unroll=1"][0] == 1
+    assert max(r["vs_fastest_peer"] for r in swept if r["framework"] != "rnn_jax") == 1
 
 
 def test_flops_per_training_example_at_the_course_shape():
@@ -399,6 +435,76 @@ def test_flops_per_training_example_at_the_course_shape():
         for cell in ("rnn", "lstm", "gru")
     }
     assert millions == {"rnn": 39, "lstm": 157, "gru": 118}
+
+
+def test_accelerator_quick_checks_and_times_every_cell(tmp_path):
+    accelerator.main(
+        ["--quick", "--no-torch", "--out", str(tmp_path)]
+    )  # Raises SystemExit if a check fails.
+    check_report(tmp_path, ["table.md", "table.csv", "correctness.md", "correctness.csv"])
+    results = json.loads((tmp_path / "results.json").read_text())
+    env = results["environment"]
+    assert (
+        env["device_kind"] == jax.devices()[0].device_kind and env["jax_version"] == jax.__version__
+    )
+    assert env["local_device_count"] == jax.local_device_count() and env["nvidia_driver"]
+    rows = results["correctness"]
+    assert all(r["passed"] for r in rows), [r for r in rows if not r["passed"]]
+    # Every registered cell: linear ones in both time modes, the LSTM by scan and by the
+    # cuDNN path's CPU stand-in; each compared at both precisions, and padded both ways.
+    paths = {(c, "defaults") for c in CELLS if c not in accelerator.LINEAR_CELLS}
+    paths -= {("lstm", "defaults")}
+    paths |= {("lstm", "lstm_backend=scan"), ("lstm", "cuDNN stand-in (lstm_ref) vs scan")}
+    paths |= {
+        (c, f"time_parallel={m}")
+        for c in accelerator.LINEAR_CELLS
+        for m in ("sequential", "parallel")
+    }
+    compared = [
+        (r["cell_name"], r["path"], r["precision"]) for r in rows if r["check"] == "device vs host"
+    ]
+    assert sorted(compared) == sorted((*p, q) for p in paths for q in ("default", "highest"))
+    padded = {(r["cell_name"], r["path"]) for r in rows if r["check"] == "pre vs post padding"}
+    assert padded == paths
+    (pmap,) = [r for r in rows if r["check"] == "pmap vs jit"]
+    assert f"pmap over {jax.local_device_count()} device(s)" in pmap["path"]
+    assert "FAIL" not in (tmp_path / "correctness.md").read_text()
+    # Speed: every cell at both shapes (linear ones in both modes), beside the LSTM peers.
+    assert not results["failures"]
+    speed = results["speed"]
+    for shape in accelerator.QUICK_SHAPES:
+        at = [r for r in speed if r["shape"] == shape]
+        ours = {(r["cell"], r["implementation"]) for r in at if r["framework"] == "rnn_jax"}
+        assert {cell for cell, _ in ours} == {reporting.cell_label(c) for c in CELLS}
+        for cell in accelerator.LINEAR_CELLS:
+            for mode in ("sequential", "parallel"):
+                assert (reporting.cell_label(cell), f"rnn_jax {mode}") in ours
+        peers = {r["framework"] for r in at if r["framework"] != "rnn_jax"}
+        assert {"flax nn.RNN", accelerator.EXPERIMENTAL_RNN} <= peers
+        for row in at:
+            assert row["train_examples_per_second"] > 0 and row["infer_examples_per_second"] > 0
+            assert row["compile_seconds"] >= 0 and row["vs_reference"] > 0
+    course = {r["implementation"] for r in speed if r["shape"] == list(accelerator.QUICK_SHAPES)[0]}
+    for variant in ("unroll=4", "input_projection=", "bfloat16", "lstm_ref (CPU stand-in"):
+        assert any(variant in implementation for implementation in course), variant
+
+
+def test_the_accelerator_check_fails_a_wrong_implementation():
+    # One recurrent weight moved by 1e-2 on the "device" side: its row must fail.
+    (case,) = [c for c in accelerator.layer_cases(on_gpu=False) if c.cell == "gru"]
+    batch = accelerator.check_batch("mixed")
+    params = accelerator.random_params(case, batch)
+    wrong = jax.tree.map(np.copy, params)
+    wrong["cell"]["recurrent_kernel"][0, 0] += 1e-2
+    step = jax.jit(lambda *args: accelerator.forward_and_grads(case.device_apply, *args))
+    cpu = jax.devices("cpu")[0]
+    expected, actual = (
+        accelerator.run_on(step, cpu, "highest", p, batch["inputs"], batch["mask"])
+        for p in (params, wrong)
+    )
+    assert accelerator.device_vs_host_row(case, "highest", expected, expected)["passed"]
+    row = accelerator.device_vs_host_row(case, "highest", actual, expected)
+    assert not row["passed"] and row["max_error"] > accelerator.HIGHEST_RTOL
 
 
 def test_cores_quick_times_every_setting_as_it_says(tmp_path):
