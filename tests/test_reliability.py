@@ -302,7 +302,11 @@ def test_validate_refuses_a_batch_not_divisible_by_the_devices(field):
 @pytest.mark.parametrize(
     "job, expected",
     [
-        ("cfg_cell", "error: config.cell='transformer' is not allowed: one of gru, lstm, mgu, rnn"),
+        (
+            "cfg_cell",
+            "error: config.cell='transformer' is not allowed: "
+            "one of gru, lstm, mgu, mingru, minlstm, rglru, rnn",
+        ),
         (
             "cfg_fraction",
             "error: config.validation_fraction=1.0 is not allowed: a fraction in [0, 1) "

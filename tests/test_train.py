@@ -319,6 +319,9 @@ NEW_VALUES = {
     "embed_dropout_tokens": True,
     "evaluate_test": False,
     "compute_dtype": "bfloat16",
+    "time_parallel": "sequential",
+    "lstm_backend": "scan",
+    "residual": True,
 }
 
 
