@@ -49,7 +49,9 @@ case "${1:-}" in
     setup
     "$venv/bin/ruff" check .
     "$venv/bin/ruff" format --check .
-    "$venv/bin/python" -m pytest "$@" ;;
+    # Two test workers: compiling is single-threaded, so two cores run two tests at once
+    # (tests that start processes of their own share one worker: xdist_group "subprocesses").
+    "$venv/bin/python" -m pytest -n 2 --dist loadgroup "$@" ;;
   python)
     shift
     setup

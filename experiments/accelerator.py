@@ -39,9 +39,10 @@ temp memory (``experiments.benchmark``'s candidates, timed in interleaved rounds
   scan and by cuDNN on a GPU), beside the LSTM peers.
 
 Each row's training speed is divided by PyTorch's LSTM at the same shape (else the fastest LSTM
-peer). ``--quick`` runs the same code on CPU in minutes: one tiny shape, 2 rounds,
-unroll 1 and 4, the variants (unroll, input projection, bfloat16) on the LSTM and minGRU only,
-and LSTM peers only; ``jax.experimental.rnn``'s classifier runs on the CPU stand-in there, so
+peer). ``--quick`` runs the same code on CPU in about a minute: one tiny shape, 2 rounds; every
+cell at "highest", the LSTM at "default" too; every cell timed, the parallel scan on the minGRU
+only, unroll 1 and 4 and the other variants (input projection, bfloat16) on the LSTM only, and
+LSTM peers only; ``jax.experimental.rnn``'s classifier runs on the CPU stand-in there, so
 everything a GPU runs is covered except cuDNN itself.
 """
 
@@ -128,9 +129,10 @@ QUICK_SHAPES = {"B 8, T 12": benchmark.SHAPE | {"batch": 8, "time": 12}}
 REPEATS, QUICK_REPEATS = 10, 2
 UNROLLS, QUICK_UNROLLS = (1, 4, 16), (1, 4)
 PEER_CELLS = benchmark.PEER_CELLS
-# --quick varies these cells only (each variant is the same code for every cell; on 2 CPU cores
-# each candidate costs ~5 s of compilation).
-QUICK_VARIED_CELLS = ("lstm",)
+# --quick checks the default precision and times the variants on QUICK_VARIED_CELLS only, and
+# the parallel scan on QUICK_PARALLEL_CELLS only: the same code for every cell, and on 2 CPU
+# cores each compilation costs seconds.
+QUICK_VARIED_CELLS, QUICK_PARALLEL_CELLS = ("lstm",), ("mingru",)
 EXPERIMENTAL_RNN = "jax.experimental.rnn"
 
 COLUMNS = (
@@ -443,8 +445,8 @@ def padding_row(case: LayerCase, post: dict, pre: dict) -> dict:
     return agreement_row("pre vs post padding", case, "highest", errors, HIGHEST_RTOL)
 
 
-def case_rows(case: LayerCase, device, host) -> list[dict]:
-    """Device vs host at both precisions, and pre vs post padding on the device."""
+def case_rows(case: LayerCase, device, host, precisions: Sequence[str]) -> list[dict]:
+    """Device vs host at ``precisions``, and pre vs post padding on the device."""
     device_fn = jax.jit(functools.partial(forward_and_grads, case.device_apply))
     # The same jitted function when the paths agree: on a CPU-only machine, where device and
     # host are one device, each precision then compiles once.
@@ -453,7 +455,7 @@ def case_rows(case: LayerCase, device, host) -> list[dict]:
     mixed = check_batch("mixed")
     params = random_params(case, mixed)
     rows = []
-    for precision in TOLERANCES:
+    for precision in precisions:
         actual = run_on(device_fn, device, precision, params, mixed["inputs"], mixed["mask"])
         expected = run_on(host_fn, host, precision, params, mixed["inputs"], mixed["mask"])
         rows.append(device_vs_host_row(case, precision, actual, expected))
@@ -566,6 +568,13 @@ def host_device():
         ) from error
 
 
+def check_precisions(case: LayerCase, options: Options) -> tuple[str, ...]:
+    """Both matmul precisions; in --quick runs "default" on the varied cells only."""
+    if options.quick and case.cell not in QUICK_VARIED_CELLS:
+        return ("highest",)
+    return tuple(TOLERANCES)
+
+
 def correctness_rows(options: Options) -> list[dict]:
     """Every correctness row (see the module docstring), progress printed per case."""
     device, host = jax.devices()[0], host_device()
@@ -574,7 +583,7 @@ def correctness_rows(options: Options) -> list[dict]:
     for case in layer_cases(options.on_gpu):
         options.log(f"correctness: {case.cell} {case.path}")
         try:
-            case_result = case_rows(case, device, host)
+            case_result = case_rows(case, device, host, check_precisions(case, options))
         except Exception as error:  # Reported as a failing row; the other cases still run.
             case_result = [failed_row("device vs host", case.cell, case.path, error)]
         for row in case_result:
@@ -656,7 +665,8 @@ def default_specs(shape: dict, batch: dict, options: Options) -> list[Spec]:
     """Every cell at its defaults, each linear one in both time modes; the LSTM by cuDNN too."""
     specs = [rnn_jax_spec(cell, shape, batch) for cell in classic_cells()]
     for cell in LINEAR_CELLS:
-        specs += [rnn_jax_spec(cell, shape, batch, time_parallel=mode) for mode in TIME_MODES]
+        modes = TIME_MODES if not options.quick or cell in QUICK_PARALLEL_CELLS else TIME_MODES[:1]
+        specs += [rnn_jax_spec(cell, shape, batch, time_parallel=mode) for mode in modes]
     if options.on_gpu:
         specs.append(rnn_jax_spec("lstm", shape, batch, lstm_backend="cudnn"))
     return specs

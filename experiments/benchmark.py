@@ -65,7 +65,10 @@ SWEEPS = {
     "batch": (16, 64, 256, 512),
     "hidden": (32, 64, 128, 256, 512),
 }
-QUICK_SWEEPS = {"time": (10, 20)}
+QUICK_SWEEPS = {"time": (10,)}
+# --quick: every cell once beside Flax's; the variants, Keras and the parallel scan on one cell
+# of each kind (the same code for every cell, and each candidate costs seconds of compilation).
+QUICK_VARIED_CELLS, QUICK_PARALLEL_CELLS = ("lstm",), ("mingru",)
 SWEEP_CELL, SWEEP_REPEATS = "lstm", 5
 
 COLUMNS = (
@@ -564,22 +567,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     candidates = []
     for cell in PEER_CELLS:
         print(f"compiling {cell} ...", flush=True)
+        varied = not args.quick or cell in QUICK_VARIED_CELLS
         for unroll in QUICK_UNROLLS if args.quick else UNROLLS:
             candidates.append(rnn_jax_candidate(cell, shape, batch, unroll))
-        # The other place for x W than 'auto' picks on this backend.
-        other = "in_step" if projects_before_scan("auto") else "before_scan"
-        candidates.append(rnn_jax_candidate(cell, shape, batch, input_projection=other))
-        candidates.append(rnn_jax_candidate(cell, shape, batch, compute_dtype="bfloat16"))
-        if jax.local_device_count() > 1:  # --cpu-devices on CPU; or several accelerators.
+        if varied:  # The other place for x W than 'auto' picks on this backend; bfloat16.
+            other = "in_step" if projects_before_scan("auto") else "before_scan"
+            candidates.append(rnn_jax_candidate(cell, shape, batch, input_projection=other))
+            candidates.append(rnn_jax_candidate(cell, shape, batch, compute_dtype="bfloat16"))
+        if varied and jax.local_device_count() > 1:  # --cpu-devices on CPU; or accelerators.
             candidates.append(rnn_jax_candidate(cell, shape, batch, pmap=True))
         candidates.append(flax_candidate(cell, shape, batch))
-        if peers["keras"]:
+        if varied and peers["keras"]:
             candidates.append(keras_candidate(cell, shape, batch))
-        if peers["pytorch"]:
+        if varied and peers["pytorch"]:
             for packed in (True, False):
                 candidates.append(torch_candidate(cell, shape, batch, packed))
     for cell in LINEAR_CELLS:  # No peer has them: compared with the LSTM (vs_lstm).
-        for mode in ("sequential", "parallel"):
+        both = not args.quick or cell in QUICK_PARALLEL_CELLS
+        for mode in ("sequential", "parallel") if both else ("sequential",):
             candidates.append(rnn_jax_candidate(cell, shape, batch, time_parallel=mode))
     time_rounds(candidates, repeats)
     rows = result_rows(candidates, shape, peak)

@@ -5,12 +5,20 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnn_jax.cells import CELLS
+from rnn_jax.cells import CELLS, LINEAR_CELLS
 
 NAMES = sorted(CELLS)
 # Every registered cell with its defaults, plus the GRU's other convention.
 VARIANTS = [pytest.param(n, {}, id=n) for n in NAMES] + [
     pytest.param("gru", {"reset_after": False}, id="gru-reset_before")
+]
+# VARIANTS with each input_projection, except that cells linear in h ignore it (their
+# coefficients are always one matmul before the scan) and so run once.
+PROJECTION_VARIANTS = [
+    pytest.param(*variant.values, projection, id=f"{variant.id}-{projection}")
+    for variant in VARIANTS
+    for projection in ("before_scan", "in_step")
+    if projection == "before_scan" or variant.values[0] not in LINEAR_CELLS
 ]
 
 # What summary.json must hold (the workdir contract, docs/design.md).

@@ -77,7 +77,10 @@ def base_env(jax_cache_dir=None, **extra) -> dict[str, str]:
     results are unchanged); sharing them saves seconds of CPU per run.
     """
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    env.pop("XLA_FLAGS", None)  # One CPU device unless a test asks for more.
+    # One CPU device unless a test asks for more; the session's other flags (tests/conftest.py)
+    # stay.
+    flags = os.environ.get("XLA_FLAGS", "").split()
+    env["XLA_FLAGS"] = " ".join(f for f in flags if "device_count" not in f)
     if jax_cache_dir is not None:
         env |= {
             "JAX_COMPILATION_CACHE_DIR": str(jax_cache_dir),

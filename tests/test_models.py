@@ -322,9 +322,10 @@ def test_cutting_padding_columns_leaves_a_masked_models_logits_unchanged(cell, p
     model = SentimentClassifier(
         vocab_size=50, embed_dim=8, hidden_size=6, cell=cell, num_layers=2, bidirectional=True
     )
-    params = model.init(jax.random.key(1), token_ids)["params"]
-    full_logits = model.apply({"params": params}, token_ids)
-    cut_logits = model.apply({"params": params}, cut)
+    params = jax.jit(model.init)(jax.random.key(1), token_ids)["params"]
+    apply = jax.jit(model.apply)  # Compiled per shape: faster than op by op, even twice.
+    full_logits = apply({"params": params}, token_ids)
+    cut_logits = apply({"params": params}, cut)
     np.testing.assert_allclose(cut_logits, full_logits, rtol=1e-5, atol=1e-6)
 
 
@@ -366,20 +367,21 @@ def test_an_ngram_model_ignores_padding_and_learns_its_ngram_table(padding):
         pooling="mean_max", ngram_buckets=97, ngram_order=3,
     )  # fmt: skip
     padded, _ = pad_sequences(reviews, 16, padding, "pre")
-    params = model.init(jax.random.key(0), padded)["params"]
+    params = jax.jit(model.init)(jax.random.key(0), padded)["params"]
     assert params["ngram_embedding"]["embedding"].shape == (97, 8)
     (row,) = [r for r in models.summary(model, params, 16).splitlines() if r.startswith("ngram")]
     assert row.split()[-1] == "776"  # 97 x 8
-    logits = model.apply({"params": params}, padded)
+    apply = jax.jit(model.apply)
+    logits = apply({"params": params}, padded)
     for row, review_ids in enumerate(reviews):  # each review alone, unpadded.
-        alone = model.apply({"params": params}, jnp.asarray([review_ids], jnp.int32))
+        alone = apply({"params": params}, jnp.asarray([review_ids], jnp.int32))
         np.testing.assert_allclose(logits[row], alone[0], rtol=1e-5, atol=1e-6)
 
     def loss(params):
         logits = model.apply({"params": params}, padded)
         return optax.sigmoid_binary_cross_entropy(logits, labels).mean()
 
-    grads = jax.grad(loss)(params)["ngram_embedding"]["embedding"]
+    grads = jax.jit(jax.grad(loss))(params)["ngram_embedding"]["embedding"]
     real = np.asarray(padded) != 0
     used = np.unique(
         [np.asarray(models.ngram_ids(jnp.asarray(padded), 50, 97, n))[real] for n in (2, 3)]
@@ -398,7 +400,7 @@ def test_embedding_dropout_drops_whole_tokens_or_single_features(whole_tokens):
         embed_dropout_rate=0.3, embed_dropout_tokens=whole_tokens,
     )  # fmt: skip
     tokens = jnp.asarray(np.random.default_rng(0).integers(3, 50, (8, 64)), jnp.int32)
-    params = model.init(jax.random.key(0), tokens)["params"]
+    params = jax.jit(model.init)(jax.random.key(0), tokens)["params"]
     _, state = model.apply(
         {"params": params},
         tokens,
@@ -429,8 +431,9 @@ def test_masked_pre_and_post_padding_give_the_same_gradients(cell):
     model = SentimentClassifier(vocab_size=50, embed_dim=8, hidden_size=6, cell=cell)
     pre, _ = pad_sequences(reviews, 24, "pre", "pre")
     post, _ = pad_sequences(reviews, 24, "post", "pre")
-    params = model.init(jax.random.key(2), pre)["params"]
+    params = jax.jit(model.init)(jax.random.key(2), pre)["params"]
 
+    @jax.jit  # One program for both paddings (same shapes).
     def grads(token_ids):
         def loss(params):
             logits = model.apply({"params": params}, token_ids)
@@ -462,9 +465,10 @@ def test_bfloat16_compute_keeps_float32_parameters_and_gradients_close_to_float3
     )
     bf16 = f32.clone(dtype=jnp.bfloat16)
     tokens, _ = token_batch()
-    params = f32.init(jax.random.key(0), tokens)["params"]
+    params = jax.jit(f32.init)(jax.random.key(0), tokens)["params"]
     # The same parameters, in float32: only the computation changes.
-    same = jax.tree.map(jnp.array_equal, params, bf16.init(jax.random.key(0), tokens)["params"])
+    bf16_params = jax.jit(bf16.init)(jax.random.key(0), tokens)["params"]
+    same = jax.tree.map(jnp.array_equal, params, bf16_params)
     assert all(jax.tree.leaves(same))
     labels = jnp.asarray([1.0, 0.0, 1.0, 0.0])
 
@@ -531,12 +535,13 @@ def test_without_mask_padding_the_model_reads_padding_like_a_word(name):
     table = params["embedding"]["embedding"]
     as_word = {**params, "embedding": {"embedding": table.at[word].set(table[0])}}
     read_like_a_word = jnp.where(padded == 0, word, padded)
+    unmasked_apply, masked_apply = jax.jit(unmasked.apply), jax.jit(masked.apply)
     np.testing.assert_allclose(
-        unmasked.apply({"params": as_word}, padded),
-        masked.apply({"params": as_word}, read_like_a_word),
+        unmasked_apply({"params": as_word}, padded),
+        masked_apply({"params": as_word}, read_like_a_word),
         rtol=1e-6,
     )
     # ... which differs from what the masking model makes of the padded review.
     assert not np.allclose(
-        unmasked.apply({"params": params}, padded), masked.apply({"params": params}, padded)
+        unmasked_apply({"params": params}, padded), masked_apply({"params": params}, padded)
     )

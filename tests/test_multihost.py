@@ -16,6 +16,10 @@ import pytest
 from rnn_jax import ensemble, inference
 from tests.test_train import DATA_DIR
 
+# One test worker runs every test that starts processes of its own (see launch.sh test), so
+# the bounded waits below are not shared with another multi-process test.
+pytestmark = pytest.mark.xdist_group("subprocesses")
+
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 20  # --distributed_timeout: joining, and a silent peer.
 STEPS_PER_EPOCH = 12  # 256 reviews, 20% validation, batch 16.

@@ -40,6 +40,8 @@ from tests.reliability_helpers import (
 
 pytestmark = [
     pytest.mark.usefixtures("runner"),
+    # One test worker runs every test that starts processes of its own (see launch.sh test).
+    pytest.mark.xdist_group("subprocesses"),
     # After a failed restore, Orbax leaves callbacks to an event loop it has closed and
     # coroutines never awaited: harmless noise, reported by whichever test runs at the time.
     pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
@@ -96,7 +98,9 @@ def runner(tmp_path_factory):
 
     add("ref", main_args(w["ref"], cache), workdir=w["ref"])
     # Config errors: refused before TensorFlow is imported, data read or the workdir made.
-    two_devices = env | {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    two_devices = env | {
+        "XLA_FLAGS": f"{env['XLA_FLAGS']} --xla_force_host_platform_device_count=2"
+    }
     for name, field, value, job_env in [
         ("cfg_cell", "cell", "transformer", env),
         ("cfg_fraction", "validation_fraction", "1.0", env),
@@ -716,4 +720,6 @@ def test_main_on_the_real_data_leaves_a_complete_workdir(runner):
         assert summary[key] is not None, key
     assert summary["test_examples"] == TEST_EXAMPLES and summary["epochs"] == TINY["num_epochs"]
     assert 0.0 <= summary["test_accuracy"] <= 1.0
-    assert summary["devices"] == 1  # config.cpu_devices (XLA_FLAGS is unset for the runs).
+    assert (
+        summary["devices"] == 1
+    )  # config.cpu_devices (XLA_FLAGS sets no device count for the runs).

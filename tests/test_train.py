@@ -194,7 +194,9 @@ def test_train_and_evaluate_writes_the_workdir_and_resumes_identically(
 
 def run_script(script: str, *args: str, xla_flags: str) -> dict:
     """Runs ``script`` in a fresh Python (JAX's devices are fixed once it starts); its JSON line."""
-    env = dict(os.environ, XLA_FLAGS=xla_flags, TF_CPP_MIN_LOG_LEVEL="2")
+    # After the session's own flags (tests/conftest.py), which they override where they overlap.
+    flags = f"{os.environ.get('XLA_FLAGS', '')} {xla_flags}"
+    env = dict(os.environ, XLA_FLAGS=flags, TF_CPP_MIN_LOG_LEVEL="2")
     out = subprocess.run(
         [sys.executable, "-c", script, *args],
         cwd=REPO,
