@@ -427,19 +427,24 @@ def reference_outputs(name, kwargs, x, params, activations="tanh/sigmoid"):
     return NUMPY_REFERENCES[key](x, **cell_params, act=act, gate=gate)
 
 
-@pytest.mark.parametrize("activations", list(ACTIVATION_CASES))
-@pytest.mark.parametrize("name, kwargs", VARIANTS)
-def test_matches_numpy_keras_equations(name, kwargs, activations, x64):
+def float64_cell(name, kwargs, hidden, activations):
+    """Cell ``name`` in float64 with the activations ``ACTIVATION_CASES[activations]``."""
     activation, recurrent_activation, _, _ = ACTIVATION_CASES[activations]
-    batch, time, in_features, hidden = 2, 6, 4, 5
-    x = np.random.default_rng(3).standard_normal((batch, time, in_features))
-    cell = CELLS[name](
+    return CELLS[name](
         features=hidden,
         param_dtype=jnp.float64,
         activation=activation,
         recurrent_activation=recurrent_activation,
         **kwargs,
     )
+
+
+@pytest.mark.parametrize("activations", list(ACTIVATION_CASES))
+@pytest.mark.parametrize("name, kwargs", VARIANTS)
+def test_matches_numpy_keras_equations(name, kwargs, activations, x64):
+    batch, time, in_features, hidden = 2, 6, 4, 5
+    x = np.random.default_rng(3).standard_normal((batch, time, in_features))
+    cell = float64_cell(name, kwargs, hidden, activations)
     layer = Recurrence(cell, True)
     # Random weights (not the init): every bias entry is non-zero.
     params = random_params(layer, jnp.asarray(x), seed=4)
@@ -458,14 +463,7 @@ def test_gradient_matches_finite_differences_of_the_numpy_equations(name, kwargs
     time, in_features, hidden = 6, 3, 4
     x = np.random.default_rng(8).standard_normal((2, time, in_features))
     mask = np.array([[True] * 4 + [False] * 2, [False] * 3 + [True] * 3])  # post, pre.
-    activation, recurrent_activation, _, _ = ACTIVATION_CASES["tanh/sigmoid"]  # The config's.
-    cell = CELLS[name](
-        features=hidden,
-        param_dtype=jnp.float64,
-        activation=activation,
-        recurrent_activation=recurrent_activation,
-        **kwargs,
-    )
+    cell = float64_cell(name, kwargs, hidden, "tanh/sigmoid")  # The config's activations.
     layer = Recurrence(cell, True)
     params = random_params(layer, jnp.asarray(x), seed=9)
     weights = np.random.default_rng(10).standard_normal((2, time, hidden))
