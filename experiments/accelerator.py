@@ -64,10 +64,10 @@ import numpy as np
 
 from experiments import benchmark, common, reporting
 from experiments.reporting import Column, cell_label
-from rnn_jax.cells import CELLS, LINEAR_CELLS, is_linear
-from rnn_jax.cudnn_lstm import cudnn_lstm, lstm_ref_with_flat_weights
-from rnn_jax.linear_scan import scans_in_parallel
-from rnn_jax.recurrence import Recurrence, projects_before_scan
+from rnn_jax.cells.classic import CELLS, LINEAR_CELLS, is_linear
+from rnn_jax.cells.cudnn_lstm import cudnn_lstm, lstm_ref_with_flat_weights
+from rnn_jax.layers.recurrence import Recurrence, projects_before_scan
+from rnn_jax.layers.scan import scans_in_parallel
 
 # ----------------------------------------------------------------------------------------------
 # Correctness: shapes, tolerances.
@@ -499,7 +499,8 @@ def pmap_row() -> dict:
     Compared: the parameter update (params after minus before), relative to the largest update,
     at "highest" precision (so the batch split changes only the summation order).
     """
-    from rnn_jax import models, parallel, train_steps
+    from rnn_jax.models import classifier as models
+    from rnn_jax.training import parallel, train_steps
 
     devices = jax.local_device_count()
     config = pmap_config(devices)

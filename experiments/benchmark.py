@@ -146,7 +146,10 @@ def train_flops_per_example(cell: str, shape: dict) -> float:
     G is the cell's ``num_gates`` in ``rnn_jax.cells.CELLS``; a cell linear in h has no
     recurrent matmul: ``6 E G H T``.
     """
-    from rnn_jax.cells import CELLS, is_linear  # Imports JAX, as everything that runs a model.
+    from rnn_jax.cells.classic import (  # Imports JAX, as everything that runs a model.
+        CELLS,
+        is_linear,
+    )
 
     gates = CELLS[cell].num_gates
     reads = shape["embed"] + (0 if is_linear(CELLS[cell]) else shape["hidden"])
@@ -202,7 +205,7 @@ def jax_candidate(
     import jax
     import optax
 
-    from rnn_jax import parallel
+    from rnn_jax.training import parallel
 
     params = model.init(jax.random.key(0), *inputs)["params"]
     optimizer = optax.adam(LEARNING_RATE)
@@ -267,7 +270,7 @@ def rnn_jax_candidate(
 ) -> Candidate:
     import jax
 
-    from rnn_jax.models import COMPUTE_DTYPES, SentimentClassifier
+    from rnn_jax.models.classifier import COMPUTE_DTYPES, SentimentClassifier
 
     model = SentimentClassifier(
         vocab_size=shape["vocab"],
@@ -554,8 +557,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     import jax
 
     from experiments import length_sweep
-    from rnn_jax.cells import LINEAR_CELLS
-    from rnn_jax.recurrence import projects_before_scan
+    from rnn_jax.cells.classic import LINEAR_CELLS
+    from rnn_jax.layers.recurrence import projects_before_scan
 
     shape = QUICK_SHAPE if args.quick else SHAPE
     repeats = args.repeats or (QUICK_REPEATS if args.quick else REPEATS)

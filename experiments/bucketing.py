@@ -28,7 +28,7 @@ COLUMNS = (
 
 def scanned_steps_per_review(config, data) -> float:
     """Mean scan length per training review over epoch 1's batches, as the run draws them."""
-    from rnn_jax import batching
+    from rnn_jax.data import batching
 
     widths = [
         batch["token_ids"].shape[1]
@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--max-len", type=int, default=500)
     parser.add_argument("--bucket-width", type=int, default=50)
     args = common.parse(parser, argv)
-    from rnn_jax import input_pipeline
+    from rnn_jax.data import input_pipeline
 
     report = reporting.Report(args, f"Length bucketing: {cell_label(args.cell)} epoch time")
     base = shootout.CONFIGS[args.cell].get_config()

@@ -114,7 +114,7 @@ def use_cpu_devices(quick: bool, requested: int | None = None) -> None:
     A script called after JAX has started (from a test) keeps the devices it has.
     """
     from configs import default
-    from rnn_jax import parallel
+    from rnn_jax.training import parallel
 
     config = default.get_config()
     sizes = QUICK_FIELDS if quick else config
@@ -214,7 +214,7 @@ def is_finished(config: ml_collections.ConfigDict, workdir: Path) -> bool:
       RuntimeError: the finished run there has more epochs than asked for; resuming cannot
         shorten it, and silently reporting the longer run would mislabel the results.
     """
-    from rnn_jax import workdir as workdirs
+    from rnn_jax.training import workdir as workdirs
 
     if not (workdir / "summary.json").exists():
         return False
@@ -247,6 +247,6 @@ def read_json(path: Path) -> Any:
 
 def read_config(workdir: Path) -> ml_collections.ConfigDict:
     """The config a training run in ``workdir`` was started with."""
-    from rnn_jax import workdir as workdirs
+    from rnn_jax.training import workdir as workdirs
 
     return ml_collections.ConfigDict(workdirs.read_config(str(workdir)))

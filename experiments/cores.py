@@ -39,8 +39,8 @@ from collections.abc import Sequence
 
 from experiments import benchmark, common, reporting
 from experiments.reporting import Column, cell_label
-from rnn_jax import parallel
-from rnn_jax.cells import CELLS
+from rnn_jax.cells.classic import CELLS
+from rnn_jax.training import parallel
 
 THREADS_OFF = "--xla_cpu_multi_thread_eigen=false"
 # pmap as rnn_jax's cpu_devices=2 sets it up (parallel.use_cpu_devices): two CPU devices, and

@@ -72,7 +72,7 @@ def original_text(data_dir: str, split: str, index: int) -> str:
     """The raw text of review ``index`` of a tfds split (imports TensorFlow: seconds)."""
     import tensorflow_datasets as tfds
 
-    from rnn_jax import imdb_reader
+    from rnn_jax.data import imdb_reader
 
     builder = tfds.builder(
         f"{imdb_reader.DATASET_NAME}:{imdb_reader.DATASET_VERSION}",
@@ -86,7 +86,7 @@ def original_text(data_dir: str, split: str, index: int) -> str:
 
 def example_section(data, data_dir: str) -> str:
     """One short training review: its original text, its padded ids and their decoding."""
-    from rnn_jax.vocabulary import decode_review
+    from rnn_jax.data.vocabulary import decode_review
 
     lengths = data.full_lengths["train"]
     short = np.flatnonzero(lengths <= min(EXAMPLE_MAX_TOKENS, data.train["token_ids"].shape[1]))
@@ -108,7 +108,7 @@ def example_section(data, data_dir: str) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = common.make_parser("data", __doc__.splitlines()[0], training=False)
     args = common.parse(parser, argv)
-    from rnn_jax import input_pipeline
+    from rnn_jax.data import input_pipeline
 
     config = common.make_config(default.get_config(), args)
     data = input_pipeline.load_imdb_for(config)

@@ -42,7 +42,7 @@ def nearest_neighbours(embedding: np.ndarray, vocab, word: str, k: int = TOP_K) 
     Reserved ids (padding, start, out-of-vocabulary, unused) and ids no word was given are left
     out: they are not words.
     """
-    from rnn_jax.vocabulary import INDEX_FROM
+    from rnn_jax.data.vocabulary import INDEX_FROM
 
     if word not in vocab:
         return "(not in the vocabulary)"
@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = common.make_parser("embeddings", __doc__.splitlines()[0], workdirs_of="shootout")
     parser.add_argument("--workdir", type=Path, help="a finished training run to read")
     args = common.parse(parser, argv)
-    from rnn_jax import inference
+    from rnn_jax.inference import runs as inference
 
     report = reporting.Report(args, "Embedding neighbours of sentiment words")
     workdir = resolve_workdir(args)

@@ -44,7 +44,7 @@ def full_reviews(config, count: int) -> tuple[np.ndarray, np.ndarray]:
     Returns:
       ``token_ids`` <int32>[n, max_len] and ``labels`` <int32>[n], n <= count.
     """
-    from rnn_jax import input_pipeline
+    from rnn_jax.data import input_pipeline
 
     data = input_pipeline.load_imdb_for(config)
     rows = np.flatnonzero(data.full_lengths["validation"] >= config.max_len)[:count]
@@ -93,7 +93,8 @@ def measure(cell: str, args: argparse.Namespace) -> tuple[object, dict[str, np.n
 
     The shootout run of ``cell`` is trained first if it is missing.
     """
-    from rnn_jax import inference, train_steps
+    from rnn_jax.inference import runs as inference
+    from rnn_jax.training import train_steps
 
     run = inference.load_run(str(shootout.finished_workdir(cell, args)))
     token_ids, labels = full_reviews(run.config, NUM_REVIEWS)

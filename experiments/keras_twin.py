@@ -96,7 +96,7 @@ def _train_worker(name: str, config: dict, workdir: str) -> tuple[bool, int]:
     """Runs in the child process: makes the devices as ``rnn_jax.main`` does, then trains."""
     import jax
 
-    from rnn_jax import parallel
+    from rnn_jax.training import parallel
 
     config = ml_collections.ConfigDict(config)
     parallel.use_cpu_devices(config.cpu_devices, (config.batch_size, config.eval_batch_size))
@@ -109,8 +109,9 @@ def rnn_jax_epochs(result, data) -> list[dict]:
 
     ``data`` is ``input_pipeline.load_imdb_for(result.config)``, read once for every framework.
     """
-    from rnn_jax import models, parallel, train_steps
-    from rnn_jax.checkpointing import Checkpoints
+    from rnn_jax.models import classifier as models
+    from rnn_jax.training import parallel, train_steps
+    from rnn_jax.training.checkpointing import Checkpoints
 
     config = result.config
     template = train_steps.checkpoint_template(config, models.create_model(config))
@@ -316,7 +317,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     target = shootout.COURSE_TEST_ACCURACY[args.cell]
     report = reporting.Report(args, f"End to end: rnn_jax vs Keras, {cell_label(args.cell)}")
 
-    from rnn_jax import input_pipeline
+    from rnn_jax.data import input_pipeline
 
     runs: dict[str, dict[int, list[dict]]] = {name: {} for name in [*RNN_JAX, KERAS]}
     devices: dict[str, int] = {}

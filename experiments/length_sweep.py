@@ -35,7 +35,7 @@ COLUMNS = (
 
 def candidates_at(shape: dict, torch: bool, quick: bool) -> list[benchmark.Candidate]:
     """Every implementation timed at one shape (see the module docstring)."""
-    from rnn_jax.cells import LINEAR_CELLS
+    from rnn_jax.cells.classic import LINEAR_CELLS
 
     batch = benchmark.make_batch(shape)
     candidates = []

@@ -35,7 +35,7 @@ def cell_label(name: str) -> str:
 
     ``rnn_jax.cells`` imports JAX and Flax, so it is imported here, when a label is asked for.
     """
-    from rnn_jax.cells import CELLS
+    from rnn_jax.cells.classic import CELLS
 
     return CELLS[name].label
 

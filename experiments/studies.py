@@ -206,7 +206,7 @@ def kept_whole_share(config, max_lens: Sequence[int]) -> dict[int, float]:
 
     Full lengths do not depend on max_len, so one (cached) load serves every value.
     """
-    from rnn_jax import input_pipeline
+    from rnn_jax.data import input_pipeline
 
     lengths = input_pipeline.load_imdb_for(config).full_lengths["test"]
     return {m: float(np.mean(lengths <= m)) for m in max_lens}

@@ -11,8 +11,9 @@ import sys
 
 from absl import app, flags
 
-from rnn_jax import ensemble, inference
-from rnn_jax.imdb_reader import DataNotFoundError
+from rnn_jax.data.imdb_reader import DataNotFoundError
+from rnn_jax.inference import ensemble
+from rnn_jax.inference import runs as inference
 
 _WORKDIR = flags.DEFINE_multi_string(
     "workdir", None, "Workdir of a training run; repeat the flag to evaluate an ensemble."

@@ -13,7 +13,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from rnn_jax import configuration, distributed, parallel
+from rnn_jax.training import configuration, distributed, parallel
 
 # TensorFlow and rnn_jax.train (Orbax, optax: seconds of imports) are imported in main() only
 # once the config is valid, so a typo in a flag costs a second, not the start-up of a run.
@@ -46,10 +46,10 @@ flags.mark_flags_as_required(["config"])
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
-    from rnn_jax import train
-    from rnn_jax import workdir as workdirs
-    from rnn_jax.checkpointing import NoUsableCheckpointError
-    from rnn_jax.imdb_reader import DataNotFoundError
+    from rnn_jax.data.imdb_reader import DataNotFoundError
+    from rnn_jax.training import train
+    from rnn_jax.training import workdir as workdirs
+    from rnn_jax.training.checkpointing import NoUsableCheckpointError
 
     return (
         DataNotFoundError,
@@ -151,7 +151,7 @@ def main(argv):
         fail(1, f"error: {error}")
     # TensorFlow is imported only if IMDB must be read from tfds (rnn_jax.imdb_reader, which
     # keeps it off the GPUs); a cached run never imports it.
-    from rnn_jax import interrupts, train
+    from rnn_jax.training import interrupts, train
 
     logging.info("JAX: %s, local devices: %s", started, jax.local_devices())
     try:

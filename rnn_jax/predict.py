@@ -8,7 +8,7 @@ import sys
 
 from absl import app, flags
 
-from rnn_jax import inference
+from rnn_jax.inference import runs as inference
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of a training run.")
 flags.mark_flags_as_required(["workdir"])

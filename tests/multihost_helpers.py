@@ -12,7 +12,8 @@ import time
 
 from absl import app
 
-from rnn_jax import main, parallel, train_steps
+from rnn_jax import main
+from rnn_jax.training import parallel, train_steps
 
 FAULTS = {"none": None, "sigterm": signal.SIGTERM, "sigkill": signal.SIGKILL}
 

@@ -326,7 +326,8 @@ def scenario_signals_in_epoch_2(workdir: str, cache_dir: str) -> None:
     end. Prints one JSON line: the messages of the ``Interrupted`` raised and the checkpoint
     steps after each stop.
     """
-    from rnn_jax import batching, train
+    from rnn_jax.data import batching
+    from rnn_jax.training import train
 
     real_batches = batching.train_batches
     plan = [(1, 10), (1, STEPS_PER_EPOCH - 1)]  # (epoch index, batch index) of each signal.
@@ -363,7 +364,7 @@ def scenario_nan_in_epoch_2(workdir: str, cache_dir: str) -> None:
     import jax
     import jax.numpy as jnp
 
-    from rnn_jax import train, train_steps
+    from rnn_jax.training import train, train_steps
 
     real_step = train_steps.train_step
     bad_from = STEPS_PER_EPOCH + 5
@@ -390,7 +391,7 @@ SCENARIOS = {
 if __name__ == "__main__":
     from absl import logging
 
-    from rnn_jax import parallel
+    from rnn_jax.training import parallel
 
     logging.set_verbosity(logging.INFO)
     # First, as rnn_jax.main does: a scenario runs on the devices a main run of its config uses.

@@ -10,8 +10,9 @@ from absl import flags
 from ml_collections import config_flags
 
 from configs import best, default
-from rnn_jax import configuration, models
-from rnn_jax.models import count_params
+from rnn_jax.models import classifier as models
+from rnn_jax.models.classifier import count_params
+from rnn_jax.training import configuration
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_FILES = sorted(p for p in (REPO / "configs").glob("*.py") if p.name != "__init__.py")

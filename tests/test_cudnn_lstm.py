@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 from jax.experimental import rnn
 
-from rnn_jax.cells import GRUCell, LSTMCell
-from rnn_jax.cudnn_lstm import (
+from rnn_jax.cells.classic import GRUCell, LSTMCell
+from rnn_jax.cells.cudnn_lstm import (
     LSTM_BACKENDS,
     cudnn_lstm,
     cudnn_weights,
     lstm_ref_with_flat_weights,
     why_not_cudnn,
 )
-from rnn_jax.recurrence import Recurrence, length_mask
+from rnn_jax.layers.recurrence import Recurrence, length_mask
 from tests.helpers import assert_trees_close, random_params
 
 BATCH, TIME, IN_FEATURES, HIDDEN = 4, 6, 3, 5

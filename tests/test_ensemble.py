@@ -10,7 +10,7 @@ import numpy as np
 import optax
 import pytest
 
-from rnn_jax import ensemble
+from rnn_jax.inference import ensemble
 
 
 def test_one_member_scores_as_training_does():

@@ -31,8 +31,8 @@ from experiments import (
     studies,
     timeseries,
 )
-from rnn_jax import parallel
-from rnn_jax.cells import CELLS
+from rnn_jax.cells.classic import CELLS
+from rnn_jax.training import parallel
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "tensorflow_datasets"
 
@@ -139,7 +139,9 @@ def test_studies_quick_optimizer(tmp_path, data_args, capsys):
 
 
 def test_best_quick_selects_on_validation_tests_only_refits_and_averages_them(tmp_path, data_args):
-    from rnn_jax import ensemble, inference, input_pipeline
+    from rnn_jax.data import input_pipeline
+    from rnn_jax.inference import ensemble
+    from rnn_jax.inference import runs as inference
 
     out, workdirs = tmp_path / "results", tmp_path / "runs"
     argv = ["--quick", "--members", "gru", "lstm", "--out", str(out), "--workdirs", str(workdirs)]
@@ -542,8 +544,8 @@ def test_cores_quick_times_every_setting_as_it_says(tmp_path):
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_the_keras_twin_has_our_parameter_count(cell):
     from configs import default
-    from rnn_jax import models
-    from rnn_jax.models import count_params
+    from rnn_jax.models import classifier as models
+    from rnn_jax.models.classifier import count_params
 
     config = default.get_config()
     config.update(cell=cell, vocab_size=300, max_len=12, embed_dim=6, hidden_size=5)

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnn_jax import data_cache, imdb_reader
-from rnn_jax import input_pipeline as ip
-from rnn_jax.batching import (
+from rnn_jax.data import data_cache, imdb_reader
+from rnn_jax.data import input_pipeline as ip
+from rnn_jax.data.batching import (
     cut_padding,
     eval_batches,
     length_statistics,
@@ -21,9 +21,9 @@ from rnn_jax.batching import (
     shard_for_process,
     train_batches,
 )
-from rnn_jax.imdb_reader import DataNotFoundError
-from rnn_jax.input_pipeline import load_imdb
-from rnn_jax.vocabulary import (
+from rnn_jax.data.imdb_reader import DataNotFoundError
+from rnn_jax.data.input_pipeline import load_imdb
+from rnn_jax.data.vocabulary import (
     INDEX_FROM,
     OOV_ID,
     PAD_ID,

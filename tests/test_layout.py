@@ -1,62 +1,136 @@
-"""The package's shape: imports point one way (docs/design.md), modules and functions stay small."""
+"""The package's shape: folders by role, imports point one way, no cycles, modules stay small.
+
+The folders of ``rnn_jax/`` and what each may import are ``LAYERS`` below (and docs/design.md).
+"""
 
 import ast
 from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "rnn_jax"
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "rnn_jax"
 
-# Left to right: a module may import its own group and the groups to its left (docs/design.md).
-GROUPS = [
-    {"files", "vocabulary"},
-    {"cell_base"},
-    {"linear_cells"},
-    {"cells"},
-    {"cudnn_lstm", "linear_scan"},
-    {"recurrence"},
-    {"models"},
-    {"imdb_reader", "input_pipeline", "data_cache", "batching"},
-    {"optimizers", "train_steps", "parallel", "checkpointing", "workdir", "configuration"}
-    | {"distributed", "interrupts", "train"},
-    {"main", "predict", "evaluate", "inference", "ensemble"},
-]
-RANK = {name: rank for rank, group in enumerate(GROUPS) for name in group}
-MAX_MODULE_LINES = 420
+# Folder (or top-level module) -> the folders it may import besides itself. Cells know nothing
+# of layers; layers name no particular cell; data knows nothing of models; the entry points and
+# `rnn_jax/__init__.py` (the public API) sit on top.
+LAYERS = {
+    "cells": set(),
+    "layers": {"cells"},
+    "models": {"cells", "layers"},
+    "data": set(),
+    "training": {"cells", "layers", "models", "data"},
+    "inference": {"cells", "layers", "models", "data", "training"},
+}
+ENTRY_POINTS = {"main", "predict", "evaluate", "__init__"}
+MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 80
 
 
-def modules():
-    return sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
+def package_modules() -> list[str]:
+    """Every module of rnn_jax as a dotted name relative to the package (``cells.base``)."""
+    return sorted(
+        ".".join(p.relative_to(PACKAGE).with_suffix("").parts) for p in PACKAGE.rglob("*.py")
+    )
+
+
+def folder_of(module: str) -> str:
+    return module.split(".")[0]
 
 
 def package_imports(tree: ast.AST) -> set[str]:
-    """The rnn_jax modules a module imports, at top level or inside functions."""
+    """The rnn_jax modules or packages a module imports, at top level or inside functions."""
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module == "rnn_jax":
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rnn_jax."):
-            found.add(node.module.split(".")[1])
+            found.add(node.module.removeprefix("rnn_jax."))
         elif isinstance(node, ast.Import):
-            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("rnn_jax.")}
+            found |= {a.name.removeprefix("rnn_jax.") for a in node.names if "rnn_jax." in a.name}
     return found
 
 
-def test_every_module_has_a_place_in_the_layout():
-    assert set(modules()) == set(RANK), "add the module to GROUPS here and to docs/design.md"
+def test_every_folder_has_a_place_in_the_layout():
+    folders = {folder_of(m) for m in package_modules() if "." in m}
+    top = {m for m in package_modules() if "." not in m}
+    assert folders == set(LAYERS), "add the folder to LAYERS here and to docs/design.md"
+    assert top == ENTRY_POINTS, "a module at the top of rnn_jax/ must be an entry point"
 
 
-@pytest.mark.parametrize("module", modules())
+def test_every_folder_says_what_it_owns():
+    for folder in LAYERS:
+        init = ast.parse((PACKAGE / folder / "__init__.py").read_text())
+        doc = ast.get_docstring(init) or ""
+        assert "import" in doc.lower(), f"rnn_jax/{folder}/__init__.py: say what it owns and may import"
+
+
+@pytest.mark.parametrize("module", [m for m in package_modules() if "." in m])
 def test_imports_point_one_way(module):
-    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
-    upward = sorted(m for m in package_imports(tree) if RANK[m] > RANK[module])
-    assert not upward, f"rnn_jax/{module}.py imports {upward}, which sit above it"
+    path = PACKAGE.joinpath(*module.split(".")).with_suffix(".py")
+    allowed = LAYERS[folder_of(module)] | {folder_of(module)}
+    wrong = sorted(
+        m for m in package_imports(ast.parse(path.read_text())) if folder_of(m) not in allowed
+    )
+    assert not wrong, f"rnn_jax/{module}: imports {wrong}; it may import only {sorted(allowed)}"
 
 
 def test_the_import_check_sees_imports_inside_functions():
-    tree = ast.parse("def f():\n    from rnn_jax import train\n    import rnn_jax.models\n")
-    assert package_imports(tree) == {"train", "models"}
+    tree = ast.parse("def f():\n    from rnn_jax import training\n    import rnn_jax.models.x\n")
+    assert package_imports(tree) == {"training", "models.x"}
+
+
+def module_graph(root: Path, prefix: str) -> dict[str, set[str]]:
+    """``module -> modules of the same tree it imports``, for the cycle check."""
+    graph = {}
+    for path in root.rglob("*.py"):
+        name = ".".join(path.relative_to(root.parent).with_suffix("").parts)
+        name = name.removesuffix(".__init__")
+        imports = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(prefix):
+                imports.add(node.module)
+                imports |= {f"{node.module}.{a.name}" for a in node.names}
+            elif isinstance(node, ast.Import):
+                imports |= {a.name for a in node.names if a.name.startswith(prefix)}
+        graph[name] = imports
+    return {m: {i for i in imports if i in graph and i != m} for m, imports in graph.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of ``graph`` (the modules in order), or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node):
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt) :] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_cycle_check_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+@pytest.mark.parametrize("tree", ["rnn_jax", "experiments"])
+def test_no_import_cycle(tree):
+    # A package's __init__ importing its own modules is not a cycle between modules.
+    graph = module_graph(ROOT / tree, tree)
+    graph = {m: {i for i in deps if not m.startswith(i + ".")} for m, deps in graph.items()}
+    assert find_cycle(graph) is None, f"import cycle: {' -> '.join(find_cycle(graph))}"
 
 
 def body_lines(node: ast.FunctionDef) -> int:
@@ -69,14 +143,19 @@ def body_lines(node: ast.FunctionDef) -> int:
     return lines
 
 
-@pytest.mark.parametrize("module", modules())
-def test_modules_and_functions_stay_small(module):
-    source = (PACKAGE / f"{module}.py").read_text()
-    assert source.count("\n") <= MAX_MODULE_LINES, f"rnn_jax/{module}.py: split it by job"
+SIZED = sorted(
+    str(p.relative_to(ROOT)) for folder in ("rnn_jax",) for p in (ROOT / folder).rglob("*.py")
+)
+
+
+@pytest.mark.parametrize("path", SIZED)
+def test_modules_and_functions_stay_small(path):
+    source = (ROOT / path).read_text()
+    assert source.count("\n") <= MAX_MODULE_LINES, f"{path}: split it by job"
     long = [
         f"{node.name} ({body_lines(node)} lines)"
         for node in ast.walk(ast.parse(source))
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
         and body_lines(node) > MAX_FUNCTION_LINES
     ]
-    assert not long, f"rnn_jax/{module}.py: {long}"
+    assert not long, f"{path}: {long}"

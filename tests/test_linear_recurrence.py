@@ -11,10 +11,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnn_jax.cells import CELLS, LINEAR_CELLS
-from rnn_jax.configuration import ConfigError, validate
-from rnn_jax.linear_scan import linear_recurrence, scans_in_parallel
-from rnn_jax.recurrence import Bidirectional, Recurrence, length_mask
+from rnn_jax.cells.classic import CELLS, LINEAR_CELLS
+from rnn_jax.layers.recurrence import Bidirectional, Recurrence, length_mask
+from rnn_jax.layers.scan import linear_recurrence, scans_in_parallel
+from rnn_jax.training.configuration import ConfigError, validate
 from tests.helpers import assert_trees_close, random_params
 
 IN_FEATURES, HIDDEN = 3, 4

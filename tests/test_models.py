@@ -8,10 +8,10 @@ import numpy as np
 import optax
 import pytest
 
-from rnn_jax import models
-from rnn_jax.cell_base import ACTIVATIONS, INITIALIZERS
-from rnn_jax.cells import CELLS
-from rnn_jax.models import SentimentClassifier, SequenceRegressor
+from rnn_jax.cells.base import ACTIVATIONS, INITIALIZERS
+from rnn_jax.cells.classic import CELLS
+from rnn_jax.models import classifier as models
+from rnn_jax.models.classifier import SentimentClassifier, SequenceRegressor
 from tests.test_cells import KERAS_PARAM_FORMULAS
 
 NAMES = sorted(CELLS)
@@ -311,7 +311,7 @@ def test_pool_over_real_steps_only():
 )
 def test_cutting_padding_columns_leaves_a_masked_models_logits_unchanged(cell, padding):
     # What length bucketing relies on (batching.cut_padding): padding steps change nothing.
-    from rnn_jax.batching import cut_padding, pad_sequences
+    from rnn_jax.data.batching import cut_padding, pad_sequences
 
     rng = np.random.default_rng(0)
     reviews = [rng.integers(3, 50, size).tolist() for size in (3, 9, 5, 1)]
@@ -357,7 +357,7 @@ def test_ngram_ids_name_each_run_of_n_words(n):
 
 @pytest.mark.parametrize("padding", ["pre", "post"])
 def test_an_ngram_model_ignores_padding_and_learns_its_ngram_table(padding):
-    from rnn_jax.batching import pad_sequences
+    from rnn_jax.data.batching import pad_sequences
 
     rng = np.random.default_rng(5)
     reviews = [rng.integers(3, 50, size).tolist() for size in (3, 11, 6)]
@@ -423,7 +423,7 @@ def test_embedding_dropout_drops_whole_tokens_or_single_features(whole_tokens):
 def test_masked_pre_and_post_padding_give_the_same_gradients(cell):
     # So masked pre- and post-padded trainings differ only by float summation order (the padding
     # study's 0.8192 vs 0.8146 is that noise, amplified over 3,000 steps), not by the model.
-    from rnn_jax.batching import pad_sequences
+    from rnn_jax.data.batching import pad_sequences
 
     rng = np.random.default_rng(3)
     reviews = [rng.integers(3, 50, size).tolist() for size in (3, 17, 9, 1, 20)]
@@ -545,3 +545,10 @@ def test_without_mask_padding_the_model_reads_padding_like_a_word(name):
     assert not np.allclose(
         unmasked_apply({"params": params}, padded), masked_apply({"params": params}, padded)
     )
+
+
+def test_the_classifier_masks_the_data_padding_id():
+    # models knows nothing of data: its default pad_id must be the one the data pads with.
+    from rnn_jax.data.vocabulary import PAD_ID
+
+    assert SentimentClassifier.pad_id == PAD_ID

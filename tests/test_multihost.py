@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from rnn_jax import ensemble, inference
+from rnn_jax.inference import ensemble
+from rnn_jax.inference import runs as inference
 from tests.test_train import DATA_DIR
 
 # One test worker runs every test that starts processes of its own (see launch.sh test), so
@@ -258,7 +259,7 @@ def joins(monkeypatch):
 
 
 def test_no_launch_settings_and_no_cluster_is_a_single_process(joins):
-    from rnn_jax import distributed
+    from rnn_jax.training import distributed
 
     assert distributed.initialize(environ={}) == "single process"
     assert (
@@ -275,7 +276,7 @@ def test_no_launch_settings_and_no_cluster_is_a_single_process(joins):
 
 
 def test_the_environment_variables_are_passed_to_jax_explicitly_and_flags_win(joins):
-    from rnn_jax import distributed
+    from rnn_jax.training import distributed
 
     environ = {
         "JAX_COORDINATOR_ADDRESS": "host0:1234",
@@ -298,7 +299,7 @@ def test_the_environment_variables_are_passed_to_jax_explicitly_and_flags_win(jo
 def test_a_slurm_step_is_left_to_jax_detection(joins, monkeypatch):
     import jax
 
-    from rnn_jax import distributed
+    from rnn_jax.training import distributed
 
     monkeypatch.setattr(jax, "process_count", lambda: 2)
     slurm = {
@@ -328,7 +329,7 @@ def test_a_slurm_step_is_left_to_jax_detection(joins, monkeypatch):
     ],
 )
 def test_bad_launch_settings_name_what_is_wrong(joins, environ, message):
-    from rnn_jax import distributed
+    from rnn_jax.training import distributed
 
     with pytest.raises(distributed.LaunchError, match=message):
         distributed.initialize(environ=environ)
@@ -338,7 +339,7 @@ def test_bad_launch_settings_name_what_is_wrong(joins, environ, message):
 def test_auto_asks_jax_to_detect_and_the_timeout_must_be_positive(joins, monkeypatch):
     import jax
 
-    from rnn_jax import distributed
+    from rnn_jax.training import distributed
 
     monkeypatch.setattr(jax, "process_count", lambda: 4)
     assert distributed.initialize("auto", environ={}).endswith("of 4, found by JAX")

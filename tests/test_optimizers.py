@@ -12,7 +12,7 @@ import optax
 import pytest
 
 from configs import default
-from rnn_jax import optimizers
+from rnn_jax.training import optimizers
 
 STEPS, COORDINATES = 30, 36
 SCALES = 10.0 ** np.linspace(-6, 1, COORDINATES)

@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnn_jax.cells import CELLS
-from rnn_jax.recurrence import (
+from rnn_jax.cells.classic import CELLS
+from rnn_jax.layers.recurrence import (
     Bidirectional,
     Recurrence,
     RecurrentStack,

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from configs import default
-from rnn_jax import configuration
+from rnn_jax.training import configuration
 from tests.helpers import SUMMARY_KEYS
 from tests.reliability_helpers import (
     DATA_DIR,
@@ -164,7 +164,8 @@ def runner(tmp_path_factory):
 @pytest.fixture(scope="module")
 def target(runner):
     """What a checkpoint of the tiny run restores into (its shapes and dtypes)."""
-    from rnn_jax import models, train_steps
+    from rnn_jax.models import classifier as models
+    from rnn_jax.training import train_steps
 
     config = tiny_config(runner.cache)
     state = train_steps.create_train_state(config, models.create_model(config), STEPS_PER_EPOCH)
@@ -266,7 +267,7 @@ def test_validate_names_the_field_the_value_and_what_is_allowed(field, value):
 )
 def test_too_few_reviews_for_the_config_is_a_config_error(runner, tmp_path, overrides, message):
     # Only known once the data is read (with max_examples): still one line naming the field.
-    from rnn_jax import train
+    from rnn_jax.training import train
 
     with pytest.raises(configuration.ConfigError, match=message):
         train.train_and_evaluate(tiny_config(runner.cache, **overrides), str(tmp_path))
@@ -363,7 +364,7 @@ def test_unwritable_workdir_is_one_clear_line(runner):
 
 
 def test_workdir_of_another_config_is_refused_once_it_saved_a_checkpoint(runner, tmp_path):
-    from rnn_jax import workdir as workdirs
+    from rnn_jax.training import workdir as workdirs
 
     # Nothing saved yet (a run that stopped before its first checkpoint): a new config replaces it.
     workdirs.prepare_workdir(tiny_config(runner.cache, hidden_size=4), str(tmp_path))
@@ -393,7 +394,7 @@ def interrupted_step(result, name: str) -> int:
 
 @pytest.mark.parametrize("name, job", [("SIGTERM", "term"), ("SIGINT", "int")])
 def test_signal_saves_a_checkpoint_and_exits_128_plus_signum(runner, target, name, job):
-    from rnn_jax.checkpointing import Checkpoints
+    from rnn_jax.training.checkpointing import Checkpoints
 
     result = runner.result(f"{job}1")
     signum = getattr(signal, name)
@@ -484,7 +485,7 @@ def test_damaged_latest_checkpoint_is_moved_aside_and_the_previous_restored(
     import jax
     import numpy as np
 
-    from rnn_jax.checkpointing import Checkpoints
+    from rnn_jax.training.checkpointing import Checkpoints
 
     *older, previous, latest = checkpoint_steps(ref_copy / "checkpoints")
     damage(ref_copy / "checkpoints" / str(latest), how)
@@ -506,7 +507,7 @@ def test_damaged_latest_checkpoint_is_moved_aside_and_the_previous_restored(
 
 
 def test_half_written_checkpoint_is_ignored_and_cleaned_up(target, ref_copy):
-    from rnn_jax.checkpointing import Checkpoints
+    from rnn_jax.training.checkpointing import Checkpoints
 
     directory = ref_copy / "checkpoints"
     steps = checkpoint_steps(directory)
@@ -527,7 +528,7 @@ def test_half_written_checkpoint_is_ignored_and_cleaned_up(target, ref_copy):
 
 
 def test_every_checkpoint_damaged_is_a_clear_error(target, ref_copy):
-    from rnn_jax.checkpointing import Checkpoints, NoUsableCheckpointError
+    from rnn_jax.training.checkpointing import Checkpoints, NoUsableCheckpointError
 
     steps = checkpoint_steps(ref_copy / "checkpoints")
     for step in steps:
@@ -547,7 +548,7 @@ def test_a_checkpoint_of_other_code_is_a_clear_error_and_stays_in_place(target, 
     # aside would make the next rerun start over from step 0.
     import jax.numpy as jnp
 
-    from rnn_jax.checkpointing import CheckpointMismatchError, Checkpoints
+    from rnn_jax.training.checkpointing import CheckpointMismatchError, Checkpoints
 
     steps = checkpoint_steps(ref_copy / "checkpoints")
     state = target["state"]
@@ -565,7 +566,7 @@ def test_a_checkpoint_of_other_code_is_a_clear_error_and_stays_in_place(target, 
 
 
 def test_predict_skips_a_damaged_best_checkpoint(ref_copy, caplog):
-    from rnn_jax import inference
+    from rnn_jax.inference import runs as inference
 
     best = json.loads((ref_copy / "summary.json").read_text())["best_epoch"] * STEPS_PER_EPOCH
     steps = checkpoint_steps(ref_copy / "checkpoints")
@@ -613,7 +614,7 @@ def test_nan_after_the_first_epoch_keeps_the_first_epochs_checkpoint(runner, tar
     The NaN is real: a wrapped train step turns the parameters into NaN from step 30 on, so the
     loss the real step computes is NaN and the run's own check has to catch it.
     """
-    from rnn_jax.checkpointing import Checkpoints
+    from rnn_jax.training.checkpointing import Checkpoints
 
     result = finished(runner, "nan_in_epoch_2")
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
@@ -640,7 +641,7 @@ def test_nan_after_the_first_epoch_keeps_the_first_epochs_checkpoint(runner, tar
 def test_predict_texts_on_odd_reviews_gives_probabilities(runner):
     import numpy as np
 
-    from rnn_jax import inference
+    from rnn_jax.inference import runs as inference
 
     finished(runner, "ref")
     run = inference.load_run(str(runner.base / "ref"))
@@ -667,8 +668,8 @@ def test_predict_cli_prints_one_probability_per_review(runner):
 
 
 def test_predict_without_a_run_is_a_clear_error(runner, tmp_path):
-    from rnn_jax import inference
-    from rnn_jax import workdir as workdirs
+    from rnn_jax.inference import runs as inference
+    from rnn_jax.training import workdir as workdirs
 
     empty = runner.base / "empty"
     result = runner.result("predict_empty")

@@ -14,10 +14,13 @@ import optax
 import pytest
 
 from configs import default
-from rnn_jax import batching, inference, models, parallel, train, train_steps
-from rnn_jax import workdir as workdirs
-from rnn_jax.cells import CELLS
-from rnn_jax.checkpointing import Checkpoints
+from rnn_jax.cells.classic import CELLS
+from rnn_jax.data import batching
+from rnn_jax.inference import runs as inference
+from rnn_jax.models import classifier as models
+from rnn_jax.training import parallel, train, train_steps
+from rnn_jax.training import workdir as workdirs
+from rnn_jax.training.checkpointing import Checkpoints
 from tests.helpers import SUMMARY_KEYS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -214,8 +217,9 @@ import json, sys
 import jax, jax.numpy as jnp, numpy as np, optax
 assert jax.device_count() == 2, jax.devices()
 from tests.test_train import random_batch, tiny_config
-from rnn_jax import models, parallel, train_steps
-from rnn_jax.cells import CELLS
+from rnn_jax.models import classifier as models
+from rnn_jax.training import parallel, train_steps
+from rnn_jax.cells.classic import CELLS
 out = {}
 for cell in sorted(CELLS):
     # SGD (an update proportional to the gradient: a sum instead of a mean shows) and dropout.
@@ -266,7 +270,7 @@ def test_two_device_pmap_step_averages_each_devices_own_dropout_gradients():
 CPU_DEVICES_SCRIPT = """
 import json, os, sys
 import jax
-from rnn_jax import parallel
+from rnn_jax.training import parallel
 made = parallel.use_cpu_devices(int(sys.argv[1]), (16, 64))
 # Starts the backend: an XLA flag it does not know would abort the process here.
 patient = "terminate_timeout_seconds=3600" in os.environ.get("XLA_FLAGS", "")

@@ -19,8 +19,10 @@ import ml_collections
 import numpy as np
 import pytest
 
-from rnn_jax import ensemble, inference, train
-from rnn_jax import workdir as workdirs
+from rnn_jax.inference import ensemble
+from rnn_jax.inference import runs as inference
+from rnn_jax.training import train
+from rnn_jax.training import workdir as workdirs
 from tests.test_input_pipeline import SHARED_TFDS_DIR
 
 OLD_RUN = Path(__file__).resolve().parent / "data" / "workdir_145ef02"

@@ -5,13 +5,13 @@ Unknown keys are already refused by ``config_flags``'s ``lock_config``; this che
 
 import ml_collections
 
-from rnn_jax.cell_base import ACTIVATIONS, get_initializer
-from rnn_jax.cells import CELLS, LINEAR_CELLS
-from rnn_jax.cudnn_lstm import LSTM_BACKENDS
-from rnn_jax.linear_scan import TIME_PARALLEL
-from rnn_jax.models import COMPUTE_DTYPES, POOLINGS
-from rnn_jax.recurrence import INPUT_PROJECTIONS
-from rnn_jax.vocabulary import INDEX_FROM
+from rnn_jax.cells.base import ACTIVATIONS, get_initializer
+from rnn_jax.cells.classic import CELLS, LINEAR_CELLS
+from rnn_jax.cells.cudnn_lstm import LSTM_BACKENDS
+from rnn_jax.data.vocabulary import INDEX_FROM
+from rnn_jax.layers.recurrence import INPUT_PROJECTIONS
+from rnn_jax.layers.scan import TIME_PARALLEL
+from rnn_jax.models.classifier import COMPUTE_DTYPES, POOLINGS
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 SCHEDULES = ("constant", "warmup_cosine")

@@ -7,8 +7,9 @@ import os
 
 import numpy as np
 
-from rnn_jax import inference, input_pipeline
-from rnn_jax.workdir import read_config
+from rnn_jax.data import input_pipeline
+from rnn_jax.inference import runs as inference
+from rnn_jax.training.workdir import read_config
 
 
 class EvaluationError(ValueError):

@@ -23,11 +23,17 @@ from pathlib import Path
 import numpy as np
 from absl import logging
 
-from rnn_jax import data_cache, imdb_reader
-from rnn_jax.batching import check_int, check_mode, format_stats, length_statistics, pad_sequences
-from rnn_jax.data_cache import SPLITS
-from rnn_jax.imdb_reader import DATASET_NAME, DATASET_VERSION
-from rnn_jax.vocabulary import OOV_ID, START_ID, Vocabulary, tokenize
+from rnn_jax.data import data_cache, imdb_reader
+from rnn_jax.data.batching import (
+    check_int,
+    check_mode,
+    format_stats,
+    length_statistics,
+    pad_sequences,
+)
+from rnn_jax.data.data_cache import SPLITS
+from rnn_jax.data.imdb_reader import DATASET_NAME, DATASET_VERSION
+from rnn_jax.data.vocabulary import OOV_ID, START_ID, Vocabulary, tokenize
 
 
 class SplitSizeError(ValueError):

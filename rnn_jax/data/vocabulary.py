@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from rnn_jax import files
+from rnn_jax.data import files
 
 PAD_ID = 0
 START_ID = 1

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from absl import logging
 
-from rnn_jax import files
-from rnn_jax.vocabulary import TOKENIZER_VERSION, Vocabulary
+from rnn_jax.data import files
+from rnn_jax.data.vocabulary import TOKENIZER_VERSION, Vocabulary
 
 # Bump when the cache file's layout or the way arrays are derived changes (not the tokenizer:
 # that has its own TOKENIZER_VERSION).

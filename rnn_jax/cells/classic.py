@@ -14,8 +14,8 @@ recurrence can also be evaluated in parallel over time.
 import flax.linen as nn
 import jax.numpy as jnp
 
-from rnn_jax.cell_base import Array, Initializer, RecurrentCell
-from rnn_jax.linear_cells import LinearRecurrentCell, MinGRUCell, MinLSTMCell, RGLRUCell
+from rnn_jax.cells.base import Array, Initializer, RecurrentCell
+from rnn_jax.cells.linear import LinearRecurrentCell, MinGRUCell, MinLSTMCell, RGLRUCell
 
 
 class SimpleRNNCell(RecurrentCell):

@@ -13,12 +13,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from rnn_jax.cell_base import ACTIVATIONS, RecurrentCell, get_initializer
-from rnn_jax.cells import get_cell_class, is_linear
-from rnn_jax.cudnn_lstm import uses_cudnn, why_not_cudnn
-from rnn_jax.linear_scan import scans_in_parallel
-from rnn_jax.recurrence import RecurrentStack
-from rnn_jax.vocabulary import PAD_ID
+from rnn_jax.cells.base import ACTIVATIONS, RecurrentCell, get_initializer
+from rnn_jax.cells.classic import get_cell_class, is_linear
+from rnn_jax.cells.cudnn_lstm import uses_cudnn, why_not_cudnn
+from rnn_jax.layers.recurrence import RecurrentStack
+from rnn_jax.layers.scan import scans_in_parallel
 
 Array = jax.Array
 
@@ -154,7 +153,8 @@ class SentimentClassifier(nn.Module):
         ``"auto"`` (by backend), ``"sequential"`` or ``"parallel"``.
       lstm_backend: ``"auto"`` (cuDNN on a GPU when eligible), ``"scan"`` or ``"cudnn"``
         (``rnn_jax.cudnn_lstm``).
-      pad_id: the padding token; its steps are masked, so padding side and amount do not matter.
+      pad_id: the padding token (the data's ``PAD_ID``, 0); its steps are masked, so padding side
+        and amount do not matter.
       param_dtype: parameter dtype.
       dtype: dtype the embeddings and cells compute in (e.g. bfloat16; parameters, pooling, the
         head and the loss stay in ``param_dtype``); None: ``param_dtype``.
@@ -281,7 +281,7 @@ def create_model(config: ml_collections.ConfigDict, **overrides) -> SentimentCla
         time_parallel=config.time_parallel,
         lstm_backend=config.lstm_backend,
         # No token id is -1, so nothing is masked then: padding is read like a word.
-        pad_id=PAD_ID if config.mask_padding else -1,
+        pad_id=SentimentClassifier.pad_id if config.mask_padding else -1,
         dtype=COMPUTE_DTYPES[config.compute_dtype],
     )
     return SentimentClassifier(**(fields | overrides))

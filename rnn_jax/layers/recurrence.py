@@ -42,10 +42,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from rnn_jax.cell_base import RecurrentCell
-from rnn_jax.cells import is_linear
-from rnn_jax.cudnn_lstm import cudnn_lstm, uses_cudnn
-from rnn_jax.linear_scan import linear_recurrence, scans_in_parallel
+from rnn_jax.cells.base import RecurrentCell
+from rnn_jax.cells.classic import is_linear
+from rnn_jax.cells.cudnn_lstm import cudnn_lstm, uses_cudnn
+from rnn_jax.layers.scan import linear_recurrence, scans_in_parallel
 
 Array = jax.Array
 

@@ -24,12 +24,13 @@ import ml_collections
 from absl import logging
 from tqdm import tqdm
 
-from rnn_jax import batching, configuration, distributed, input_pipeline, parallel, train_steps
-from rnn_jax import workdir as workdirs
-from rnn_jax.checkpointing import Checkpoints, NoUsableCheckpointError
-from rnn_jax.interrupts import Interrupted, SignalFlag
-from rnn_jax.models import count_params, create_model, recurrence_path, summary
-from rnn_jax.optimizers import create_learning_rate_fn
+from rnn_jax.data import batching, input_pipeline
+from rnn_jax.models.classifier import count_params, create_model, recurrence_path, summary
+from rnn_jax.training import configuration, distributed, parallel, train_steps
+from rnn_jax.training import workdir as workdirs
+from rnn_jax.training.checkpointing import Checkpoints, NoUsableCheckpointError
+from rnn_jax.training.interrupts import Interrupted, SignalFlag
+from rnn_jax.training.optimizers import create_learning_rate_fn
 
 
 class NonFiniteLossError(RuntimeError):

@@ -9,7 +9,7 @@ O(log T) steps of O(T) work, because two steps compose into one step of the same
 import flax.linen as nn
 import jax
 
-from rnn_jax.cells import LINEAR_CELLS, is_linear
+from rnn_jax.cells.classic import LINEAR_CELLS, is_linear
 
 Array = jax.Array
 

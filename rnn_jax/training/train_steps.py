@@ -14,9 +14,10 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from rnn_jax import batching, parallel
-from rnn_jax.models import SentimentClassifier
-from rnn_jax.optimizers import create_learning_rate_fn, create_optimizer
+from rnn_jax.data import batching
+from rnn_jax.models.classifier import SentimentClassifier
+from rnn_jax.training import parallel
+from rnn_jax.training.optimizers import create_learning_rate_fn, create_optimizer
 
 Array = jax.Array
 Metrics = dict[str, Array]

@@ -17,7 +17,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from rnn_jax import files
+from rnn_jax.data import files
 
 # Fields that may change between a run and its resumption: they change no trained parameter
 # (eval_batch_size regroups evaluation's float sums: a validation loss may move in its 7th digit).

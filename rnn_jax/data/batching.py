@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
-from rnn_jax.vocabulary import PAD_ID
+from rnn_jax.data.vocabulary import PAD_ID
 
 MODES = ("pre", "post")
 

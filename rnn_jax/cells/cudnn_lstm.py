@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import rnn
 
-from rnn_jax.cells import LSTMCell
+from rnn_jax.cells.classic import LSTMCell
 
 Array = jax.Array
 

@@ -24,7 +24,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from rnn_jax.cell_base import ACTIVATIONS, Array, Initializer, RecurrentCell
+from rnn_jax.cells.base import ACTIVATIONS, Array, Initializer, RecurrentCell
 
 identity = ACTIVATIONS["linear"]
 
