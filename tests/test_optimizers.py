@@ -6,6 +6,7 @@ where it matters (small gradients) and the moments where it does not (large ones
 
 import os
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -101,6 +102,57 @@ def test_adam_epsilon_differs_from_keras_by_the_documented_bound(keras):
     difference = relative_difference(ours, theirs)
     assert difference[SCALES >= 1].max() < 1e-5  # Gradients of 1 and more: about the same.
     assert difference[SCALES < 1e-4].min() > 1e-2  # Small gradients: epsilon shows.
+
+
+def test_keras_adam_is_keras_adam(keras):
+    """keras_adam: epsilon added to sqrt(v) before the bias correction, as Keras does."""
+    ours = our_trajectory(config_for("keras_adam", 1e-3))
+    theirs = keras_trajectory(keras, keras.optimizers.Adam(learning_rate=1e-3))
+    # Float32 rounding only, at every gradient scale; adam differs by more than 1e-2 on the
+    # small ones (test above).
+    assert relative_difference(ours, theirs).max() < 2e-6
+
+
+def test_keras_adam_with_another_epsilon_is_keras_adam(keras):
+    """Epsilon is passed through: at 1e-4 it outweighs sqrt(v) on about half the coordinates."""
+    ours = our_trajectory(config_for("keras_adam", 1e-2), epsilon=1e-4)
+    theirs = keras_trajectory(keras, keras.optimizers.Adam(learning_rate=1e-2, epsilon=1e-4))
+    assert relative_difference(ours, theirs).max() < 2e-6
+
+
+def test_keras_adam_differs_from_adam_only_on_small_gradients():
+    """The two Adams share moments and bias corrections: they differ where eps ~ sqrt(v_hat)."""
+    keras_like = our_trajectory(config_for("keras_adam", 1e-3))
+    kingma_ba = our_trajectory(config_for("adam", 1e-3))
+    difference = relative_difference(keras_like, kingma_ba)
+    assert difference[SCALES >= 1].max() < 1e-5
+    assert difference[SCALES < 1e-4].min() > 1e-2
+    # Keras's effective epsilon is the larger one: its steps are never longer.
+    steps_keras = np.diff(keras_like, axis=0, prepend=0)
+    steps_kingma_ba = np.diff(kingma_ba, axis=0, prepend=0)
+    assert np.all(np.abs(steps_keras) <= np.abs(steps_kingma_ba) * (1 + 1e-5))
+
+
+def test_keras_adam_steps_a_tree_under_jit_with_a_schedule():
+    """As training uses it: a parameter tree, a jitted update, a learning rate that changes."""
+    config = config_for("keras_adam", 1e-3, schedule="warmup_cosine", num_epochs=2)
+    lr = optimizers.create_learning_rate_fn(config, steps_per_epoch=5)
+    tx = optimizers.create_optimizer(config, lr)
+    params = {"kernel": jnp.zeros((3, 4)), "bias": jnp.zeros(4)}
+    state, update = tx.init(params), jax.jit(tx.update)
+    # Gradients near sqrt(1 - b2) eps, where the effective epsilon is a quarter of the step's
+    # denominator and more (Kingma & Ba's eps would be under 5%).
+    grads = {"kernel": jnp.full((3, 4), 1e-5), "bias": jnp.full(4, -2e-6)}
+    for step in range(3):
+        updates, state = update(grads, state, params)
+        # A constant gradient g: m_hat = g and v_hat = g^2 at every step, so the step is
+        # -lr(t) g / (|g| + eps / sqrt(1 - b2^t)) (the effective epsilon).
+        effective_eps = optimizers.KERAS_EPSILON / np.sqrt(1 - optimizers.ADAM_B2 ** (step + 1))
+        for name, g in (("kernel", 1e-5), ("bias", -2e-6)):
+            expected = -float(lr(step)) * g / (abs(g) + effective_eps)
+            # float32 rounds 1 - b2^t at 1e-5 relative (Keras too).
+            np.testing.assert_allclose(np.asarray(updates[name]), expected, rtol=5e-5)
+    assert int(state[0].count) == 3  # (keras adam, learning rate) states, chained.
 
 
 def test_sgd_momentum_is_the_heavy_ball(keras):

@@ -13,7 +13,7 @@ from rnn_jax.layers.recurrence import INPUT_PROJECTIONS
 from rnn_jax.layers.scan import TIME_PARALLEL
 from rnn_jax.models.classifier import COMPUTE_DTYPES, POOLINGS
 
-OPTIMIZERS = ("adam", "rmsprop", "sgd")
+OPTIMIZERS = ("adam", "keras_adam", "rmsprop", "sgd")
 SCHEDULES = ("constant", "warmup_cosine")
 PAD_MODES = ("pre", "post")
 
