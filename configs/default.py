@@ -31,12 +31,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.bucket_width = 0
 
     # Model.
-    config.cell = "lstm"  # In rnn_jax.cells.CELLS: rnn, lstm, gru, mgu, mingru, minlstm, rglru.
+    config.cell = "lstm"  # rnn, lstm, gru, mgu, mingru, minlstm, rglru, or package.module:Class.
     config.embed_dim = 128
     config.hidden_size = 128
     config.num_layers = 1
     # True: layers after the first are pre-norm residual, x + layer(LayerNorm(x)) (how the
-    # papers stack cells linear in h; rnn_jax/recurrence.py, RecurrentStack).
+    # papers stack cells linear in h; rnn_jax/layers/evaluation.py, RecurrentStack).
     config.residual = False
     config.bidirectional = False
     config.pooling = "last"  # last, mean, max or mean_max over the real (unpadded) steps.
@@ -54,16 +54,19 @@ def get_config() -> ml_collections.ConfigDict:
     config.activation = "tanh"
     config.unroll = 1  # lax.scan unroll (per cell: experiments/results/benchmark/sweeps.md).
     # Where x W runs: 'auto' (in the step on CPU, one matmul before the scan on GPU/TPU; see
-    # rnn_jax/recurrence.py), 'before_scan' or 'in_step'.
+    # rnn_jax/layers/evaluation.py), 'before_scan' or 'in_step'.
     config.input_projection = "auto"
     # How a cell linear in h (mingru, minlstm, rglru) runs its recurrence: 'sequential'
     # (lax.scan), 'parallel' (lax.associative_scan, O(log T) depth) or 'auto' (sequential on CPU,
-    # parallel on GPU/TPU; see rnn_jax/recurrence.py). The other cells are always sequential.
+    # parallel on GPU/TPU; see rnn_jax/layers/evaluation.py). The other cells are always sequential.
     config.time_parallel = "auto"
     # The LSTM's path: 'auto' (cuDNN's fused kernel, jax.experimental.rnn.lstm, on a GPU when
     # eligible: tanh/sigmoid, float32, masks; else the scan), 'scan', or 'cudnn' (an error when
-    # it cannot run). Same parameters either way (rnn_jax/cudnn_lstm.py).
+    # it cannot run). Same parameters either way (rnn_jax/cells/cudnn_lstm.py).
     config.lstm_backend = "auto"
+    # True: the backward pass recomputes each scan step instead of storing its gates
+    # (jax.checkpoint): less memory for long sequences, more compute. Same numbers.
+    config.remat = False
     # True: padded steps leave the state unchanged (so pre/post padding give the same result).
     # False: padding tokens are read like words, as in Keras without mask_zero=True.
     config.mask_padding = True

@@ -9,15 +9,9 @@ import numpy as np
 import pytest
 from jax.experimental import rnn
 
-from rnn_jax.cells.classic import GRUCell, LSTMCell
-from rnn_jax.cells.cudnn_lstm import (
-    LSTM_BACKENDS,
-    cudnn_lstm,
-    cudnn_weights,
-    lstm_ref_with_flat_weights,
-    why_not_cudnn,
-)
-from rnn_jax.layers.recurrence import Recurrence, length_mask
+from rnn_jax.cells import GRUCell, LSTMCell
+from rnn_jax.cells.cudnn_lstm import cudnn_lstm, cudnn_weights, lstm_ref_with_flat_weights
+from rnn_jax.layers import LSTM_BACKENDS, Recurrence, RecurrenceOptions, length_mask, resolve
 from tests.helpers import assert_trees_close, random_params
 
 BATCH, TIME, IN_FEATURES, HIDDEN = 4, 6, 3, 5
@@ -214,12 +208,43 @@ def test_cudnn_lstm_float32_matches_recurrence():
         "subclass",
     ],
 )
-def test_why_not_cudnn_gives_a_reason(cell, kwargs, words):
+def test_a_layer_that_cannot_take_the_fused_path_says_why(cell, kwargs, words):
     kwargs = {"dtype": jnp.float32, "has_initial_carry": False, **kwargs}
-    reason = why_not_cudnn(cell, **kwargs)
-    assert reason is not None and words in reason
+    plan = resolve(cell, RecurrenceOptions(), backend="gpu", **kwargs)
+    assert plan.path != "fused" and words in plan.why and words in plan.describe()
+    with pytest.raises(ValueError, match=f"^lstm_backend='cudnn' is not allowed: .*{words}"):
+        resolve(cell, RecurrenceOptions(lstm_backend="cudnn"), backend="gpu", **kwargs)
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.dtype("float32"), None])
-def test_why_not_cudnn_accepts_a_default_lstm(dtype):
-    assert why_not_cudnn(LSTMCell(HIDDEN), dtype=dtype, has_initial_carry=False) is None
+def test_a_default_lstm_takes_the_fused_path_on_a_gpu_only(dtype):
+    plan = resolve(LSTMCell(HIDDEN), RecurrenceOptions(), dtype=dtype, backend="gpu")
+    assert plan.path == "fused" and "cuDNN" in plan.describe()
+    assert resolve(LSTMCell(HIDDEN), RecurrenceOptions(), dtype=dtype, backend="cpu").path == "scan"
+    never = RecurrenceOptions(lstm_backend="scan")
+    assert resolve(LSTMCell(HIDDEN), never, dtype=dtype, backend="gpu").path == "scan"
+    with pytest.raises(ValueError, match="the backend is cpu, not a GPU"):
+        resolve(LSTMCell(HIDDEN), RecurrenceOptions(lstm_backend="cudnn"), backend="cpu")
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_recurrence_routes_an_eligible_lstm_to_its_fused_kernel(monkeypatch, reverse):
+    # On a "GPU" whose cuDNN call is lstm_ref: the layer must take the cell's fused path (the
+    # fake kernel is called) and return what the scan returns.
+    calls = []
+
+    def fake_cudnn(*args):
+        calls.append(args)
+        return lstm_ref_with_flat_weights(*args)
+
+    mask = length_mask(LENGTHS, TIME)
+    x = make_inputs(mask, dtype=jnp.float32)
+    scan = Recurrence(LSTMCell(HIDDEN), True, reverse, RecurrenceOptions(lstm_backend="scan"))
+    params = random_params(scan, x, mask)
+    expected = scan.apply({"params": params}, x, mask)
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    monkeypatch.setattr(rnn, "lstm", fake_cudnn)
+    fused = scan.clone(options=RecurrenceOptions(lstm_backend="cudnn"))
+    actual = fused.apply({"params": params}, x, mask)
+    assert len(calls) == 1
+    assert_trees_close(actual, expected, rtol=1e-5, atol=1e-5)

@@ -62,7 +62,9 @@ def test_every_folder_says_what_it_owns():
     for folder in LAYERS:
         init = ast.parse((PACKAGE / folder / "__init__.py").read_text())
         doc = ast.get_docstring(init) or ""
-        assert "import" in doc.lower(), f"rnn_jax/{folder}/__init__.py: say what it owns and may import"
+        assert "import" in doc.lower(), (
+            f"rnn_jax/{folder}/__init__.py: say what it owns and may import"
+        )
 
 
 @pytest.mark.parametrize("module", [m for m in package_modules() if "." in m])

@@ -11,9 +11,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnn_jax.cells.classic import CELLS, LINEAR_CELLS
-from rnn_jax.layers.recurrence import Bidirectional, Recurrence, length_mask
-from rnn_jax.layers.scan import linear_recurrence, scans_in_parallel
+from rnn_jax.cells import CELLS, LINEAR_CELLS
+from rnn_jax.layers import (
+    Recurrence,
+    RecurrenceOptions,
+    bidirectional,
+    length_mask,
+    linear_recurrence,
+    resolve,
+)
 from rnn_jax.training.configuration import ConfigError, validate
 from tests.helpers import assert_trees_close, random_params
 
@@ -58,7 +64,7 @@ def test_parallel_equals_sequential_with_masks_reverse_and_gradients(name, time,
     )
     cell = CELLS[name](features=HIDDEN, param_dtype=jnp.float64)
     layers = {
-        mode: Bidirectional(cell, return_sequences=True, time_parallel=mode)
+        mode: bidirectional(cell, True, RecurrenceOptions(time_parallel=mode))
         for mode in ("sequential", "parallel")
     }
     params = random_params(layers["sequential"], x, mask, seed=5)
@@ -71,7 +77,7 @@ def test_parallel_equals_sequential_with_masks_reverse_and_gradients(name, time,
     assert abs(results["sequential"][0]) > 1e-3
     assert_trees_close(results["parallel"], results["sequential"], rtol=1e-11, atol=1e-13)
     for mode in layers:  # The last-output form agrees too (the row without real steps: zeros).
-        layer = Recurrence(cell, time_parallel=mode)
+        layer = Recurrence(cell, options=RecurrenceOptions(time_parallel=mode))
         carry, last = layer.apply({"params": params["forward"]}, x, mask)
         np.testing.assert_array_equal(last[2], 0.0)
         np.testing.assert_allclose(last[:2], carry[:2], rtol=0, atol=0)
@@ -85,7 +91,7 @@ def test_a_given_initial_state_is_where_both_evaluations_start(name, x64):
     params = {"params": random_params(layer, x, seed=8)}
     finals = []
     for mode in ("sequential", "parallel"):
-        layer = Recurrence(layer.cell, True, time_parallel=mode)
+        layer = Recurrence(layer.cell, True, options=RecurrenceOptions(time_parallel=mode))
         final, _ = layer.apply(params, x, mask, initial_carry=h0)
         np.testing.assert_allclose(final[1], h0[1], rtol=0, atol=0)
         finals.append(final)
@@ -98,7 +104,9 @@ def test_a_given_initial_state_is_where_both_evaluations_start(name, x64):
 @pytest.mark.parametrize("name", LINEAR_CELLS)
 def test_ten_thousand_steps_stay_finite_forward_and_backward(name, mode):
     x = normal((2, 10_000, IN_FEATURES), 9, jnp.float32)
-    layer = Recurrence(CELLS[name](features=HIDDEN), True, time_parallel=mode)
+    layer = Recurrence(
+        CELLS[name](features=HIDDEN), True, options=RecurrenceOptions(time_parallel=mode)
+    )
     params = layer.init(jax.random.key(0), x[:, :2])["params"]
 
     def loss(params, x):
@@ -115,21 +123,27 @@ def test_ten_thousand_steps_stay_finite_forward_and_backward(name, mode):
 def test_time_parallel_auto_is_chosen_by_backend(monkeypatch, backend, parallel):
     monkeypatch.setattr(jax, "default_backend", lambda: backend)
     cell = CELLS["mingru"](features=2)
-    assert scans_in_parallel("auto", cell) is parallel
-    assert scans_in_parallel("parallel", cell) and not scans_in_parallel("sequential", cell)
+
+    def plan(mode, cell=cell):
+        return resolve(cell, RecurrenceOptions(time_parallel=mode))
+
+    assert plan("auto").path == "linear" and plan("auto").parallel is parallel
+    assert plan("parallel").parallel and not plan("sequential").parallel
     # The other cells are always sequential under 'auto'.
-    assert not scans_in_parallel("auto", CELLS["lstm"](features=2))
+    assert plan("auto", CELLS["lstm"](features=2)).path in ("scan", "fused")
 
 
 def test_parallel_for_a_cell_not_linear_in_h_is_one_line_naming_the_cells_that_allow_it():
-    layer = Recurrence(CELLS["lstm"](features=2), time_parallel="parallel")
+    layer = Recurrence(
+        CELLS["lstm"](features=2), options=RecurrenceOptions(time_parallel="parallel")
+    )
     with pytest.raises(ValueError) as info:
         layer.init(jax.random.key(0), jnp.zeros((1, 3, 2)))
     message = str(info.value)
     assert "\n" not in message and "time_parallel='parallel'" in message and "LSTMCell" in message
     assert all(name in message for name in LINEAR_CELLS)
-    with pytest.raises(ValueError, match="time_parallel must be one of auto, sequential, parallel"):
-        scans_in_parallel("chunked")
+    with pytest.raises(ValueError, match="time_parallel=.chunked. is not allowed: one of auto"):
+        RecurrenceOptions(time_parallel="chunked")
 
 
 def test_the_config_refuses_parallel_for_a_classic_cell():
@@ -141,7 +155,7 @@ def test_the_config_refuses_parallel_for_a_classic_cell():
         validate(config, None)
     message = str(info.value)
     assert message.startswith("config.time_parallel='parallel' is not allowed")
-    assert "cell='lstm'" in message and all(name in message for name in LINEAR_CELLS)
+    assert "LSTMCell is not" in message and all(name in message for name in LINEAR_CELLS)
     config.cell = "rglru"
     validate(config, None)
     config.time_parallel = "sideways"

@@ -8,10 +8,11 @@ import numpy as np
 import optax
 import pytest
 
+from rnn_jax import models
+from rnn_jax.cells import CELLS
 from rnn_jax.cells.base import ACTIVATIONS, INITIALIZERS
-from rnn_jax.cells.classic import CELLS
-from rnn_jax.models import classifier as models
-from rnn_jax.models.classifier import SentimentClassifier, SequenceRegressor
+from rnn_jax.layers import RecurrenceOptions
+from rnn_jax.models import SentimentClassifier, SequenceRegressor
 from tests.test_cells import KERAS_PARAM_FORMULAS
 
 NAMES = sorted(CELLS)
@@ -461,7 +462,7 @@ def test_bfloat16_compute_keeps_float32_parameters_and_gradients_close_to_float3
         HIDDEN,
         pooling="mean_max",
         ngram_buckets=16,
-        input_projection=projection,
+        recurrence=RecurrenceOptions(input_projection=projection),
     )
     bf16 = f32.clone(dtype=jnp.bfloat16)
     tokens, _ = token_batch()

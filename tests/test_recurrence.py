@@ -3,18 +3,20 @@
 import functools
 from typing import Any, NamedTuple
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnn_jax.cells.classic import CELLS
-from rnn_jax.layers.recurrence import (
-    Bidirectional,
+from rnn_jax.cells import CELLS
+from rnn_jax.layers import (
     Recurrence,
+    RecurrenceOptions,
     RecurrentStack,
+    bidirectional,
     length_mask,
-    projects_before_scan,
+    resolve,
 )
 from tests.helpers import (
     NAMES,
@@ -89,17 +91,17 @@ def test_layer_shapes(name, kwargs, batch, time, features, hidden):
         check_carry(carry)
         assert (outputs.shape, outputs.dtype) == ((*expected, hidden), jnp.float32)
 
-        carries, outputs = output_shapes(Bidirectional(cell, return_sequences=sequences))
+        carries, outputs = output_shapes(bidirectional(cell, sequences))
         assert len(carries) == 2
         for carry in carries:
             check_carry(carry)
         assert outputs.shape == (*expected, 2 * hidden)
 
-        for bidirectional in (False, True):
+        for both_ways in (False, True):
             top = make_cell(name, kwargs, hidden + 1)
-            stack = RecurrentStack([cell, top], bidirectional, return_sequences=sequences)
+            stack = RecurrentStack([cell, top], both_ways, return_sequences=sequences)
             outputs = output_shapes(stack)
-            assert outputs.shape == (*expected, (hidden + 1) * (2 if bidirectional else 1))
+            assert outputs.shape == (*expected, (hidden + 1) * (2 if both_ways else 1))
 
 
 # --------------------------------------------------------------------------- scan == Python loop
@@ -137,12 +139,9 @@ def test_scan_equals_python_loop(name, kwargs, reverse, projection, x64):
         lambda c: normal(c.shape, seed=3, scale=0.5, dtype=jnp.float64),
         cell.initialize_carry(None, x[:, 0].shape),
     )
-    sequences = Recurrence(
-        cell, return_sequences=True, reverse=reverse, input_projection=projection
-    )
-    last_only = Recurrence(
-        cell, return_sequences=False, reverse=reverse, input_projection=projection
-    )
+    options = RecurrenceOptions(input_projection=projection)
+    sequences = Recurrence(cell, return_sequences=True, reverse=reverse, options=options)
+    last_only = Recurrence(cell, return_sequences=False, reverse=reverse, options=options)
     params = random_params(sequences, x, seed=2)
     assert set(params) == {"cell"}
     variables = {"params": params}
@@ -190,7 +189,8 @@ def masked_recurrence_problem(name, kwargs_items, unroll, projection="auto"):
         x = normal((3, time, IN_FEATURES), seed=60, dtype=jnp.float64)
         mask = jnp.concatenate([mixed_mask(time, 3), jnp.zeros((1, time), bool)])
         cell = make_cell(name, dict(kwargs_items), dtype=jnp.float64)
-        layer = Recurrence(cell, return_sequences=True, unroll=unroll, input_projection=projection)
+        options = RecurrenceOptions(unroll=unroll, input_projection=projection)
+        layer = Recurrence(cell, return_sequences=True, options=options)
         params = random_params(layer, x, mask, seed=61)
         weights = normal((3, time, HIDDEN), seed=62, dtype=jnp.float64)
 
@@ -286,7 +286,7 @@ def test_padding_side_values_and_batch_do_not_matter(name):
 
     x, mask = padded_batch(seed=20)
     cell = make_cell(name, {})
-    layers = [Bidirectional(cell, return_sequences=s) for s in (True, False)]
+    layers = [bidirectional(cell, s) for s in (True, False)]
     variables = {"params": random_params(layers[0], x, mask, seed=11)}
     runs = [jax.jit(functools.partial(layer.apply, variables)) for layer in layers]
     (carries, outputs), (last_carries, last) = (run(x, mask) for run in runs)
@@ -344,12 +344,19 @@ def test_float64_inputs_with_float32_params(name, x64):
 
 @pytest.mark.parametrize("backend, before", [("cpu", False), ("gpu", True), ("tpu", True)])
 def test_input_projection_auto_is_chosen_by_backend(monkeypatch, backend, before):
-    # The rule (rnn_jax/recurrence.py; CPU numbers in experiments/results/benchmark/).
+    # The rule (rnn_jax/layers/evaluation.py; CPU numbers in experiments/results/benchmark/).
     monkeypatch.setattr(jax, "default_backend", lambda: backend)
-    assert projects_before_scan("auto") is before
-    assert projects_before_scan("before_scan") and not projects_before_scan("in_step")
-    with pytest.raises(ValueError, match="input_projection must be one of auto, before_scan"):
-        projects_before_scan("hoisted")
+    cell = CELLS["gru"](features=2)  # An LSTM on a GPU would take its fused kernel.
+
+    def plan(projection, cell=cell):
+        return resolve(cell, RecurrenceOptions(input_projection=projection))
+
+    assert plan("auto").project_before_scan is before
+    assert plan("before_scan").project_before_scan and not plan("in_step").project_before_scan
+    # A Flax cell cannot project its inputs apart: always in the step.
+    assert not plan("before_scan", nn.LSTMCell(2)).project_before_scan
+    with pytest.raises(ValueError, match="input_projection='hoisted' is not allowed: one of auto"):
+        RecurrenceOptions(input_projection="hoisted")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -392,7 +399,6 @@ def test_a_float32_initial_carry_runs_a_bfloat16_cell():
 
 @pytest.mark.parametrize("name, kwargs", VARIANTS)
 def test_every_cell_runs_in_flax_rnn_as_in_recurrence(name, kwargs):
-    import flax.linen as nn
 
     cell = make_cell(name, kwargs)
     x = normal((2, 6, IN_FEATURES), seed=3)
@@ -406,7 +412,6 @@ def test_every_cell_runs_in_flax_rnn_as_in_recurrence(name, kwargs):
 
 @pytest.mark.parametrize("flax_cell", ["LSTMCell", "OptimizedLSTMCell", "GRUCell", "SimpleCell"])
 def test_flax_cells_run_in_recurrence_with_masks_as_in_flax_rnn(flax_cell):
-    import flax.linen as nn
 
     cell = getattr(nn, flax_cell)(features=HIDDEN)
     x = normal((3, 7, IN_FEATURES), seed=4)
@@ -462,7 +467,6 @@ def test_a_masked_pre_padded_stack_equals_each_sequence_alone(name, bidirectiona
 def test_dropout_between_layers_drops_and_scales_the_lower_layers_outputs():
     """Layer 1 reads layer 0's output sequence with each entry zeroed with probability p and the
     rest scaled by 1 / (1 - p); without ``train`` it reads it unchanged."""
-    import flax.linen as nn
 
     rate = 0.5
     x = normal((4, 6, IN_FEATURES), seed=50)
@@ -494,7 +498,6 @@ def test_dropout_between_layers_drops_and_scales_the_lower_layers_outputs():
 @pytest.mark.parametrize("padding", ["pre", "post"])
 @pytest.mark.parametrize("return_sequences", [False, True])
 def test_a_residual_stack_adds_each_upper_layers_input_to_its_output(return_sequences, padding):
-    import flax.linen as nn
 
     time, lengths = 6, (4, 1)
     sequences = [np.asarray(normal((n, HIDDEN), seed=50 + n)) for n in lengths]
@@ -519,3 +522,55 @@ def test_a_residual_stack_adds_each_upper_layers_input_to_its_output(return_sequ
         start = time - len(seq) if padding == "pre" else 0
         real = slice(start, start + len(seq)) if return_sequences else slice(None)
         np.testing.assert_allclose(batched[row][real], alone[0], rtol=1e-5, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- options, remat
+
+
+def test_the_generic_layers_name_no_cell():
+    # How a cell is evaluated is asked of the cell (rnn_jax/layers/evaluation.py), never decided
+    # by its class: no registered cell class, nor the linear family's base, is named there.
+    from pathlib import Path
+
+    import rnn_jax.layers
+    from rnn_jax.cells import LinearRecurrentCell
+
+    names = {cls.__name__ for cls in CELLS.values()} | {LinearRecurrentCell.__name__}
+    for path in Path(rnn_jax.layers.__file__).parent.glob("*.py"):
+        named = sorted(name for name in names if name in path.read_text())
+        assert not named, f"{path.name} names {named}"
+
+
+def test_options_come_from_the_config_fields_of_the_same_names():
+    from configs import default
+
+    config = default.get_config()
+    config.update(unroll=4, input_projection="in_step", remat=True)
+    options = RecurrenceOptions.from_config(config)
+    assert options == RecurrenceOptions(4, "in_step", "auto", "auto", True)
+    for field, bad in [("unroll", 0), ("remat", "yes"), ("lstm_backend", "fast")]:
+        with pytest.raises(ValueError, match=f"^{field}={bad!r} is not allowed: "):
+            RecurrenceOptions(**{field: bad})
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_remat_recomputes_the_step_and_changes_no_number(name, x64):
+    cell = make_cell(name, {}, dtype=jnp.float64)
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 7, IN_FEATURES)))
+    mask = length_mask(jnp.array([7, 4]), 7)
+    plain = Recurrence(cell, return_sequences=True)
+    remat = plain.clone(options=RecurrenceOptions(remat=True))
+    params = random_params(plain, x, mask)
+
+    def loss(layer, params):
+        carry, outputs = layer.apply({"params": params}, x, mask)
+        return jnp.sum(outputs**2) + sum(jnp.sum(c) for c in jax.tree.leaves(carry))
+
+    expected = jax.value_and_grad(functools.partial(loss, plain))(params)
+    actual = jax.value_and_grad(functools.partial(loss, remat))(params)
+    assert_trees_close(actual, expected, rtol=1e-12, atol=1e-12)
+    # The backward pass holds a checkpointed (recomputed) step only when asked.
+    jaxpr = str(jax.make_jaxpr(jax.grad(functools.partial(loss, remat)))(params))
+    assert "checkpoint" in jaxpr or "remat" in jaxpr
+    plain_jaxpr = str(jax.make_jaxpr(jax.grad(functools.partial(loss, plain)))(params))
+    assert "checkpoint" not in plain_jaxpr and "remat" not in plain_jaxpr

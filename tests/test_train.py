@@ -14,10 +14,10 @@ import optax
 import pytest
 
 from configs import default
-from rnn_jax.cells.classic import CELLS
+from rnn_jax import models
+from rnn_jax.cells import CELLS
 from rnn_jax.data import batching
 from rnn_jax.inference import runs as inference
-from rnn_jax.models import classifier as models
 from rnn_jax.training import parallel, train, train_steps
 from rnn_jax.training import workdir as workdirs
 from rnn_jax.training.checkpointing import Checkpoints
@@ -217,9 +217,9 @@ import json, sys
 import jax, jax.numpy as jnp, numpy as np, optax
 assert jax.device_count() == 2, jax.devices()
 from tests.test_train import random_batch, tiny_config
-from rnn_jax.models import classifier as models
+from rnn_jax import models
 from rnn_jax.training import parallel, train_steps
-from rnn_jax.cells.classic import CELLS
+from rnn_jax.cells import CELLS
 out = {}
 for cell in sorted(CELLS):
     # SGD (an update proportional to the gradient: a sum instead of a mean shows) and dropout.
@@ -328,6 +328,10 @@ NEW_VALUES = {
     "time_parallel": "sequential",
     "lstm_backend": "scan",
     "residual": True,
+    # The evaluation options (every RecurrenceOptions field is an added field).
+    "unroll": 2,
+    "input_projection": "in_step",
+    "remat": True,
 }
 
 

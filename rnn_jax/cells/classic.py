@@ -1,21 +1,21 @@
-"""The registry of every cell, and the classic ones written as their equations (Keras layout).
+"""The classic cells, non-linear in h, written as their equations (Keras layout).
 
 The contract (``project_inputs`` / ``step``, Flax's cell interface) and the parameter layout:
-``rnn_jax.cell_base``. Keras's gate order in every fused parameter: LSTM i, f, c, o; GRU z, r, h.
+``rnn_jax.cells.base``. Keras's gate order in every fused parameter: LSTM i, f, c, o; GRU z, r, h.
 Initializers default to Keras's, with the LSTM forget-gate bias 1.
 
-To add a cell: write one class with ``step`` (and ``num_gates``), then add one line to ``CELLS``.
-The tests parametrized over ``CELLS`` then cover it; ``tests/test_cells.py`` asks for its NumPy
-reference and parameter-count formula. A cell whose gates read x_t only (so that h_t = a_t h_{t-1}
-+ b_t) is better written as an ``rnn_jax.linear_cells.LinearRecurrentCell``: then the
-recurrence can also be evaluated in parallel over time.
+To add a cell: write one class with ``step`` (and ``num_gates``) and register it
+(``rnn_jax.cells.registry``). A cell whose gates read x_t only (so that h_t = a_t h_{t-1} + b_t)
+is better written as an ``rnn_jax.cells.linear.LinearRecurrentCell``: then the recurrence can
+also be evaluated in parallel over time.
 """
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from rnn_jax.cells.base import Array, Initializer, RecurrentCell
-from rnn_jax.cells.linear import LinearRecurrentCell, MinGRUCell, MinLSTMCell, RGLRUCell
+from rnn_jax.cells.cudnn_lstm import cudnn_lstm
 
 
 class SimpleRNNCell(RecurrentCell):
@@ -69,6 +69,53 @@ class LSTMCell(RecurrentCell):
     def output_of(self, carry: tuple[Array, Array]) -> Array:
         """``h`` of the carry ``(c, h)``."""
         return carry[1]
+
+    @nn.nowrap
+    def why_not_fused(self, *, dtype, has_initial_carry: bool) -> str | None:
+        """Why a layer of this cell cannot run through cuDNN's fused LSTM; None when it can.
+
+        The evaluation hook ``rnn_jax.layers.evaluation.resolve`` asks (with ``fused_sequence``).
+
+        Args:
+          dtype: the dtype the layer computes in; the cell's own ``dtype`` overrides it when
+            set; when both are None, ``param_dtype``.
+          has_initial_carry: the caller passes its own initial carry (cuDNN starts at zero).
+        """
+        if type(self) is not LSTMCell:
+            name = type(self).__name__
+            return f"cell is {name}, a subclass of LSTMCell that may change its equations"
+        if self.activation is not jnp.tanh:
+            return "activation is not tanh"
+        if self.recurrent_activation is not jax.nn.sigmoid:
+            return "recurrent_activation is not sigmoid"
+        # The cell's own dtype, when set, is what its scan computes in, whatever the layer says.
+        candidates = (self.dtype, dtype, self.param_dtype, jnp.float32)
+        compute = jnp.dtype(next(d for d in candidates if d is not None))
+        if compute != jnp.float32:
+            return f"computes in {compute.name}, cuDNN path is float32 only"
+        if has_initial_carry:
+            return "a custom initial carry is given"
+        return None
+
+    def fused_sequence(
+        self, inputs: Array, mask: Array | None, *, reverse: bool, return_sequences: bool
+    ):
+        """The whole sequence through cuDNN (``rnn_jax.cells.cudnn_lstm``): as ``Recurrence``.
+
+        Args:
+          inputs: <float32>[batch, time, in].
+          mask: <bool>[batch, time], one contiguous run of real steps per row, or None.
+          reverse: run each row's real steps last to first.
+          return_sequences: every step's output instead of the last real one.
+        """
+        self.project_inputs(inputs[:1, :1])  # Creates (or binds) the parameters.
+        return cudnn_lstm(
+            self.variables["params"],
+            inputs,
+            mask,
+            reverse=reverse,
+            return_sequences=return_sequences,
+        )
 
     @nn.nowrap
     def initialize_carry(self, rng: Array, input_shape: tuple[int, ...]) -> tuple[Array, Array]:
@@ -132,37 +179,3 @@ class MinimalGatedCell(RecurrentCell):
         f = self.recurrent_activation(x_f + h @ u_f)
         h = (1 - f) * h + f * self.activation(x_h + (f * h) @ u_h)
         return h, h
-
-
-# name -> cell class. Adding a cell is one class above and one line here (README: the
-# MinimalGatedCell above, Zhou et al. 2016, is the worked example).
-CELLS: dict[str, type[RecurrentCell]] = {
-    "rnn": SimpleRNNCell,
-    "lstm": LSTMCell,
-    "gru": GRUCell,
-    "mgu": MinimalGatedCell,
-    # Linear in h (rnn_jax.linear_cells): the recurrence can also run in parallel over time.
-    "mingru": MinGRUCell,
-    "minlstm": MinLSTMCell,
-    "rglru": RGLRUCell,
-}
-
-
-def get_cell_class(name: str) -> type[RecurrentCell]:
-    """Returns the registered cell class called ``name``.
-
-    Raises:
-      ValueError: unknown name; the message lists the registered ones.
-    """
-    if name not in CELLS:
-        raise ValueError(f"unknown cell {name!r}; registered cells: {', '.join(sorted(CELLS))}")
-    return CELLS[name]
-
-
-def is_linear(cell: type | object) -> bool:
-    """Whether a cell (class or instance) is linear in h, so it can run in parallel over time."""
-    cls = cell if isinstance(cell, type) else type(cell)
-    return issubclass(cls, LinearRecurrentCell)
-
-
-LINEAR_CELLS = tuple(name for name, cls in CELLS.items() if is_linear(cls))

@@ -4,20 +4,22 @@ Why: on GPU, ``lax.scan`` launches the step's kernels once per time step, and a 
 is dominated by that launch overhead; cuDNN runs the whole sequence in one fused call. Keras 3's
 JAX backend routes its LSTM there on GPU for this reason (keras-team/keras PR #22399, about 5x).
 
-What is eligible (``why_not_cudnn``): exactly ``rnn_jax.cells.LSTMCell`` (a subclass may change
-the equations), with ``activation`` tanh and ``recurrent_activation`` sigmoid (cuDNN hard-codes
-both), computing in float32 (``jax.experimental.rnn`` supports nothing else), starting from the
-zero carry. ``cudnn_lstm`` further needs each row's real steps to be one contiguous run (pre- or
-post-padding, as the models produce); it is not checked, because the mask is traced.
+What is eligible (``LSTMCell.why_not_fused``): exactly ``rnn_jax.cells.LSTMCell`` (a subclass
+may change the equations), with ``activation`` tanh and ``recurrent_activation`` sigmoid (cuDNN
+hard-codes both), computing in float32 (``jax.experimental.rnn`` supports nothing else),
+starting from the zero carry. ``cudnn_lstm`` further needs each row's real steps to be one
+contiguous run (pre- or post-padding, as the models produce); it is not checked, because the
+mask is traced. Whether a layer takes this path is decided with every other evaluation choice,
+in ``rnn_jax.layers.evaluation``.
 
 Layout mapping (``cudnn_weights``): Keras's gate order i, f, c, o is PyTorch's and cuDNN's
 i, f, g, o, so only the matrices are transposed: ``W_ih = kernel.T`` <[4H, in]>,
 ``W_hh = recurrent_kernel.T`` <[4H, H]>, ``b_ih = bias`` and ``b_hh = 0`` (cuDNN adds two biases;
 their sum is Keras's one). The flat vector is built from the Keras-layout parameters at every
 call and is differentiable, so the parameters and checkpoints stay in the Keras layout whichever
-path trained them (DESIGN.md, Backends).
+path trained them (docs/design.md, Backends).
 
-The scan path (``rnn_jax.recurrence.Recurrence``) remains the reference: ``cudnn_lstm`` returns
+The scan path (``rnn_jax.layers.Recurrence``) remains the reference: ``cudnn_lstm`` returns
 exactly what ``Recurrence`` returns for the same parameters, inputs and mask, and the tests check
 that on CPU with ``lstm_ref_with_flat_weights`` standing in for cuDNN.
 """
@@ -28,11 +30,7 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import rnn
 
-from rnn_jax.cells.classic import LSTMCell
-
 Array = jax.Array
-
-LSTM_BACKENDS = ("auto", "scan", "cudnn")
 
 
 def cudnn_weights(kernel: Array, recurrent_kernel: Array, bias: Array) -> Array:
@@ -53,69 +51,6 @@ def cudnn_weights(kernel: Array, recurrent_kernel: Array, bias: Array) -> Array:
     return jnp.concatenate(
         [kernel.T.ravel(), recurrent_kernel.T.ravel(), bias, jnp.zeros_like(bias)]
     )
-
-
-def why_not_cudnn(cell, *, dtype, has_initial_carry: bool) -> str | None:
-    """Why a recurrent layer of ``cell`` cannot take the cuDNN path; None when it can.
-
-    Args:
-      cell: the layer's (unbound) cell.
-      dtype: the dtype the layer computes in; the cell's own ``dtype`` overrides it when set;
-        when both are None, the cell's ``param_dtype``.
-      has_initial_carry: the caller passes its own initial carry (cuDNN's path starts at zero).
-
-    Returns:
-      A short reason for the log, or None.
-    """
-    name = type(cell).__name__
-    if type(cell) is not LSTMCell:
-        if isinstance(cell, LSTMCell):
-            return f"cell is {name}, a subclass of LSTMCell that may change its equations"
-        if "LSTM" in name:  # E.g. Flax's: its own parameter layout, which is not mapped here.
-            return f"cell is {type(cell).__module__}.{name}, not rnn_jax.cells.LSTMCell"
-        return f"cell is {name}, cuDNN has only the LSTM"
-    if cell.activation is not jnp.tanh:
-        return "activation is not tanh"
-    if cell.recurrent_activation is not jax.nn.sigmoid:
-        return "recurrent_activation is not sigmoid"
-    # The cell's own dtype, when set, is what its scan computes in, whatever the layer says.
-    candidates = (cell.dtype, dtype, cell.param_dtype, jnp.float32)
-    compute = jnp.dtype(next(d for d in candidates if d is not None))
-    if compute != jnp.float32:
-        return f"computes in {compute.name}, cuDNN path is float32 only"
-    if has_initial_carry:
-        return "a custom initial carry is given"
-    return None
-
-
-def uses_cudnn(lstm_backend: str, cell, *, dtype, has_initial_carry: bool) -> bool:
-    """Whether a recurrent layer runs through ``cudnn_lstm`` (see the module docstring).
-
-    Args:
-      lstm_backend: one of ``LSTM_BACKENDS``. ``"auto"``: cuDNN when the default backend is a
-        GPU and the layer is eligible, else the scan, silently. ``"scan"``: always the scan.
-        ``"cudnn"``: cuDNN, or an error saying why it cannot.
-      cell: the layer's (unbound) cell.
-      dtype: the dtype the layer computes in (as ``why_not_cudnn``).
-      has_initial_carry: the caller passes its own initial carry.
-
-    Raises:
-      ValueError: an unknown ``lstm_backend``, or ``"cudnn"`` for a layer or backend that cannot.
-    """
-    if lstm_backend not in LSTM_BACKENDS:
-        raise ValueError(
-            f"lstm_backend must be one of {', '.join(LSTM_BACKENDS)}, got {lstm_backend!r}"
-        )
-    if lstm_backend == "scan":
-        return False
-    reason = why_not_cudnn(cell, dtype=dtype, has_initial_carry=has_initial_carry)
-    on_gpu = jax.default_backend() == "gpu"
-    if lstm_backend == "cudnn":
-        if reason is None and not on_gpu:
-            reason = f"the default JAX backend is {jax.default_backend()}, not a GPU"
-        if reason is not None:
-            raise ValueError(f"lstm_backend='cudnn' cannot run this layer: {reason}")
-    return reason is None and on_gpu
 
 
 def lstm_ref_with_flat_weights(

@@ -7,10 +7,10 @@ import jax
 import ml_collections
 import numpy as np
 
+from rnn_jax import models
 from rnn_jax.data import batching
 from rnn_jax.data.vocabulary import INDEX_FROM, Vocabulary, tokenize
-from rnn_jax.models import classifier as models
-from rnn_jax.models.classifier import SentimentClassifier
+from rnn_jax.models import SentimentClassifier
 from rnn_jax.training import train_steps
 from rnn_jax.training import workdir as workdirs
 from rnn_jax.training.checkpointing import Checkpoints, NoUsableCheckpointError

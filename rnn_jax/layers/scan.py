@@ -1,49 +1,19 @@
 """Evaluating ``h_t = a_t * h_{t-1} + b_t`` over time: step by step, or as an associative scan.
 
-The recurrence of a cell linear in h (``rnn_jax.linear_cells``) once its coefficients are known
+The recurrence of a cell linear in h (``rnn_jax.cells.linear``) once its coefficients are known
 for every step. ``lax.scan`` takes T steps of ``a * h + b``; ``lax.associative_scan`` takes
 O(log T) steps of O(T) work, because two steps compose into one step of the same form. Which one
-``Recurrence`` uses is ``time_parallel`` (``scans_in_parallel``).
+a layer uses is decided in ``rnn_jax.layers.evaluation``. Pure maths: imports JAX only.
 """
 
-import flax.linen as nn
 import jax
-
-from rnn_jax.cells.classic import LINEAR_CELLS, is_linear
 
 Array = jax.Array
 
-TIME_PARALLEL = ("auto", "sequential", "parallel")
 
-
-def scans_in_parallel(time_parallel: str, cell: nn.Module | None = None) -> bool:
-    """Whether a linear-recurrence cell's recurrence runs as an associative scan.
-
-    Args:
-      time_parallel: one of ``TIME_PARALLEL``; ``"auto"`` decides by JAX's default backend:
-        sequential on CPU, parallel on GPU and TPU.
-      cell: the cell; a non-linear one always runs sequentially.
-
-    Raises:
-      ValueError: an unknown value, or ``"parallel"`` for a cell that is not linear in h.
-    """
-    if time_parallel not in TIME_PARALLEL:
-        raise ValueError(
-            f"time_parallel must be one of {', '.join(TIME_PARALLEL)}, got {time_parallel!r}"
-        )
-    if cell is not None and not is_linear(cell):
-        if time_parallel == "parallel":
-            raise ValueError(
-                f"time_parallel='parallel' needs a cell linear in h ({', '.join(LINEAR_CELLS)}); "
-                f"{type(cell).__name__} is not"
-            )
-        return False
-    if time_parallel == "auto":
-        return jax.default_backend() != "cpu"
-    return time_parallel == "parallel"
-
-
-def linear_recurrence(a: Array, b: Array, h0: Array, *, parallel: bool, reverse: bool, unroll=1):
+def linear_recurrence(
+    a: Array, b: Array, h0: Array, *, parallel: bool, reverse: bool, unroll: int = 1
+) -> Array:
     """Every state of ``h_t = a_t * h_{t-1} + b_t``, time-major.
 
     Args:

@@ -1,8 +1,32 @@
 """Models built from the layers: the IMDB classifier, a sequence regressor, their summary.
 
-Imports ``layers`` and ``cells``; knows nothing of data or training (a config reaches a model
-through ``create_model``, which reads the model's own fields).
+``classifier`` is ``SentimentClassifier`` and ``create_model(config)``; ``sequence`` the
+``SequenceRegressor``; ``cell_stack`` turns a config's cell names into cells; ``summary`` counts
+and describes. Imports ``layers`` and ``cells``; knows nothing of data or training.
 """
 
-from rnn_jax.models.classifier import *  # noqa: F403
-from rnn_jax.models.classifier import make_cells, pool  # noqa: F401
+from rnn_jax.models.cell_stack import make_cells
+from rnn_jax.models.classifier import (
+    COMPUTE_DTYPES,
+    POOLINGS,
+    SentimentClassifier,
+    create_model,
+    ngram_ids,
+    pool,
+)
+from rnn_jax.models.sequence import SequenceRegressor
+from rnn_jax.models.summary import count_params, recurrence_path, summary
+
+__all__ = [
+    "COMPUTE_DTYPES",
+    "POOLINGS",
+    "SentimentClassifier",
+    "SequenceRegressor",
+    "count_params",
+    "create_model",
+    "make_cells",
+    "ngram_ids",
+    "pool",
+    "recurrence_path",
+    "summary",
+]

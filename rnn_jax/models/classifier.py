@@ -1,9 +1,10 @@
-"""Models built from the recurrence stack: the IMDB sentiment classifier and a sequence regressor.
+"""The IMDB sentiment classifier: embeddings, a recurrent stack, pooling, a logit.
 
 The classifier returns a logit per review; the sigmoid lives in the loss
 (``optax.sigmoid_binary_cross_entropy``), which is numerically safer than probabilities.
 """
 
+import dataclasses
 import functools
 from typing import Any
 
@@ -11,13 +12,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
-from rnn_jax.cells.base import ACTIVATIONS, RecurrentCell, get_initializer
-from rnn_jax.cells.classic import get_cell_class, is_linear
-from rnn_jax.cells.cudnn_lstm import uses_cudnn, why_not_cudnn
-from rnn_jax.layers.recurrence import RecurrentStack
-from rnn_jax.layers.scan import scans_in_parallel
+from rnn_jax.layers import RecurrenceOptions, RecurrentStack
+from rnn_jax.models.cell_stack import make_cells
 
 Array = jax.Array
 
@@ -37,34 +34,6 @@ def keras_uniform(scale: float = 0.05):
         return jax.random.uniform(key, shape, dtype, -scale, scale)
 
     return init
-
-
-def make_cells(
-    cell: str,
-    hidden_size: int,
-    num_layers: int,
-    *,
-    kernel_init: str = "glorot_uniform",
-    recurrent_init: str = "orthogonal",
-    activation: str = "tanh",
-    param_dtype: Any = jnp.float32,
-    dtype: Any = None,
-) -> list[RecurrentCell]:
-    """``num_layers`` unbound cells of the registered kind ``cell``, as configs name them."""
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}; allowed: {', '.join(ACTIVATIONS)}")
-    cell_class = get_cell_class(cell)
-    return [
-        cell_class(
-            features=hidden_size,
-            activation=ACTIVATIONS[activation],
-            kernel_init=get_initializer(kernel_init),
-            recurrent_kernel_init=get_initializer(recurrent_init),
-            param_dtype=param_dtype,
-            dtype=dtype,
-        )
-        for _ in range(num_layers)
-    ]
 
 
 def ngram_ids(token_ids: Array, vocab_size: int, buckets: int, n: int) -> Array:
@@ -146,13 +115,8 @@ class SentimentClassifier(nn.Module):
         input. 0: words only.
       ngram_order: the longest n-gram embedded when ``ngram_buckets > 0`` (2: bigrams).
       kernel_init, recurrent_init, activation: cell options, by name (see ``make_cells``).
-      unroll: scan steps per loop iteration.
-      input_projection: where ``x W`` runs (``rnn_jax.recurrence``): ``"auto"`` (by backend),
-        ``"before_scan"`` or ``"in_step"``.
-      time_parallel: how a linear-recurrence cell's recurrence runs (``rnn_jax.recurrence``):
-        ``"auto"`` (by backend), ``"sequential"`` or ``"parallel"``.
-      lstm_backend: ``"auto"`` (cuDNN on a GPU when eligible), ``"scan"`` or ``"cudnn"``
-        (``rnn_jax.cudnn_lstm``).
+      recurrence: how the recurrent layers are evaluated (``rnn_jax.layers.RecurrenceOptions``:
+        unroll, input projection, time-parallel scan, fused kernels, remat).
       pad_id: the padding token (the data's ``PAD_ID``, 0); its steps are masked, so padding side
         and amount do not matter.
       param_dtype: parameter dtype.
@@ -176,10 +140,7 @@ class SentimentClassifier(nn.Module):
     kernel_init: str = "glorot_uniform"
     recurrent_init: str = "orthogonal"
     activation: str = "tanh"
-    unroll: int = 1
-    input_projection: str = "auto"
-    time_parallel: str = "auto"
-    lstm_backend: str = "auto"
+    recurrence: RecurrenceOptions = RecurrenceOptions()
     pad_id: int = 0
     param_dtype: Any = jnp.float32
     dtype: Any = None
@@ -236,10 +197,7 @@ class SentimentClassifier(nn.Module):
             self.dropout_rate,
             return_sequences=self.pooling != "last",
             residual=self.residual,
-            unroll=self.unroll,
-            input_projection=self.input_projection,
-            time_parallel=self.time_parallel,
-            lstm_backend=self.lstm_backend,
+            options=self.recurrence,
             name="recurrent",
         )(x, mask, train=train)
         # Pooling sums up to max_len steps, and the loss wants full precision: both run in
@@ -258,136 +216,18 @@ class SentimentClassifier(nn.Module):
 
 
 def create_model(config: ml_collections.ConfigDict, **overrides) -> SentimentClassifier:
-    """The classifier a config describes (``overrides`` replace attributes, e.g. in tests)."""
-    fields = dict(
-        vocab_size=config.vocab_size,
-        embed_dim=config.embed_dim,
-        cell=config.cell,
-        hidden_size=config.hidden_size,
-        num_layers=config.num_layers,
-        bidirectional=config.bidirectional,
-        pooling=config.pooling,
-        dropout_rate=config.dropout_rate,
-        residual=config.residual,
-        embed_dropout_rate=config.embed_dropout_rate,
-        embed_dropout_tokens=config.embed_dropout_tokens,
-        ngram_buckets=config.ngram_buckets,
-        ngram_order=config.ngram_order,
-        kernel_init=config.kernel_init,
-        recurrent_init=config.recurrent_init,
-        activation=config.activation,
-        unroll=config.unroll,
-        input_projection=config.input_projection,
-        time_parallel=config.time_parallel,
-        lstm_backend=config.lstm_backend,
+    """The classifier a config describes (``overrides`` replace attributes, e.g. in tests).
+
+    Every classifier attribute with a config field of the same name reads it; the others are
+    derived here: ``recurrence`` from the config's evaluation fields, ``pad_id`` from
+    ``mask_padding``, ``dtype`` from ``compute_dtype``.
+    """
+    attributes = {field.name for field in dataclasses.fields(SentimentClassifier)}
+    fields = {name: config[name] for name in attributes & set(config.keys())}
+    fields |= dict(
+        recurrence=RecurrenceOptions.from_config(config),
         # No token id is -1, so nothing is masked then: padding is read like a word.
         pad_id=SentimentClassifier.pad_id if config.mask_padding else -1,
         dtype=COMPUTE_DTYPES[config.compute_dtype],
     )
     return SentimentClassifier(**(fields | overrides))
-
-
-def recurrence_path(model: SentimentClassifier) -> str:
-    """Which evaluation ``model``'s recurrent layers run on this backend, in words (for the log)."""
-    (cell,) = make_cells(
-        model.cell, model.hidden_size, 1, activation=model.activation, dtype=model.dtype
-    )
-    if is_linear(cell):
-        parallel = scans_in_parallel(model.time_parallel, cell)
-        how = "parallel (lax.associative_scan)" if parallel else "sequential (lax.scan)"
-        return f"recurrence: time_parallel={model.time_parallel!r} -> {how}"
-    if uses_cudnn(model.lstm_backend, cell, dtype=model.dtype, has_initial_carry=False):
-        return f"recurrence: lstm_backend={model.lstm_backend!r} -> cuDNN"
-    reason = why_not_cudnn(cell, dtype=model.dtype, has_initial_carry=False)
-    if reason is None:
-        reason = f"lstm_backend={model.lstm_backend!r} on {jax.default_backend()}"
-    return f"recurrence: lax.scan ({reason})"
-
-
-class SequenceRegressor(nn.Module):
-    """Float sequences -> recurrent stack -> Dense(out_features): e.g. next value of a series.
-
-    Attributes:
-      cell: registered cell name.
-      hidden_size: hidden size of every layer.
-      out_features: size of the prediction.
-      num_layers: stacked recurrent layers.
-    """
-
-    cell: str
-    hidden_size: int
-    out_features: int = 1
-    num_layers: int = 1
-
-    @nn.compact
-    def __call__(self, inputs: Array, mask: Array | None = None) -> Array:
-        """Maps <float32>[batch, time, features] to <float32>[batch, out_features]."""
-        cells = make_cells(self.cell, self.hidden_size, self.num_layers)
-        features = RecurrentStack(cells, name="recurrent")(inputs, mask)
-        return nn.Dense(self.out_features, name="head")(features)
-
-
-def count_params(params) -> int:
-    """Total number of scalars in a parameter tree."""
-    return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(params))
-
-
-def summary(model: SentimentClassifier, params, max_len: int) -> str:
-    """A Keras-like ``model.summary()``: layer, output shape, parameters, totals.
-
-    Args:
-      model: the classifier.
-      params: its parameters (``variables['params']``).
-      max_len: time steps of the input.
-
-    Returns:
-      The table as text, batch shown as ``None`` like Keras.
-    """
-    token_ids = jnp.ones((1, max_len), jnp.int32)
-    _, state = jax.eval_shape(
-        lambda: model.apply(
-            {"params": params}, token_ids, capture_intermediates=True, mutable=["intermediates"]
-        )
-    )
-    intermediates = state["intermediates"]
-    rows = [("input (token_ids)", (max_len,), 0)]
-    rows.append(
-        (
-            "embedding (Embed)",
-            intermediates["embedding"]["__call__"][0].shape[1:],
-            count_params(params["embedding"]),
-        )
-    )
-    if model.ngram_buckets:
-        rows.append(
-            (
-                "ngram_embedding (Embed, "
-                + ("bigrams)" if model.ngram_order == 2 else f"2..{model.ngram_order}-grams)"),
-                rows[-1][1],
-                count_params(params["ngram_embedding"]),
-            )
-        )
-    recurrent = intermediates["recurrent"]
-    layer_kind = f"{model.cell}{' x2 bidirectional' if model.bidirectional else ''}"
-    for index in range(model.num_layers):
-        name = f"layer_{index}"
-        output = recurrent[name]["__call__"][0][1]
-        rows.append(
-            (f"{name} ({layer_kind})", output.shape[1:], count_params(params["recurrent"][name]))
-        )
-    if model.pooling != "last":
-        width = rows[-1][1][-1] * (2 if model.pooling == "mean_max" else 1)
-        rows.append((f"pooling ({model.pooling})", (width,), 0))
-    rows.append(("head (Dense)", (1,), count_params(params["head"])))
-    total = count_params(params)
-    width = max(len(r[0]) for r in rows) + 2
-    lines = [f"{'Layer (type)':<{width}}{'Output Shape':<22}{'Param #':>12}", "=" * (width + 34)]
-    for name, shape, n in rows:
-        lines.append(f"{name:<{width}}{str((None, *shape)):<22}{n:>12,}")
-    lines += [
-        "=" * (width + 34),
-        f"Total params: {total:,}",
-        f"Trainable params: {total:,}",
-        "Non-trainable params: 0",
-    ]
-    return "\n".join(lines)

@@ -5,13 +5,10 @@ Unknown keys are already refused by ``config_flags``'s ``lock_config``; this che
 
 import ml_collections
 
-from rnn_jax.cells.base import ACTIVATIONS, get_initializer
-from rnn_jax.cells.classic import CELLS, LINEAR_CELLS
-from rnn_jax.cells.cudnn_lstm import LSTM_BACKENDS
+from rnn_jax.cells import ACTIVATIONS, get_cell_class, get_initializer
 from rnn_jax.data.vocabulary import INDEX_FROM
-from rnn_jax.layers.recurrence import INPUT_PROJECTIONS
-from rnn_jax.layers.scan import TIME_PARALLEL
-from rnn_jax.models.classifier import COMPUTE_DTYPES, POOLINGS
+from rnn_jax.layers import RecurrenceOptions, resolve
+from rnn_jax.models import COMPUTE_DTYPES, POOLINGS, make_cells
 
 OPTIMIZERS = ("adam", "keras_adam", "rmsprop", "sgd")
 SCHEDULES = ("constant", "warmup_cosine")
@@ -38,6 +35,7 @@ def validate(config: ml_collections.ConfigDict, device_count: int | None) -> Non
     _check_names(config)
     _check_numbers(config)
     _check_combinations(config)
+    _check_recurrence(config)
     for field in ["kernel_init", "recurrent_init"]:
         try:
             get_initializer(config[field])
@@ -55,19 +53,19 @@ def validate(config: ml_collections.ConfigDict, device_count: int | None) -> Non
 def _check_names(c: ml_collections.ConfigDict) -> None:
     """Fields that name one of a fixed set of choices."""
     for field, names in [
-        ("cell", sorted(CELLS)),
         ("optimizer", OPTIMIZERS),
         ("schedule", SCHEDULES),
         ("padding", PAD_MODES),
         ("truncating", PAD_MODES),
         ("pooling", POOLINGS),
         ("activation", sorted(ACTIVATIONS)),
-        ("input_projection", INPUT_PROJECTIONS),
-        ("time_parallel", TIME_PARALLEL),
-        ("lstm_backend", LSTM_BACKENDS),
         ("compute_dtype", list(COMPUTE_DTYPES)),
     ]:
         _require(c[field] in names, field, c[field], "one of " + ", ".join(names))
+    try:
+        get_cell_class(c.cell)
+    except ValueError as error:
+        raise ConfigError(f"config.cell: {error}") from None
 
 
 def _check_numbers(c: ml_collections.ConfigDict) -> None:
@@ -80,7 +78,6 @@ def _check_numbers(c: ml_collections.ConfigDict) -> None:
         "num_epochs",
         "batch_size",
         "eval_batch_size",
-        "unroll",
         "keep_checkpoints",
         "log_every_steps",
     ]:
@@ -120,20 +117,6 @@ def _check_numbers(c: ml_collections.ConfigDict) -> None:
 def _check_combinations(c: ml_collections.ConfigDict) -> None:
     """Values that are allowed alone but not together."""
     _require(
-        c.time_parallel != "parallel" or c.cell in LINEAR_CELLS,
-        "time_parallel",
-        c.time_parallel,
-        f"auto or sequential for cell={c.cell!r}; parallel needs a cell linear in h: "
-        + ", ".join(LINEAR_CELLS),
-    )
-    _require(
-        c.lstm_backend != "cudnn" or (c.cell == "lstm" and c.compute_dtype == "float32"),
-        "lstm_backend",
-        c.lstm_backend,
-        f"auto or scan for cell={c.cell!r}, compute_dtype={c.compute_dtype!r}; cudnn needs "
-        "cell='lstm' computing in float32 (and a GPU)",
-    )
-    _require(
         c.validation_fraction > 0 or c.evaluate_test,
         "validation_fraction",
         c.validation_fraction,
@@ -151,3 +134,17 @@ def _check_combinations(c: ml_collections.ConfigDict) -> None:
         c.warmup_epochs,
         f"at most num_epochs={c.num_epochs}",
     )
+
+
+def _check_recurrence(c: ml_collections.ConfigDict) -> None:
+    """The evaluation options, alone and with the cell, as a layer will resolve them on a GPU.
+
+    Planned for a GPU, so that ``lstm_backend='cudnn'`` passes here only for a layer that can
+    take the fused path (the run still needs a GPU; without one the layer says so).
+    """
+    try:
+        options = RecurrenceOptions.from_config(c)
+        (cell,) = make_cells(c.cell, c.hidden_size, 1, activation=c.activation)
+        resolve(cell, options, dtype=COMPUTE_DTYPES[c.compute_dtype], backend="gpu")
+    except ValueError as error:
+        raise ConfigError(f"config.{error}") from None

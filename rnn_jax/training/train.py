@@ -25,12 +25,13 @@ from absl import logging
 from tqdm import tqdm
 
 from rnn_jax.data import batching, input_pipeline
-from rnn_jax.models.classifier import count_params, create_model, recurrence_path, summary
+from rnn_jax.models import count_params, create_model, recurrence_path, summary
 from rnn_jax.training import configuration, distributed, parallel, train_steps
 from rnn_jax.training import workdir as workdirs
-from rnn_jax.training.checkpointing import Checkpoints, NoUsableCheckpointError
+from rnn_jax.training.checkpointing import Checkpoints
 from rnn_jax.training.interrupts import Interrupted, SignalFlag
 from rnn_jax.training.optimizers import create_learning_rate_fn
+from rnn_jax.training.resumption import restore_best, resume
 
 
 class NonFiniteLossError(RuntimeError):
@@ -359,25 +360,6 @@ def num_steps_per_epoch(config: ml_collections.ConfigDict, num_train: int) -> in
     return steps_per_epoch
 
 
-def resume(checkpoints: Checkpoints, state):
-    """The latest checkpoint's state and running sums, if there is one.
-
-    Returns:
-      ``(state, sums, last_good_step)``: the fresh ``state``, zero sums and None when the
-      workdir holds no checkpoint.
-    """
-    _, restored = checkpoints.restore_latest({"state": state, "sums": train_steps.zero_metrics()})
-    # A read error on one host only would make the processes resume from different steps.
-    distributed.check_same_everywhere(
-        "the restored checkpoint step", None if restored is None else int(restored["state"].step)
-    )
-    if restored is None:
-        return state, train_steps.zero_metrics(), None
-    step = int(restored["state"].step)
-    logging.info("Resumed from checkpoint step %d", step)
-    return restored["state"], restored["sums"], step
-
-
 def evaluate_on_test(job: Job, state, best_step: int | None) -> dict:
     """Test loss and accuracy of ``state`` once (all None when ``evaluate_test`` is False)."""
     if not job.config.evaluate_test:  # Tuning on validation: test stays unseen until chosen.
@@ -392,22 +374,3 @@ def evaluate_on_test(job: Job, state, best_step: int | None) -> dict:
         best_step,
     )
     return metrics
-
-
-def restore_best(checkpoints: Checkpoints, state, step: int):
-    """The replicated state of the checkpoint best on validation (without validation: the last).
-
-    Returns:
-      ``(state, best_step)``; the final ``state`` and ``step`` when that is the best, or when
-      the best checkpoint fails to restore (warned already; the final state is still good).
-    """
-    best_step = checkpoints.best_step()
-    if best_step is None or best_step == step:
-        return state, best_step
-    try:
-        _, best = checkpoints.restore_first(
-            [best_step], {"state": parallel.unreplicate(state), "sums": train_steps.zero_metrics()}
-        )
-    except NoUsableCheckpointError:
-        return state, step
-    return parallel.replicate(best["state"]), best_step

@@ -15,7 +15,7 @@ import optax
 from flax.training import train_state
 
 from rnn_jax.data import batching
-from rnn_jax.models.classifier import SentimentClassifier
+from rnn_jax.models import SentimentClassifier
 from rnn_jax.training import parallel
 from rnn_jax.training.optimizers import create_learning_rate_fn, create_optimizer
 

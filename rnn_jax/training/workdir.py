@@ -7,6 +7,7 @@ TensorBoard events under ``tensorboard/`` and Orbax checkpoints under ``checkpoi
 differs in a field that changes what is trained is refused.
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -18,6 +19,7 @@ import numpy as np
 from absl import logging
 
 from rnn_jax.data import files
+from rnn_jax.layers import RecurrenceOptions
 
 # Fields that may change between a run and its resumption: they change no trained parameter
 # (eval_batch_size regroups evaluation's float sums: a validation loss may move in its 7th digit).
@@ -36,18 +38,19 @@ RESUMABLE_FIELDS = frozenset(
 )
 
 # Fields added after workdirs were first written, with the value that reproduces those runs: a
-# config.json without them still resumes, evaluates and predicts as before.
-ADDED_FIELDS = {
+# config.json without them still resumes, evaluates and predicts as before. Every evaluation
+# option (rnn_jax.layers.RecurrenceOptions) is one, with its default: a new option's default
+# must be the old behavior, so adding one needs no line here.
+ADDED_FIELDS = {field.name: field.default for field in dataclasses.fields(RecurrenceOptions)} | {
     "bucket_width": 0,
     "ngram_buckets": 0,
     "ngram_order": 2,
     "embed_dropout_tokens": False,
     "evaluate_test": True,
     "compute_dtype": "float32",
-    "time_parallel": "auto",
-    # Older runs always scanned; "auto" is the scan wherever cuDNN cannot run, every CPU included.
-    # On a GPU an older LSTM run resumes through cuDNN: the same function of the same parameters.
-    "lstm_backend": "auto",
+    # lstm_backend: older runs always scanned; its default "auto" is the scan wherever cuDNN
+    # cannot run, every CPU included. On a GPU an older LSTM run resumes through cuDNN: the same
+    # function of the same parameters.
     "residual": False,
 }
 
