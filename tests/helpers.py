@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnn_jax.cells.classic import CELLS, LINEAR_CELLS
+from rnn_jax.cells import CELLS, LINEAR_CELLS
 
 NAMES = sorted(CELLS)
 # Every registered cell with its defaults, plus the GRU's other convention.

@@ -11,8 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from rnn_jax.cells import CELLS, LSTMCell, get_cell_class, is_linear
 from rnn_jax.cells.base import INITIALIZERS, RecurrentCell, get_initializer
-from rnn_jax.cells.classic import CELLS, LSTMCell, get_cell_class, is_linear
 from rnn_jax.layers.recurrence import Recurrence
 from tests.helpers import (
     VARIANTS,

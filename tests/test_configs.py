@@ -10,8 +10,8 @@ from absl import flags
 from ml_collections import config_flags
 
 from configs import best, default
-from rnn_jax.models import classifier as models
-from rnn_jax.models.classifier import count_params
+from rnn_jax import models
+from rnn_jax.models import count_params
 from rnn_jax.training import configuration
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ import numpy as np
 
 from rnn_jax.cells import classic as cells
 from rnn_jax.layers.recurrence import Recurrence
-from rnn_jax.models.classifier import SentimentClassifier, count_params
+from rnn_jax.models import SentimentClassifier, count_params
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"

@@ -164,7 +164,7 @@ def runner(tmp_path_factory):
 @pytest.fixture(scope="module")
 def target(runner):
     """What a checkpoint of the tiny run restores into (its shapes and dtypes)."""
-    from rnn_jax.models import classifier as models
+    from rnn_jax import models
     from rnn_jax.training import train_steps
 
     config = tiny_config(runner.cache)
