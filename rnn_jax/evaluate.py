@@ -14,6 +14,7 @@ from absl import app, flags
 from rnn_jax.data.imdb_reader import DataNotFoundError
 from rnn_jax.inference import ensemble
 from rnn_jax.inference import runs as inference
+from rnn_jax.training.workdir import WorkdirError
 
 _WORKDIR = flags.DEFINE_multi_string(
     "workdir", None, "Workdir of a training run; repeat the flag to evaluate an ensemble."
@@ -26,7 +27,13 @@ def main(argv):
     del argv
     try:
         metrics = ensemble.evaluate(_WORKDIR.value, _SPLIT.value)
-    except (inference.RunNotFoundError, DataNotFoundError, ensemble.EvaluationError) as error:
+    # WorkdirError: a damaged config.json met before any run is restored (--split=validation).
+    except (
+        inference.RunNotFoundError,
+        DataNotFoundError,
+        ensemble.EvaluationError,
+        WorkdirError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
     print(json.dumps({"split": _SPLIT.value, **metrics}))

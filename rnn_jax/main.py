@@ -5,11 +5,15 @@ Errors a user can fix (bad config value, missing data, unusable workdir, NaN los
 line on stderr and a non-zero exit code, not a traceback.
 """
 
+import difflib
 import logging as std_logging
 import os
 import sys
+import types
+from typing import NoReturn
 
 import jax
+import ml_collections
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -59,15 +63,78 @@ def _user_errors() -> tuple[type[Exception], ...]:
     )
 
 
-def _parse_flags(argv: list[str]) -> list[str]:
-    """Parses flags as absl does; a ``--config.<field>`` that does not exist is one line, exit 2.
+def _config_argument(argv: list[str]) -> str | None:
+    """The value of the last ``--config`` in ``argv`` (absl keeps the last one), if any."""
+    value = None
+    for i, arg in enumerate(argv[1:], start=1):
+        if arg == "--":
+            break
+        name, equals, rest = arg.lstrip("-").partition("=")
+        if arg.startswith("-") and name == "config":
+            value = rest if equals else (argv[i + 1] if i + 1 < len(argv) else None)
+    return value
 
-    A locked ConfigDict refuses unknown fields with an AttributeError (not a flags error), which
-    absl would show as a traceback.
-    """
+
+def _config_file_problem(path: str) -> str | None:
+    """Why the config file ``path`` cannot be read (missing, a folder, no permission), or None."""
+
+    def config_files(folder: str) -> list[str]:
+        return sorted(n for n in os.listdir(folder) if n.endswith(".py") and n[0] != "_")
+
+    if not path:
+        return "no file named; pass a config file, e.g. --config=configs/lstm.py"
+    if os.path.isdir(path):
+        return f"a folder, not a file; its config files: {', '.join(config_files(path))}"
+    if not os.path.exists(path):
+        folder = os.path.dirname(path) or "."
+        if not os.path.isdir(folder):
+            return (
+                f"no such file, nor a folder {folder!r} here; run from the repository root "
+                "(where configs/ is) or give the file's full path"
+            )
+        names = config_files(folder)
+        close = difflib.get_close_matches(os.path.basename(path), names, n=1)
+        guess = f"did you mean {os.path.join(folder, close[0])}? " if close else ""
+        return f"no such file; {guess}{folder}/ holds {', '.join(names) or 'no .py file'}"
     try:
-        return app.parse_flags_with_usage(argv)
+        open(path, "rb").close()
+    except OSError as error:
+        return f"cannot be read ({error.strerror})"
+    return None
+
+
+def _refuse_config_file(value: str | None, problem: str) -> NoReturn:
+    """The one line (exit 2, as for a config value) for a config file that does not load."""
+    print(f"error: --config={value}: {problem}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    """Parses flags as absl does; a config file or field that is not usable is one line, exit 2.
+
+    ml_collections loads the config file while the flags are parsed. A file that cannot be read
+    is checked first: config_flags defers that error to the config's first use, and with
+    ``--config.<field>`` overrides reports it as unknown flags instead. A file with a syntax
+    error or without ``get_config``, and a locked ConfigDict refusing an unknown field, raise
+    exceptions that are not flags errors (SyntaxError, AttributeError): absl would show a
+    traceback.
+    """
+    value = _config_argument(argv)
+    if value is not None and (problem := _config_file_problem(value.split(":", 1)[0])):
+        _refuse_config_file(value, problem)
+    try:
+        argv = app.parse_flags_with_usage(argv)
+    except SyntaxError as error:  # In the config file, or in a module it imports.
+        _refuse_config_file(
+            value, f"invalid Python in {error.filename}, line {error.lineno}: {error.msg}"
+        )
     except AttributeError as error:
+        if error.name == "get_config" and isinstance(error.obj, types.ModuleType):
+            _refuse_config_file(
+                value,
+                "the file defines no get_config(); a config file's get_config() returns an "
+                "ml_collections.ConfigDict (see configs/lstm.py)",
+            )
         context = error.__context__
         detail = str(context.args[0]) if isinstance(context, KeyError) and context.args else ""
         name, *hint = detail.splitlines() or [""]
@@ -82,6 +149,20 @@ def _parse_flags(argv: list[str]) -> list[str]:
             file=sys.stderr,
         )
         sys.exit(2)
+    config = _CONFIG.value
+    if not isinstance(config, ml_collections.ConfigDict):
+        # A file that did not load although found above (e.g. --config given in a --flagfile),
+        # or a get_config() that returned something else (None: a forgotten return).
+        path = config_flags.get_config_filename(flags.FLAGS["config"])
+        _refuse_config_file(
+            value or path,
+            _config_file_problem(path)
+            or (
+                f"get_config() returned {type(config).__name__}, not an "
+                "ml_collections.ConfigDict (a missing return?)"
+            ),
+        )
+    return argv
 
 
 class _QuietLibraries:

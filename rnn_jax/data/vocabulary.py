@@ -304,9 +304,24 @@ class Vocabulary:
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> Vocabulary:
-        """Reads a vocabulary written by ``to_json``."""
-        with open(path, encoding="utf-8") as f:
-            return cls.from_dict(json.load(f))
+        """Reads a vocabulary written by ``to_json``.
+
+        Raises:
+            ValueError: the file is not a vocabulary (empty, truncated, not JSON, or another
+                format: see ``from_dict``); the message names the file. It is left as it is.
+        """
+        try:
+            with open(path, encoding="utf-8") as f:
+                d = json.load(f)
+        except ValueError as error:  # json.JSONDecodeError and UnicodeDecodeError.
+            problem = "empty" if os.path.getsize(path) == 0 else f"not valid JSON: {error}"
+            raise ValueError(f"{path} is damaged ({problem})") from None
+        if not isinstance(d, Mapping):
+            raise ValueError(f"{path} is damaged (holds a JSON {type(d).__name__}, not an object)")
+        try:
+            return cls.from_dict(d)
+        except (ValueError, KeyError, TypeError) as error:  # KeyError, TypeError: fields missing.
+            raise ValueError(f"{path} is not a usable vocabulary ({error})") from None
 
 
 def decode_review(ids: Iterable[int], vocab: Vocabulary) -> str:

@@ -38,8 +38,8 @@ def load_run(workdir: str) -> Run:
     newest one.
 
     Raises:
-      RunNotFoundError: a file the run needs is missing, or no checkpoint restores; the message
-        says which.
+      RunNotFoundError: a file the run needs is missing or damaged (not valid JSON), or no
+        checkpoint restores; the message says which, and what to do. Nothing is rewritten.
     """
     for name in ("config.json", "vocab.json"):
         if not os.path.exists(os.path.join(workdir, name)):
@@ -47,8 +47,19 @@ def load_run(workdir: str) -> Run:
                 f"{os.path.join(workdir, name)} not found: is {workdir!r} the --workdir of a "
                 "training run?"
             )
-    config = ml_collections.ConfigDict(workdirs.read_config(workdir))
-    vocab = Vocabulary.from_json(os.path.join(workdir, "vocab.json"))
+    try:
+        config = ml_collections.ConfigDict(workdirs.read_config(workdir))
+    except workdirs.WorkdirError as error:  # A damaged config.json; the message says what to do.
+        raise RunNotFoundError(str(error)) from None
+    try:
+        vocab = Vocabulary.from_json(os.path.join(workdir, "vocab.json"))
+    except ValueError as error:
+        # Training never reads vocab.json: it rebuilds the vocabulary from the data and writes
+        # it at every start, so rerunning the run's command repairs it (resuming, or finished).
+        raise RunNotFoundError(
+            f"{error}; the run cannot predict or evaluate without it: rerun the training "
+            "command that made it (same --config, this --workdir), which writes it again"
+        ) from None
     model = models.create_model(config)
     checkpoints = Checkpoints(
         os.path.join(workdir, "checkpoints"), config.keep_checkpoints, read_only=True

@@ -59,13 +59,51 @@ class WorkdirError(RuntimeError):
     """The workdir cannot be used (not writable, or holds a run with another config)."""
 
 
+def _read_json(path: str, expected: type, consequence: str) -> Any:
+    """The JSON value of a file the run wrote; a damaged file is one line, left as it is.
+
+    A file can be damaged by a full disk, a copy cut short, or an editor; it is never rewritten
+    or removed here: the user may have a copy, or may choose to do without it.
+
+    Args:
+      path: the file.
+      expected: ``dict`` (a JSON object) or ``list`` (an array).
+      consequence: what the damage means for the run and what to do, for the message.
+
+    Raises:
+      WorkdirError: the file is not UTF-8 JSON (empty, truncated, binary) or holds another
+        JSON type; the message names the file.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+    except ValueError as error:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors.
+        problem = "empty" if os.path.getsize(path) == 0 else f"not valid JSON: {error}"
+        raise WorkdirError(f"{path} is damaged ({problem}); {consequence}") from None
+    if not isinstance(value, expected):
+        kinds = {dict: "an object", list: "an array"}
+        found = kinds.get(type(value), f"a JSON {type(value).__name__}")
+        raise WorkdirError(
+            f"{path} is damaged (holds {found}, not {kinds[expected]}); {consequence}"
+        )
+    return value
+
+
 def read_config(workdir: str) -> dict[str, Any]:
     """The config a workdir's run was started with (``config.json``), as a dict.
 
     Fields added to the codebase since (``ADDED_FIELDS``) are filled in with their old behavior.
+
+    Raises:
+      WorkdirError: ``config.json`` is damaged. Nothing else says what the checkpoints were
+        trained with, so the run can be neither resumed nor used (predict, evaluate).
     """
-    with open(os.path.join(workdir, "config.json")) as f:
-        return ADDED_FIELDS | json.load(f)
+    return ADDED_FIELDS | _read_json(
+        os.path.join(workdir, "config.json"),
+        dict,
+        "the run can be neither resumed nor used without it: put back a copy, or train again "
+        "with a new --workdir",
+    )
 
 
 def resumable_fields(config: ml_collections.ConfigDict) -> frozenset[str]:
@@ -121,12 +159,27 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str, *, write: b
 
 
 def load_history(workdir: str, before_epoch: int) -> list[dict]:
-    """Per-epoch history already in the workdir, for epochs a resumed run will not redo."""
+    """Per-epoch history already in the workdir, for epochs a resumed run will not redo.
+
+    Raises:
+      WorkdirError: ``history.json`` is damaged while there are finished epochs to keep
+        (``before_epoch > 0``): resuming would rewrite it without them, so the run stops and
+        the message says how to resume anyway. (A run within its first epoch keeps none of it
+        and does not read it.)
+    """
     path = os.path.join(workdir, "history.json")
-    if not os.path.exists(path):
+    if before_epoch == 0 or not os.path.exists(path):
         return []
-    with open(path) as f:
-        return [entry for entry in json.load(f) if entry["epoch"] <= before_epoch]
+    consequence = (
+        "resuming would rewrite it without the finished epochs: put back a copy, or move it "
+        "aside to resume without their records (predict and evaluate do not need it)"
+    )
+    history = _read_json(path, list, consequence)
+    if not all(
+        isinstance(entry, dict) and isinstance(entry.get("epoch"), int) for entry in history
+    ):
+        raise WorkdirError(f"{path} is damaged (an entry is not an epoch's record); {consequence}")
+    return [entry for entry in history if entry["epoch"] <= before_epoch]
 
 
 def write_history(workdir: str, history: list[dict]) -> None:
