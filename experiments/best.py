@@ -19,8 +19,8 @@ the shootout's default LSTM when that run exists.
 from collections.abc import Sequence
 
 from configs import best
-from experiments import common, reporting
-from experiments.reporting import Column, cell_label
+from experiments.lib import flags, reporting, training_runs
+from experiments.lib.reporting import Column, cell_label
 
 # The share of the training reviews held out when the configs were chosen (configs/default.py's).
 SELECTION_VALIDATION_FRACTION = 0.2
@@ -55,7 +55,7 @@ def describe(config) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = common.make_parser("best", __doc__.splitlines()[0])
+    parser = flags.make_parser("best", __doc__.splitlines()[0])
     parser.add_argument(
         "--members",
         nargs="+",
@@ -63,22 +63,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=list(best.MEMBERS),
         help="Ensemble members to train and combine (default: all).",
     )
-    args = common.parse(parser, argv)
+    args = flags.parse(parser, argv)
     report = reporting.Report(args, "Best models: configs/best.py")
     selections, refits = {}, {}
     for member in args.members:  # Every choice on validation first, then the refits.
-        config = common.make_config(
+        config = training_runs.make_config(
             best.get_config(member),
             args,
             validation_fraction=SELECTION_VALIDATION_FRACTION,
             evaluate_test=False,  # Chosen on validation; test is for the refit models alone.
         )
-        selections[member] = common.run(
+        selections[member] = training_runs.run(
             f"selection {member}", config, args.workdirs / "selection" / member
         )
     for member in args.members:
-        config = common.make_config(best.get_config(member), args)
-        refits[member] = common.run(f"refit {member}", config, args.workdirs / "refit" / member)
+        config = training_runs.make_config(best.get_config(member), args)
+        refits[member] = training_runs.run(
+            f"refit {member}", config, args.workdirs / "refit" / member
+        )
 
     for member in args.members:
         report.text(f"- `{member}`: {describe(refits[member].config)}")
@@ -91,13 +93,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     rows = [reporting.run_row(r) for r in (*selections.values(), *refits.values())]
     histories = {r.name: r.history for r in (*selections.values(), *refits.values())}
-    shootout_lstm = common.default_workdirs("shootout", args.quick) / "lstm"
+    shootout_lstm = flags.default_workdirs("shootout", args.quick) / "lstm"
     if (shootout_lstm / "summary.json").exists():
-        lstm = common.RunResult(
+        lstm = training_runs.RunResult(
             "shootout LSTM",
-            common.read_config(shootout_lstm),
-            common.read_json(shootout_lstm / "summary.json"),
-            common.read_json(shootout_lstm / "history.json"),
+            training_runs.read_config(shootout_lstm),
+            training_runs.read_json(shootout_lstm / "summary.json"),
+            training_runs.read_json(shootout_lstm / "history.json"),
             shootout_lstm,
         )
         rows.append(reporting.run_row(lstm))

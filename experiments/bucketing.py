@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from experiments import common, reporting, shootout
-from experiments.reporting import Column, cell_label
+from experiments.lib import flags, reporting, shootout_runs, training_runs
+from experiments.lib.reporting import Column, cell_label
 
 COLUMNS = (
     Column("bucket_width", "bucket_width"),
@@ -45,23 +45,23 @@ def scanned_steps_per_review(config, data) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = common.make_parser("bucketing", __doc__.splitlines()[0])
-    parser.add_argument("--cell", choices=sorted(shootout.CONFIGS), default="lstm")
+    parser = flags.make_parser("bucketing", __doc__.splitlines()[0])
+    parser.add_argument("--cell", choices=sorted(shootout_runs.CONFIGS), default="lstm")
     parser.add_argument("--max-len", type=int, default=500)
     parser.add_argument("--bucket-width", type=int, default=50)
-    args = common.parse(parser, argv)
+    args = flags.parse(parser, argv)
     from rnn_jax.data import input_pipeline
 
     report = reporting.Report(args, f"Length bucketing: {cell_label(args.cell)} epoch time")
-    base = shootout.CONFIGS[args.cell].get_config()
+    base = shootout_runs.CONFIGS[args.cell].get_config()
     if not args.epochs:
         base.num_epochs = 2  # Epoch 2 runs without compilation (one per bucket width).
     rows, histories, data = [], {}, None
     for width in (0, args.bucket_width):
         # max_len is what this measures: it survives --quick's caps (a smoke run, still long).
-        config = common.make_config(base, args, bucket_width=width, max_len=args.max_len)
+        config = training_runs.make_config(base, args, bucket_width=width, max_len=args.max_len)
         name = f"bucket_width={width}"
-        result = common.run(name, config, args.workdirs / f"{args.cell}_{name}")
+        result = training_runs.run(name, config, args.workdirs / f"{args.cell}_{name}")
         if data is None:  # bucket_width does not change the arrays: read them once.
             data = input_pipeline.load_imdb_for(config)
         steps = scanned_steps_per_review(config, data)

@@ -2,7 +2,7 @@
 
     python -m experiments.cores [--cells rnn lstm gru] [--rounds N] [--quick] [--out DIR]
 
-Trains rnn_jax's ``SentimentClassifier`` at the benchmark's course shape (``benchmark.SHAPE``:
+Trains rnn_jax's ``SentimentClassifier`` at the benchmark's course shape (``timing.COURSE_SHAPE``:
 batch 64, 200 steps, embedding and hidden 128, unroll 1) on the CPU, one cell after another,
 in five settings, each a fresh process (XLA reads its flags once, at start-up):
 
@@ -37,9 +37,9 @@ import sys
 import time
 from collections.abc import Sequence
 
-from experiments import benchmark, common, reporting
-from experiments.reporting import Column, cell_label
-from rnn_jax.cells.classic import CELLS
+from experiments.lib import candidates, flags, reporting, timing
+from experiments.lib.reporting import Column, cell_label
+from rnn_jax.cells import CELLS
 from rnn_jax.training import parallel
 
 THREADS_OFF = "--xla_cpu_multi_thread_eigen=false"
@@ -62,10 +62,10 @@ def worker(cells: Sequence[str], shape: dict, pmap: bool) -> None:
     """
     import jax
 
-    batch = benchmark.make_batch(shape)
+    batch = timing.make_batch(shape)
     for cell in cells:
-        candidate = benchmark.rnn_jax_candidate(cell, shape, batch, pmap=pmap)
-        for _ in range(benchmark.WARMUP):
+        candidate = candidates.rnn_jax_candidate(cell, shape, batch, pmap=pmap)
+        for _ in range(timing.WARMUP):
             candidate.train()
         # What the process runs on, for the driver to check against the setting.
         cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
@@ -168,22 +168,22 @@ def measure(settings: list[Setting], args, usable_cores: list[int]) -> dict[str,
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = common.make_parser("cores", __doc__.splitlines()[0], data=False, training=False)
+    parser = flags.make_parser("cores", __doc__.splitlines()[0], data=False, training=False)
     parser.add_argument(
         "--cells",
         nargs="+",
         choices=list(CELLS),
-        default=list(benchmark.PEER_CELLS),
-        help=f"cells to time (default: {' '.join(benchmark.PEER_CELLS)}, the benchmark's)",
+        default=list(candidates.PEER_CELLS),
+        help=f"cells to time (default: {' '.join(candidates.PEER_CELLS)}, the benchmark's)",
     )
     parser.add_argument("--rounds", type=int, help="timed rounds per cell and setting")
     # Flags of the script's own worker processes, hidden from --help.
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--pmap", action="store_true", help=argparse.SUPPRESS)
-    args = common.parse(parser, argv)
+    args = flags.parse(parser, argv)
     args.rounds = args.rounds or (QUICK_ROUNDS if args.quick else ROUNDS)
-    shape = benchmark.QUICK_SHAPE if args.quick else benchmark.SHAPE
+    shape = timing.QUICK_SHAPE if args.quick else timing.COURSE_SHAPE
     if args.worker:
         worker(args.cells, shape | {"batch": args.batch}, args.pmap)
         return

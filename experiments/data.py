@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from configs import default
-from experiments import common, reporting
-from experiments.reporting import Column
+from experiments.lib import flags, reporting, training_runs
+from experiments.lib.reporting import Column
 
 MAX_LENS = (30, 50, 80, 100, 150, 200, 300, 500, 1000)
 QUANTILES = (0.90, 0.95, 0.99)
@@ -106,11 +106,11 @@ def example_section(data, data_dir: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = common.make_parser("data", __doc__.splitlines()[0], training=False)
-    args = common.parse(parser, argv)
+    parser = flags.make_parser("data", __doc__.splitlines()[0], training=False)
+    args = flags.parse(parser, argv)
     from rnn_jax.data import input_pipeline
 
-    config = common.make_config(default.get_config(), args)
+    config = training_runs.make_config(default.get_config(), args)
     data = input_pipeline.load_imdb_for(config)
     lengths = np.concatenate([data.full_lengths["train"], data.full_lengths["validation"]])
     report = reporting.Report(args, "The data: IMDB reviews")

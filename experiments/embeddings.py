@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments import common, reporting, shootout
-from experiments.reporting import Column
+from experiments.lib import flags, reporting, shootout_runs
+from experiments.lib.reporting import Column
 
 WORDS = (
     "good",
@@ -28,7 +28,7 @@ WORDS = (
     "masterpiece",
 )
 TOP_K = 8
-BEST_WORKDIR = common.WORKDIRS / "best" / "refit" / "gru"
+BEST_WORKDIR = flags.WORKDIRS / "best" / "refit" / "gru"
 
 COLUMNS = (
     Column("word", "word"),
@@ -62,13 +62,13 @@ def resolve_workdir(args) -> Path:
         return args.workdir
     if not args.quick and (BEST_WORKDIR / "summary.json").exists():
         return BEST_WORKDIR
-    return shootout.finished_workdir("lstm", args)
+    return shootout_runs.finished_workdir("lstm", args)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = common.make_parser("embeddings", __doc__.splitlines()[0], workdirs_of="shootout")
+    parser = flags.make_parser("embeddings", __doc__.splitlines()[0], workdirs_of="shootout")
     parser.add_argument("--workdir", type=Path, help="a finished training run to read")
-    args = common.parse(parser, argv)
+    args = flags.parse(parser, argv)
     from rnn_jax.inference import runs as inference
 
     report = reporting.Report(args, "Embedding neighbours of sentiment words")

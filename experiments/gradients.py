@@ -17,8 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments import common, reporting, shootout
-from experiments.reporting import Column, cell_label
+from experiments.lib import flags, reporting, shootout_runs
+from experiments.lib.reporting import Column, cell_label
 
 NUM_REVIEWS = 64
 # "The gradient has vanished" threshold for the table: 1% of its value at the last token.
@@ -96,7 +96,7 @@ def measure(cell: str, args: argparse.Namespace) -> tuple[object, dict[str, np.n
     from rnn_jax.inference import runs as inference
     from rnn_jax.training import train_steps
 
-    run = inference.load_run(str(shootout.finished_workdir(cell, args)))
+    run = inference.load_run(str(shootout_runs.finished_workdir(cell, args)))
     token_ids, labels = full_reviews(run.config, NUM_REVIEWS)
     fresh = train_steps.create_train_state(run.config, run.model, steps_per_epoch=1).params
     return run.config, {
@@ -122,11 +122,11 @@ def norms_figure(norms: dict[str, dict[str, np.ndarray]]):
 
 def main(argv: Sequence[str] | None = None) -> None:
     # This script trains nothing of its own: it reads (or fills in) the shootout's runs.
-    parser = common.make_parser("gradients", __doc__.splitlines()[0], workdirs_of="shootout")
-    args = common.parse(parser, argv)
+    parser = flags.make_parser("gradients", __doc__.splitlines()[0], workdirs_of="shootout")
+    args = flags.parse(parser, argv)
     report = reporting.Report(args, "Vanishing gradients: d(loss)/d(input at step t)")
     norms = {}
-    for cell in shootout.COURSE:
+    for cell in shootout_runs.COURSE:
         config, norms[cell] = measure(cell, args)
     report.text(
         f"{NUM_REVIEWS} validation reviews of at least max_len={config.max_len} tokens (so every "

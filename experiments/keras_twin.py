@@ -42,8 +42,8 @@ from pathlib import Path
 import ml_collections
 import numpy as np
 
-from experiments import common, reporting, shootout
-from experiments.reporting import Column, cell_label
+from experiments.lib import flags, reporting, shootout_runs, training_runs
+from experiments.lib.reporting import Column, cell_label
 
 KERAS = "keras (tensorflow)"
 # The rnn_jax runs: name -> config fields changed from the shootout's config.
@@ -77,19 +77,19 @@ COLUMNS = (
 
 
 def train_in_own_process(name: str, config: ml_collections.ConfigDict, workdir: Path):
-    """``common.run`` in a fresh Python process whose JAX makes ``config.cpu_devices`` devices.
+    """``training_runs.run`` in a fresh process, whose JAX makes ``config.cpu_devices`` devices.
 
     Returns:
-      ``(result, devices)``: the finished run (``common.RunResult``) and the JAX device count
-      it trained on.
+      ``(result, devices)``: the finished run (``training_runs.RunResult``) and the JAX device
+      count it trained on.
     """
     spawn = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn) as process:
         job = process.submit(_train_worker, name, config.to_dict(), str(workdir))
         reused, devices = job.result()
     if reused:
-        common.REUSED_RUNS.append(name)
-    return common.read_run(name, config, workdir), devices
+        training_runs.REUSED_RUNS.append(name)
+    return training_runs.read_run(name, config, workdir), devices
 
 
 def _train_worker(name: str, config: dict, workdir: str) -> tuple[bool, int]:
@@ -100,16 +100,16 @@ def _train_worker(name: str, config: dict, workdir: str) -> tuple[bool, int]:
 
     config = ml_collections.ConfigDict(config)
     parallel.use_cpu_devices(config.cpu_devices, (config.batch_size, config.eval_batch_size))
-    common.run(name, config, Path(workdir))
-    return bool(common.REUSED_RUNS), jax.device_count()
+    training_runs.run(name, config, Path(workdir))
+    return bool(training_runs.REUSED_RUNS), jax.device_count()
 
 
 def rnn_jax_epochs(result, data) -> list[dict]:
-    """Per epoch of a finished run (``common.RunResult``): train seconds, test accuracy.
+    """Per epoch of a finished run (``training_runs.RunResult``): train seconds, test accuracy.
 
     ``data`` is ``input_pipeline.load_imdb_for(result.config)``, read once for every framework.
     """
-    from rnn_jax.models import classifier as models
+    from rnn_jax import models
     from rnn_jax.training import parallel, train_steps
     from rnn_jax.training.checkpointing import Checkpoints
 
@@ -307,14 +307,14 @@ def accuracy_vs_time_figure(runs: dict[str, dict[int, list[dict]]], target: floa
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = common.make_parser("keras_twin", __doc__.splitlines()[0])
-    parser.add_argument("--cell", choices=shootout.COURSE, default="lstm")
+    parser = flags.make_parser("keras_twin", __doc__.splitlines()[0])
+    parser.add_argument("--cell", choices=shootout_runs.COURSE, default="lstm")
     parser.add_argument(
         "--seeds", type=int, nargs="+", default=[0, 1, 2], help="one run per framework per seed"
     )
-    args = common.parse(parser, argv)
-    base = shootout.CONFIGS[args.cell].get_config()
-    target = shootout.COURSE_TEST_ACCURACY[args.cell]
+    args = flags.parse(parser, argv)
+    base = shootout_runs.CONFIGS[args.cell].get_config()
+    target = shootout_runs.COURSE_TEST_ACCURACY[args.cell]
     report = reporting.Report(args, f"End to end: rnn_jax vs Keras, {cell_label(args.cell)}")
 
     from rnn_jax.data import input_pipeline
@@ -322,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     runs: dict[str, dict[int, list[dict]]] = {name: {} for name in [*RNN_JAX, KERAS]}
     devices: dict[str, int] = {}
     for seed in args.seeds:
-        config = common.make_config(base, args, seed=seed)
+        config = training_runs.make_config(base, args, seed=seed)
         config.keep_checkpoints = config.num_epochs  # Every epoch's model, for its test accuracy.
         data = input_pipeline.load_imdb_for(config)  # What every framework reads at this seed.
         for name, fields in RNN_JAX.items():

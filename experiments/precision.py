@@ -12,8 +12,8 @@ accuracy unchanged, and does it pay on this backend?
 from collections.abc import Sequence
 
 from configs import lstm
-from experiments import common, reporting
-from experiments.reporting import Column
+from experiments.lib import flags, reporting, training_runs
+from experiments.lib.reporting import Column
 
 DTYPES = ("float32", "bfloat16")
 
@@ -21,13 +21,13 @@ COLUMNS = (Column("compute_dtype", "compute dtype"), *reporting.RUN_COLUMNS)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = common.make_parser("precision", __doc__.splitlines()[0])
-    args = common.parse(parser, argv)
+    parser = flags.make_parser("precision", __doc__.splitlines()[0])
+    args = flags.parse(parser, argv)
     report = reporting.Report(args, "Mixed precision: configs/lstm.py in float32 and bfloat16")
     results = {}
     for dtype in DTYPES:
-        config = common.make_config(lstm.get_config(), args, compute_dtype=dtype)
-        results[dtype] = common.run(dtype, config, args.workdirs / dtype)
+        config = training_runs.make_config(lstm.get_config(), args, compute_dtype=dtype)
+        results[dtype] = training_runs.run(dtype, config, args.workdirs / dtype)
     rows = [{"compute_dtype": d, **reporting.run_row(r)} for d, r in results.items()]
     f32, bf16 = (results[d].summary for d in DTYPES)
     import jax

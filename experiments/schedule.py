@@ -14,9 +14,9 @@ validation accuracy. The test accuracy of that epoch is shown beside it, and is 
 import statistics
 from collections.abc import Sequence
 
-from experiments import common, reporting
-from experiments.reporting import Column, cell_label
-from experiments.shootout import CONFIGS
+from experiments.lib import flags, reporting, training_runs
+from experiments.lib.reporting import Column, cell_label
+from experiments.lib.shootout_runs import CONFIGS
 
 SCHEDULES = ("constant", "warmup_cosine")
 
@@ -40,7 +40,7 @@ SUMMARY_COLUMNS = (
 )
 
 
-def run_row(cell: str, schedule: str, seed: int, result: common.RunResult) -> dict:
+def run_row(cell: str, schedule: str, seed: int, result: training_runs.RunResult) -> dict:
     s = result.summary
     return {
         "cell": cell_label(cell),
@@ -77,22 +77,22 @@ def summary_row(cell: str, rows: list[dict]) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = common.make_parser("schedule", __doc__.splitlines()[0])
+    parser = flags.make_parser("schedule", __doc__.splitlines()[0])
     parser.add_argument("--cells", nargs="+", choices=list(CONFIGS), default=["lstm", "rnn"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    args = common.parse(parser, argv)
+    args = flags.parse(parser, argv)
     report = reporting.Report(args, "Learning-rate schedule: constant vs cosine decay")
     rows = []
     for cell in args.cells:
         for seed in args.seeds:
             for schedule in SCHEDULES:
-                config = common.make_config(
+                config = training_runs.make_config(
                     CONFIGS[cell].get_config(), args, schedule=schedule, seed=seed
                 )
                 name = f"{cell_label(cell)}, {schedule}, seed {seed}"
                 workdir = args.workdirs / cell / schedule / f"seed_{seed}"
-                rows.append(run_row(cell, schedule, seed, common.run(name, config, workdir)))
-    base = common.make_config(CONFIGS[args.cells[0]].get_config(), args)
+                rows.append(run_row(cell, schedule, seed, training_runs.run(name, config, workdir)))
+    base = training_runs.make_config(CONFIGS[args.cells[0]].get_config(), args)
     report.text(
         f"The shootout's configs (`configs/<cell>.py`): {base.optimizer} at "
         f"{base.learning_rate:g}, batch {base.batch_size}, {base.num_epochs} epochs, "

@@ -9,58 +9,20 @@ Trains configs/rnn.py, lstm.py and gru.py (they differ only in the cell), and co
 minlstm.py and rglru.py (each chosen on validation; the report lists how each differs from
 lstm.py), into ``<workdirs>/<cell>``, same vocabulary, seed and epochs, and reports accuracy,
 loss, size and speed next to the course's Keras numbers. ``experiments.gradients`` and
-``experiments.embeddings`` read these workdirs.
+``experiments.embeddings`` read these workdirs (through ``experiments.lib.shootout_runs``).
 """
 
-import argparse
 from collections.abc import Sequence
-from pathlib import Path
 
-from configs import gru, lstm, mingru, minlstm, rglru, rnn
-from experiments import common, reporting
-from experiments.reporting import Column, cell_label
-
-# The course's three cells, then those linear in h, each with its config (rnn_jax.cells.CELLS
-# names and labels them).
-CONFIGS = {
-    "rnn": rnn,
-    "lstm": lstm,
-    "gru": gru,
-    "mingru": mingru,
-    "minlstm": minlstm,
-    "rglru": rglru,
-}
-COURSE = ("rnn", "lstm", "gru")  # The cells of the course (and of Keras).
-# The course's Keras test accuracies (same data, cells, sizes; its own split and seed).
-COURSE_TEST_ACCURACY = {"rnn": 0.8124, "lstm": 0.8643, "gru": 0.8690}
+from experiments.lib import flags, reporting, training_runs
+from experiments.lib.reporting import Column, cell_label
+from experiments.lib.shootout_runs import CONFIGS, COURSE, COURSE_TEST_ACCURACY, run_cell
 
 COLUMNS = (
     Column("cell", "cell"),
     *reporting.RUN_COLUMNS,
     Column("course_test_accuracy", "course (Keras) test accuracy", "{:.4f}"),
 )
-
-
-def run_cell(cell: str, args: argparse.Namespace) -> common.RunResult:
-    """Trains (or reuses) the shootout run of ``cell`` in ``args.workdirs / cell``.
-
-    Other scripts call this too (with their own ``args``, whose ``workdirs`` point at the
-    shootout's), so a missing shootout run is trained exactly as the shootout would train it.
-    """
-    config = common.make_config(CONFIGS[cell].get_config(), args)
-    return common.run(cell_label(cell), config, args.workdirs / cell)
-
-
-def finished_workdir(cell: str, args: argparse.Namespace) -> Path:
-    """The shootout's workdir of ``cell`` for scripts that read it, trained first if missing.
-
-    A finished run is used whatever its epochs (readers do not pass the shootout's ``--epochs``,
-    and must not extend a run behind its back).
-    """
-    workdir = args.workdirs / cell
-    if not (workdir / "summary.json").exists():
-        run_cell(cell, args)
-    return workdir
 
 
 def differences(config, reference) -> str:
@@ -81,7 +43,7 @@ def schedule(config) -> str:
     return f"{warmup}cosine decay to 0"
 
 
-def gru_vs_lstm(results: dict[str, common.RunResult]) -> str:
+def gru_vs_lstm(results: dict[str, training_runs.RunResult]) -> str:
     """The sentence comparing GRU's and LSTM's median epoch time."""
     ratio = (
         results["gru"].summary["seconds_per_epoch"] / results["lstm"].summary["seconds_per_epoch"]
@@ -93,7 +55,7 @@ def gru_vs_lstm(results: dict[str, common.RunResult]) -> str:
     )
 
 
-def accuracy_vs_time_figure(results: dict[str, common.RunResult]):
+def accuracy_vs_time_figure(results: dict[str, training_runs.RunResult]):
     """Test accuracy against total training time, one labelled point per cell."""
     fig, (ax,) = reporting.new_figure()
     for result in results.values():
@@ -109,8 +71,8 @@ def accuracy_vs_time_figure(results: dict[str, common.RunResult]):
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = common.make_parser("shootout", __doc__.splitlines()[0])
-    args = common.parse(parser, argv)
+    parser = flags.make_parser("shootout", __doc__.splitlines()[0])
+    args = flags.parse(parser, argv)
     cells = " vs ".join(cell_label(cell) for cell in COURSE) + ", and the cells linear in h,"
     report = reporting.Report(args, f"Shootout: {cells} on IMDB")
     results = {cell: run_cell(cell, args) for cell in CONFIGS}

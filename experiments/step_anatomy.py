@@ -24,8 +24,8 @@ from collections.abc import Callable, Sequence
 import jax
 import jax.numpy as jnp
 
-from experiments import common, reporting
-from experiments.reporting import Column
+from experiments.lib import flags, reporting
+from experiments.lib.reporting import Column
 
 COURSE_SHAPE = {"batch": 64, "time": 200, "embed": 128, "hidden": 128}
 QUICK_SHAPE = {"batch": 8, "time": 20, "embed": 16, "hidden": 16}
@@ -109,9 +109,9 @@ def time_pieces(thunks: dict[str, Callable], repeats: int) -> dict[str, float]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = common.make_parser("step_anatomy", __doc__.splitlines()[0], data=False, training=False)
+    parser = flags.make_parser("step_anatomy", __doc__.splitlines()[0], data=False, training=False)
     parser.add_argument("--repeats", type=int, default=20, help="timed rounds")
-    args = common.parse(parser, argv)
+    args = flags.parse(parser, argv)
     shape = QUICK_SHAPE if args.quick else COURSE_SHAPE
     repeats = 3 if args.quick else args.repeats
     report = reporting.Report(args, "Where an LSTM training step's time goes")

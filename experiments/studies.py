@@ -20,8 +20,8 @@ import numpy as np
 from matplotlib.ticker import NullLocator
 
 from configs import assignment
-from experiments import common, reporting
-from experiments.reporting import Column, cell_label
+from experiments.lib import flags, reporting, training_runs
+from experiments.lib.reporting import Column, cell_label
 
 BASE_RUN = "assignment"  # Workdir of the unchanged assignment config, shared by the studies.
 # At the assignment's max_len 30 almost no review is shorter than max_len, so almost nothing is
@@ -56,7 +56,7 @@ class Study:
     note: str
     variants: Callable[[bool], list[Variant]]
     varied: tuple[Column, ...]
-    plot: Callable[[list[common.RunResult], list[dict]], tuple]
+    plot: Callable[[list[training_runs.RunResult], list[dict]], tuple]
     kept_whole: bool = False
 
 
@@ -74,7 +74,7 @@ def sweep(field: str, values: Sequence, quick_values: Sequence) -> Callable[[boo
 
 
 def padding_variants(quick: bool) -> list[Variant]:
-    max_len = common.QUICK_LIMITS["max_len"] if quick else PADDING_MAX_LEN
+    max_len = flags.QUICK_LIMITS["max_len"] if quick else PADDING_MAX_LEN
     return [
         Variant(
             f"{padding}_{'masked' if masked else 'unmasked'}",
@@ -229,12 +229,12 @@ def run_study(name: str, args: argparse.Namespace) -> None:
     study_args = argparse.Namespace(**vars(args))
     study_args.out = args.out / name
     report = reporting.Report(study_args, study.title)
-    base = common.make_config(assignment.get_config(), args)
+    base = training_runs.make_config(assignment.get_config(), args)
     results = []
     for variant in study.variants(args.quick):
-        config = common.make_config(assignment.get_config(), args, **variant.overrides)
+        config = training_runs.make_config(assignment.get_config(), args, **variant.overrides)
         workdir = args.workdirs / workdir_name(config, base)
-        results.append(common.run(variant.name, config, workdir))
+        results.append(training_runs.run(variant.name, config, workdir))
     rows = [reporting.run_row(r) | {c.key: r.config[c.key] for c in study.varied} for r in results]
     columns = (*study.varied, *reporting.RUN_COLUMNS)
     if study.kept_whole:
@@ -254,9 +254,9 @@ def run_study(name: str, args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = common.make_parser("studies", __doc__.splitlines()[0])
+    parser = flags.make_parser("studies", __doc__.splitlines()[0])
     parser.add_argument("--study", choices=[*STUDIES, "all"], default="all")
-    args = common.parse(parser, argv)
+    args = flags.parse(parser, argv)
     for name in STUDIES if args.study == "all" else [args.study]:
         run_study(name, args)
 

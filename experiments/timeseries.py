@@ -17,8 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments import common, reporting
-from experiments.reporting import Column
+from experiments.lib import flags, reporting
+from experiments.lib.reporting import Column
 
 WINDOW = 3
 HIDDEN = 8
@@ -71,7 +71,7 @@ def train_regressor(cell: str, inputs: np.ndarray, targets: np.ndarray, steps: i
     Returns:
       ``(model, params, losses <[steps]>)``.
     """
-    from rnn_jax.models.classifier import SequenceRegressor
+    from rnn_jax.models import SequenceRegressor
 
     model = SequenceRegressor(cell=cell, hidden_size=HIDDEN)
     params = model.init(jax.random.key(seed), inputs[:1])["params"]
@@ -123,12 +123,12 @@ def loss_figure(losses: dict[str, np.ndarray]):
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = common.make_parser("timeseries", __doc__.splitlines()[0], data=False, training=False)
+    parser = flags.make_parser("timeseries", __doc__.splitlines()[0], data=False, training=False)
     parser.add_argument("--seed", type=int, default=0, help="noise and initialization seed")
     parser.add_argument("--steps", type=int, help=f"Adam steps (default {STEPS}; quick 200)")
-    args = common.parse(parser, argv)
-    from rnn_jax.cells.classic import CELLS
-    from rnn_jax.models.classifier import count_params
+    args = flags.parse(parser, argv)
+    from rnn_jax.cells import CELLS
+    from rnn_jax.models import count_params
 
     steps = args.steps or (QUICK_STEPS if args.quick else STEPS)
     report = reporting.Report(args, "Time series: next value of a noisy sine")

@@ -3,7 +3,7 @@
 A script's ``Report`` writes every table as ``<stem>.md`` and ``<stem>.csv``, every figure as
 ``<stem>.png``, ``report.md`` gathering them under a header (command, date, machine, run time),
 and ``meta.json`` with the same facts for other tools. ``RUN_COLUMNS`` and ``run_row`` tabulate
-training runs (``experiments.common.RunResult``) the same way in every report.
+training runs (``experiments.lib.training_runs.RunResult``) the same way in every report.
 """
 
 import argparse
@@ -27,7 +27,7 @@ matplotlib.use("Agg")  # Scripts run headless (CI, ssh); must precede the pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from experiments import common  # noqa: E402
+from experiments.lib import training_runs  # noqa: E402
 
 
 def cell_label(name: str) -> str:
@@ -35,7 +35,7 @@ def cell_label(name: str) -> str:
 
     ``rnn_jax.cells`` imports JAX and Flax, so it is imported here, when a label is asked for.
     """
-    from rnn_jax.cells.classic import CELLS
+    from rnn_jax.cells import CELLS
 
     return CELLS[name].label
 
@@ -71,7 +71,7 @@ RUN_COLUMNS = (
 )
 
 
-def run_row(result: common.RunResult) -> dict[str, Any]:
+def run_row(result: training_runs.RunResult) -> dict[str, Any]:
     """The columns of ``RUN_COLUMNS`` for one run."""
     s = result.summary
     return {
@@ -158,7 +158,7 @@ class Report:
         self.sections: list[str] = []
         self.extra_meta: dict[str, Any] = {}
         # Runs reused from here on belong to this report.
-        self.first_reused = len(common.REUSED_RUNS)
+        self.first_reused = len(training_runs.REUSED_RUNS)
 
     def text(self, markdown: str) -> None:
         """Adds a paragraph (Markdown) to report.md."""
@@ -195,7 +195,7 @@ class Report:
             "quick": self.quick,
             "run_seconds": round(time.perf_counter() - self.started, 1),
             "machine": machine(),
-            "reused_runs": common.REUSED_RUNS[self.first_reused :],
+            "reused_runs": training_runs.REUSED_RUNS[self.first_reused :],
             **self.extra_meta,
         }
         (self.out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")

@@ -1,134 +1,21 @@
-"""What every experiment script shares: flags, and the training runs it trains or reads.
+"""The training runs a script trains or reads.
 
-A script builds a parser with ``make_parser`` (``parse`` fills in the default folders), gets
-configs from ``make_config`` and trains them with ``run``: a finished workdir is reused, so a
-rerun only fills gaps. A workdir is read through ``rnn_jax.workdir``, never the trainer, so a
-script that only reads runs does not import it. Tables, figures and ``meta.json`` are
-``experiments.reporting``'s.
+A script gets configs from ``make_config`` and trains them with ``run``: a finished workdir is
+reused, so a rerun only fills gaps. A workdir is read through ``rnn_jax.training.workdir``, never
+the trainer, so a script that only reads runs does not import it. Tables, figures and
+``meta.json`` are ``experiments.lib.reporting``'s.
 """
 
 import argparse
 import dataclasses
 import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import ml_collections
 
-EXPERIMENTS_DIR = Path(__file__).resolve().parent
-# Quick runs go elsewhere so they can never overwrite (or be mistaken for) the full results.
-RESULTS_DIR = EXPERIMENTS_DIR / "results"
-QUICK_RESULTS_DIR = EXPERIMENTS_DIR / "results_quick"
-WORKDIRS = Path("runs") / "experiments"
-QUICK_WORKDIRS = Path("runs") / "experiments_quick"
-
-# --quick: a smoke run of the real pipeline, seconds per model on 2 cores.
-QUICK_LIMITS = {
-    "max_len": 32,
-    "hidden_size": 16,
-    "embed_dim": 16,
-    "vocab_size": 1000,
-    "ngram_buckets": 4096,
-}
-QUICK_FIELDS = {
-    "max_examples": 256,
-    "num_epochs": 1,
-    "batch_size": 32,
-    "eval_batch_size": 128,
-    "log_every_steps": 10,
-}
-
-
-# ----------------------------------------------------------------------------------------------
-# Flags.
-
-
-def make_parser(
-    name: str,
-    description: str,
-    *,
-    data: bool = True,
-    training: bool = True,
-    workdirs_of: str | None = None,
-):
-    """The flags every script has (``--quick``, ``--out``), plus data and training flags.
-
-    Args:
-      name: the script's name; results go to ``experiments/results/<name>``.
-      description: the script's one-line purpose, shown by ``--help``.
-      data: add ``--data-dir`` and ``--cache-dir`` (the script reads IMDB).
-      training: add ``--workdirs`` and ``--epochs`` (the script trains models).
-      workdirs_of: the script whose training runs this one reads (default: its own).
-    """
-    workdirs_of = workdirs_of or name
-    parser = argparse.ArgumentParser(prog=f"python -m experiments.{name}", description=description)
-    parser.set_defaults(name=name, workdirs_of=workdirs_of)
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="tiny smoke run (256 reviews, short sequences, 1 epoch); results go to "
-        "experiments/results_quick/ unless --out is given",
-    )
-    parser.add_argument("--out", type=Path, help=f"results folder (default results/{name})")
-    if data:
-        parser.add_argument(
-            "--data-dir", default="", help="tfds data folder (default: $TFDS_DATA_DIR)"
-        )
-        parser.add_argument(
-            "--cache-dir", default="", help="IMDB array cache (default: ~/.cache/rnn_jax)"
-        )
-    if training:
-        parser.add_argument(
-            "--workdirs",
-            type=Path,
-            help=f"training runs folder (default {WORKDIRS}/{workdirs_of}); finished runs are "
-            "reused",
-        )
-        parser.add_argument("--epochs", type=int, help="training epochs (overrides the default)")
-    return parser
-
-
-def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
-    """Parses ``argv`` (default ``sys.argv[1:]``) and fills in the default folders."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
-    args.argv = argv
-    if args.out is None:
-        args.out = (QUICK_RESULTS_DIR if args.quick else RESULTS_DIR) / args.name
-    if getattr(args, "workdirs", "absent") is None:
-        args.workdirs = default_workdirs(args.workdirs_of, args.quick)
-    use_cpu_devices(args.quick, getattr(args, "cpu_devices", None))
-    return args
-
-
-def use_cpu_devices(quick: bool, requested: int | None = None) -> None:
-    """Makes the CPU devices ``rnn_jax.main`` makes for the default config (``cpu_devices``).
-
-    Args:
-      quick: ``--quick`` (its batch sizes, else the default config's, which every experiment
-        keeps).
-      requested: a device count other than the default config's (0: one per core).
-
-    A script called after JAX has started (from a test) keeps the devices it has.
-    """
-    from configs import default
-    from rnn_jax.training import parallel
-
-    config = default.get_config()
-    sizes = QUICK_FIELDS if quick else config
-    count = config.cpu_devices if requested is None else requested
-    parallel.use_cpu_devices(count, (sizes["batch_size"], sizes["eval_batch_size"]))
-
-
-def default_workdirs(name: str, quick: bool) -> Path:
-    """Where script ``name`` keeps its training runs (quick runs apart from full ones)."""
-    return (QUICK_WORKDIRS if quick else WORKDIRS) / name
-
-
-# ----------------------------------------------------------------------------------------------
-# Training runs.
+from experiments.lib.flags import QUICK_FIELDS, QUICK_LIMITS
 
 
 @dataclasses.dataclass

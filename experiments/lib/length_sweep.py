@@ -8,10 +8,8 @@ installed; Keras is left out here: its start-up and T = 4,000 steps cost minutes
 its training speed over rnn_jax's LSTM and over the fastest peer at the same T.
 """
 
-import statistics
-
-from experiments import benchmark, reporting
-from experiments.reporting import Column, cell_label
+from experiments.lib import grids, reporting, speed_tables, timing
+from experiments.lib.reporting import Column
 
 # The course's T = 200 is the main table's shape (experiments/results/benchmark/table.md).
 LENGTHS, QUICK_LENGTHS = (500, 1000, 4000), (20,)
@@ -33,52 +31,34 @@ COLUMNS = (
 )
 
 
-def candidates_at(shape: dict, torch: bool, quick: bool) -> list[benchmark.Candidate]:
+def specs_at(shape: dict, torch: bool, quick: bool) -> list[timing.Spec]:
     """Every implementation timed at one shape (see the module docstring)."""
-    from rnn_jax.cells.classic import LINEAR_CELLS
+    from rnn_jax.cells import LINEAR_CELLS
 
-    batch = benchmark.make_batch(shape)
-    candidates = []
+    batch = timing.make_batch(shape)
+    specs = []
     for cell in QUICK_CLASSIC if quick else CLASSIC:
-        candidates.append(benchmark.rnn_jax_candidate(cell, shape, batch))
-        candidates.append(benchmark.flax_candidate(cell, shape, batch))
-        if torch:
-            candidates.append(benchmark.torch_candidate(cell, shape, batch, packed=False))
+        specs.append(grids.rnn_jax_spec(cell, shape, batch))
+        specs += grids.peer_specs(cell, shape, batch, torch=(False,) if torch else ())
     for cell in QUICK_LINEAR if quick else LINEAR_CELLS:
-        for mode in ("sequential", "parallel"):
-            candidates.append(benchmark.rnn_jax_candidate(cell, shape, batch, time_parallel=mode))
-    return candidates
+        specs += grids.time_mode_specs(cell, shape, batch)
+    return specs
 
 
-def sweep_rows(
-    shape: dict, lengths: tuple[int, ...], repeats: int, torch: bool, quick: bool = False
-) -> list[dict]:
+def length_rows(shape: dict, lengths: tuple[int, ...], repeats: int, torch: bool, quick: bool):
     """One row per implementation and length, with its ratios to the LSTM and the fastest peer."""
     rows = []
     for time_steps in lengths:
         sized = shape | {"time": time_steps}
-        print(f"length sweep: compiling T={time_steps} ...", flush=True)
-        candidates = candidates_at(sized, torch, quick)
-        benchmark.time_rounds(candidates, repeats)
-        speed = {id(c): sized["batch"] / statistics.median(c.train_times) for c in candidates}
-        (lstm,) = [c for c in candidates if c.framework == benchmark.RNN_JAX and c.cell == "lstm"]
-        fastest_peer = max(speed[id(c)] for c in candidates if c.framework != benchmark.RNN_JAX)
-        for c in candidates:
-            rows.append(
-                {
-                    "time": time_steps,
-                    "implementation": c.implementation,
-                    "framework": c.framework,
-                    "cell": cell_label(c.cell),
-                    "compile_seconds": c.compile_seconds,
-                    "step_ms": 1000 * statistics.median(c.train_times),
-                    "train_examples_per_second": speed[id(c)],
-                    "infer_examples_per_second": sized["batch"] / statistics.median(c.infer_times),
-                    "vs_lstm": speed[id(c)] / speed[id(lstm)],
-                    "vs_fastest_peer": speed[id(c)] / fastest_peer,
-                    "temp_mb": None if c.temp_bytes is None else c.temp_bytes / 2**20,
-                }
-            )
+        specs = specs_at(sized, torch, quick)
+        candidates, _ = timing.build_candidates(specs, f"length sweep T={time_steps}", print)
+        timing.time_rounds(candidates, repeats)
+        at = [{"time": time_steps} | speed_tables.speed_row(c, sized["batch"]) for c in candidates]
+        lstm = speed_tables.rnn_jax_row(at, "lstm")
+        speed_tables.divide_speed(at, "vs_lstm", lambda _, lstm=lstm: lstm)
+        fastest_peer = speed_tables.fastest(speed_tables.peer_rows(at))
+        speed_tables.divide_speed(at, "vs_fastest_peer", lambda _, peer=fastest_peer: peer)
+        rows += at
         print(f"length sweep T={time_steps}: done", flush=True)
     return rows
 
@@ -99,15 +79,25 @@ def figure(rows: list[dict]):
     return fig
 
 
-def report(report_: reporting.Report, shape: dict, quick: bool, torch: bool) -> list[dict]:
-    """Runs the sweep and adds its table, figure and sentence to the benchmark's report."""
+def report(
+    report_: reporting.Report, shape: dict, quick: bool, torch: bool, quick_repeats: int
+) -> list[dict]:
+    """Runs the sweep and adds its table, figure and sentence to the benchmark's report.
+
+    Args:
+      report_: the benchmark's report.
+      shape: the benchmark's shape; the sweep varies its ``time``.
+      quick: ``--quick`` (its lengths and cells).
+      torch: PyTorch is a peer.
+      quick_repeats: the rounds of a ``--quick`` run (the benchmark's own).
+    """
     lengths = QUICK_LENGTHS if quick else LENGTHS
-    repeats = benchmark.QUICK_REPEATS if quick else REPEATS
-    rows = sweep_rows(shape, lengths, repeats, torch, quick)
+    repeats = quick_repeats if quick else REPEATS
+    rows = length_rows(shape, lengths, repeats, torch, quick)
     report_.text(
         f"Length sweep: batch {shape['batch']}, embedding {shape['embed']}, hidden "
         f"{shape['hidden']}, T in {', '.join(map(str, lengths))}; median of {repeats} rounds "
-        f"after {benchmark.WARMUP} warm-up steps, all implementations of one T timed in turn. "
+        f"after {timing.WARMUP} warm-up steps, all implementations of one T timed in turn. "
         "Peers: Flax nn.RNN" + (" and PyTorch (padded)" if torch else "") + "."
     )
     report_.table("linear", rows, COLUMNS, "Cells linear in h against the LSTM and GRU, by length")
