@@ -146,7 +146,9 @@ def body_lines(node: ast.FunctionDef) -> int:
 
 
 SIZED = sorted(
-    str(p.relative_to(ROOT)) for folder in ("rnn_jax",) for p in (ROOT / folder).rglob("*.py")
+    str(p.relative_to(ROOT))
+    for folder in ("rnn_jax", "experiments")
+    for p in (ROOT / folder).rglob("*.py")
 )
 
 
