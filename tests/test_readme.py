@@ -10,8 +10,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnn_jax.cells import classic as cells
-from rnn_jax.layers.recurrence import Recurrence
+from rnn_jax import cells
+from rnn_jax.cells import registry as cell_registry
+from rnn_jax.layers import Recurrence
 from rnn_jax.models import SentimentClassifier, count_params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,7 +24,8 @@ def test_readme_cell_example_registers_a_working_cell(monkeypatch):
     example = next(b for b in blocks if "CELLS[" in b)
     package = dict(cells.CELLS)
     registry = dict(package)
-    monkeypatch.setattr(cells, "CELLS", registry)  # The example's registration stays local.
+    # The example's registration stays local.
+    monkeypatch.setattr(cell_registry, "CELLS", registry)
     exec(example, {"RecurrentCell": cells.RecurrentCell, "jnp": jnp, "CELLS": registry})
     (name,) = {name for name, cell in registry.items() if cell is not package[name]}
     # The README shows the package's own fourth cell, letter for letter.
@@ -94,7 +96,7 @@ def anchors(text):
 
 
 def repo_paths(code):
-    """The repo paths named in a piece of code: `rnn_jax/cells.py`, `--config=configs/lstm.py`."""
+    """The repo paths named in a piece of code: `rnn_jax/cells/base.py`, `--config=configs/x.py`."""
     for token in TOKEN.findall(code):
         token = token.rstrip(".:")
         if token.startswith("./"):
@@ -143,7 +145,8 @@ def test_the_reference_check_finds_broken_references_and_skips_placeholders():
         [
             "# A heading",
             "[ok](README.md) [ok](#a-heading) [ok](docs/design.md#layout) [web](https://x.org/y)",
-            "[gone](docs/missing.md) [gone](#no-heading) `rnn_jax/cells.py` `configs/best.py:gru`",
+            "[gone](docs/missing.md) [gone](#no-heading) `rnn_jax/cells/base.py`",
+            "`configs/best.py:gru`",
             "`rnn_jax/gone.py`, run `--config=configs/gone.py`; `runs/lstm/config.json`",
             "`experiments/results/<study>/` `experiments/results_quick/x.md` `rnn_jax.cells.CELLS`",
             "```bash",

@@ -309,8 +309,8 @@ def test_validate_refuses_a_batch_not_divisible_by_the_devices(field):
     [
         (
             "cfg_cell",
-            "error: config.cell='transformer' is not allowed: "
-            "one of gru, lstm, mgu, mingru, minlstm, rglru, rnn",
+            "error: config.cell='transformer' is not allowed: unknown cell 'transformer': "
+            "one of gru, lstm, mgu, mingru, minlstm, rglru, rnn, or package.module:ClassName",
         ),
         (
             "cfg_fraction",

@@ -2,12 +2,12 @@
 
 Every cell follows Flax's cell contract (``flax.linen.RNNCellBase``): ``__call__(carry, x_t) ->
 (new_carry, y_t)``, ``initialize_carry(rng, input_shape)`` and ``num_feature_axes``, so it also
-runs inside ``flax.linen.RNN``; and ``rnn_jax.recurrence.Recurrence`` runs Flax's own cells. A
+runs inside ``flax.linen.RNN``; and ``rnn_jax.layers.Recurrence`` runs Flax's own cells. A
 cell here splits its call in two halves:
 
 * ``project_inputs(x)`` -- the input half, ``x @ kernel + bias``. It has no recurrence, so the
   recurrence layer can apply it to all time steps at once (one large matmul) before the scan,
-  or inside each step, per backend (``rnn_jax.recurrence``).
+  or inside each step, per backend (``rnn_jax.layers``).
 * ``step(carry, projected_x_t)`` -- the recurrent half: ``h @ recurrent_kernel`` and the gate math.
 
 ``__call__`` is just ``step(carry, project_inputs(x_t))``, so a cell used on its own (or in a
@@ -17,7 +17,7 @@ Parameters follow Keras (the layout the course teaches, and whose ``model.summar
 quotes): ``kernel`` <[in, G*H]>, ``recurrent_kernel`` <[H, G*H]> and ``bias``, with the G gates
 fused along the last axis. Initializers default to Keras's: glorot_uniform kernels, orthogonal
 recurrent kernels, zero biases. The cells themselves: ``rnn_jax.cells`` (the classic, non-linear
-ones and the registry) and ``rnn_jax.linear_cells`` (those whose recurrence is linear in h).
+ones and the registry) and ``rnn_jax.cells.linear`` (those whose recurrence is linear in h).
 """
 
 from collections.abc import Callable

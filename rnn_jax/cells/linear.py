@@ -3,7 +3,7 @@
 Their gates read ``x_t`` only, never ``h_{t-1}``, so every step's coefficients ``(a_t, b_t)``
 <[batch, H]> are known before the recurrence runs: one matmul ``x W`` for all steps, then
 element-wise math (``coefficients``). The recurrence left over is a first-order linear one, which
-``rnn_jax.recurrence.Recurrence`` evaluates either step by step (``lax.scan``) or with
+``rnn_jax.layers.Recurrence`` evaluates either step by step (``lax.scan``) or with
 ``jax.lax.associative_scan`` in O(log T) depth (``time_parallel``), because composing two steps is
 again such a step: ``(a_1, b_1)`` then ``(a_2, b_2)`` is ``(a_2 a_1, a_2 b_1 + b_2)``. The
 non-linearity that these cells lack within a layer lives between stacked layers.

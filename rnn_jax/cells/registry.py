@@ -80,8 +80,7 @@ def get_cell_class(spec: str) -> type[RecurrentCell]:
         return _import_cell(spec)
     if spec not in CELLS:
         raise ValueError(
-            f"unknown cell {spec!r}; registered cells: {', '.join(sorted(CELLS))}, or "
-            "package.module:ClassName"
+            f"unknown cell {spec!r}: one of {', '.join(sorted(CELLS))}, or package.module:ClassName"
         )
     return CELLS[spec]
 

@@ -1,10 +1,10 @@
 """IMDB sentiment data: tfds ``imdb_reviews`` -> vocabulary -> padded int arrays (``ImdbData``).
 
 The preparation reproduces the course's ``keras.datasets.imdb`` + ``pad_sequences`` (same id
-convention, see ``rnn_jax.vocabulary``), with an honest validation split and a disk cache
-(``rnn_jax.data_cache``).
+convention, see ``rnn_jax.data.vocabulary``), with an honest validation split and a disk cache
+(``rnn_jax.data.data_cache``).
 
-Typical use (``rnn_jax.batching`` cuts the arrays into batches)::
+Typical use (``rnn_jax.data.batching`` cuts the arrays into batches)::
 
     data = load_imdb(vocab_size=10_000, max_len=200)
     data.train["token_ids"]  # <int32>[N, 200]

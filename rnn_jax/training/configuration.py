@@ -65,7 +65,7 @@ def _check_names(c: ml_collections.ConfigDict) -> None:
     try:
         get_cell_class(c.cell)
     except ValueError as error:
-        raise ConfigError(f"config.cell: {error}") from None
+        raise ConfigError(f"config.cell={c.cell!r} is not allowed: {error}") from None
 
 
 def _check_numbers(c: ml_collections.ConfigDict) -> None:

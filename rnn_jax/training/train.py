@@ -1,9 +1,9 @@
 """The training loop: ``train_and_evaluate(config, workdir)`` trains, validates and tests a model.
 
-It reads top to bottom as the job does: check the config, prepare the workdir
-(``rnn_jax.workdir``), read IMDB, build the model and its train state (``rnn_jax.models``,
-``rnn_jax.train_steps``), resume from the latest checkpoint (``rnn_jax.checkpointing``), train epoch
-by epoch under ``pmap`` (``rnn_jax.parallel``), and test the checkpoint best on validation.
+It reads top to bottom as the job does: check the config, prepare the workdir (``workdir``),
+read IMDB (``rnn_jax.data``), build the model (``rnn_jax.models``) and its train state
+(``train_steps``), resume from the latest checkpoint (``resumption``, ``checkpointing``), train
+epoch by epoch under ``pmap`` (``parallel``), and test the checkpoint best on validation.
 
 Running the same command on the same workdir resumes from the latest checkpoint. Every source of
 randomness is a function of the seed and the step (data order of ``(seed, epoch)``, dropout keys

@@ -56,7 +56,7 @@ ADDED_FIELDS = {field.name: field.default for field in dataclasses.fields(Recurr
 
 
 class WorkdirError(RuntimeError):
-    """The workdir cannot be used (not writable, or holds a run with another config)."""
+    """The workdir cannot be used (not writable, damaged JSON, or a run with another config)."""
 
 
 def _read_json(path: str, expected: type, consequence: str) -> Any:
