@@ -80,9 +80,9 @@ QUICK_SHAPES = {"B 8, T 12": timing.COURSE_SHAPE | {"batch": 8, "time": 12}}
 # 5-minute budget only if the rounds stay few.
 REPEATS, QUICK_REPEATS = 10, 2
 UNROLLS, QUICK_UNROLLS = (1, 4, 16), (1, 4)
-# --quick checks the default precision and times the variants on QUICK_VARIED_CELLS only, and
-# the parallel scan on QUICK_PARALLEL_CELLS only: the same code for every cell, and on 2 CPU
-# cores each compilation costs seconds.
+# --quick times the variants on QUICK_VARIED_CELLS only, and the parallel scan on
+# QUICK_PARALLEL_CELLS only: the same code for every cell, and on 2 CPU cores each compilation
+# costs seconds.
 QUICK_VARIED_CELLS, QUICK_PARALLEL_CELLS = ("lstm",), ("mingru",)
 
 COLUMNS = (

@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         histories["shootout LSTM"] = lstm.history
     report.table("table", rows, (Column("run", "run"), *reporting.RUN_COLUMNS), "Every run")
 
-    from rnn_jax import ensemble  # Imports JAX; only when there are runs to combine.
+    from rnn_jax.inference import ensemble  # Imports JAX; only when there are runs to combine.
 
     ensemble_rows = []
     for kind, runs, split in (("selection", selections, "validation"), ("refit", refits, "test")):

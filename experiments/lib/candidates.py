@@ -28,7 +28,7 @@ def jax_candidate(
 ):
     """Compiles ``value_and_grad`` + Adam, and the forward pass, of ``model``.
 
-    With ``pmap``, as ``rnn_jax.train`` runs: the batch split over the local devices, the
+    With ``pmap``, as ``rnn_jax.training.train`` runs: the batch split over the local devices, the
     gradients averaged with ``lax.pmean``; otherwise one ``jit`` on the default device.
     """
     import jax

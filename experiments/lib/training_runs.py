@@ -62,7 +62,8 @@ def run(name: str, config: ml_collections.ConfigDict, workdir: Path) -> RunResul
     unfinished one is resumed by ``train_and_evaluate``, which also refuses a workdir holding
     another config (rerun with another ``--workdirs`` then).
     """
-    from rnn_jax import train  # Imports TensorFlow (tensorboard); only scripts that train pay.
+    # The trainer imports TensorFlow (tensorboard): only scripts that train pay for it.
+    from rnn_jax.training import train
 
     if is_finished(config, workdir):
         print(f"[{name}] reusing the finished run in {workdir}", flush=True)
