@@ -18,6 +18,7 @@ LAYERS = {
     "cells": set(),
     "layers": {"cells"},
     "models": {"cells", "layers"},
+    "testing": {"cells", "layers"},
     "data": set(),
     "training": {"cells", "layers", "models", "data"},
     "inference": {"cells", "layers", "models", "data", "training"},

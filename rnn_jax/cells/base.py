@@ -109,11 +109,18 @@ class RecurrentCell(nn.Module):
     @property
     def recurrent_kernel(self) -> Array:
         """<float>[H, G*H], created by ``project_inputs`` (in ``dtype`` if that is set)."""
-        return self._in_dtype(self.get_variable("params", "recurrent_kernel"))
+        return self.read_param("recurrent_kernel")
 
     @property
     def bias(self) -> Array:
-        return self._in_dtype(self.get_variable("params", "bias"))
+        return self.read_param("bias")
+
+    def read_param(self, name: str) -> Array:
+        """The parameter ``name`` (created by ``project_inputs``), in ``dtype`` if that is set.
+
+        How ``step`` reads a parameter of its own (``make_recurrent_params`` creates it).
+        """
+        return self._in_dtype(self.get_variable("params", name))
 
     def _in_dtype(self, value: Array) -> Array:
         """``value`` cast to ``dtype``; unchanged when that is None (then ops promote as usual)."""

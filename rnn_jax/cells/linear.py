@@ -166,6 +166,6 @@ class RGLRUCell(LinearRecurrentCell):
     def coefficients(self, xw: Array) -> tuple[Array, Array]:
         x_r, x_i, x_in = jnp.split(xw, 3, axis=-1)
         r, i = self.recurrent_activation(x_r), self.recurrent_activation(x_i)
-        decay_logit = self._in_dtype(self.get_variable("params", "decay_logit"))
+        decay_logit = self.read_param("decay_logit")
         log_a = -self.c * r * jax.nn.softplus(-decay_logit)
         return jnp.exp(log_a), jnp.sqrt(-jnp.expm1(2.0 * log_a)) * (i * x_in)

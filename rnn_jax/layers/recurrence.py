@@ -4,8 +4,9 @@ Any Flax cell runs here (ours, Flax's own, a researcher's). How a layer
 evaluates its cell (masked scan, linear recurrence, fused kernel; where ``x W`` runs) is decided
 in ``rnn_jax.layers.evaluation`` from one ``RecurrenceOptions``; this module names no cell.
 
-Padding: a boolean ``mask`` <[batch, time]> marks real steps. On a masked-out step the carry is
-left unchanged and the output is zero (for a linear cell: ``a = 1, b = 0``). Therefore:
+Padding: a boolean ``mask`` <[batch, time]> marks real steps. A masked-out step reads zeros
+instead of whatever the padding holds, leaves the carry unchanged and outputs zero (for a linear
+cell: ``a = 1, b = 0``). Therefore:
 
 * the final carry is the state after each sequence's last real step, whether it was pre-padded,
   post-padded or not padded at all;
@@ -113,6 +114,10 @@ class Recurrence(nn.Module):
         # Time-major inside: the scan slices its leading axis. Transpose the narrow inputs
         # <[.., in]>, never their G*H-wide projection (G times the bytes moved).
         xs, mask = jnp.swapaxes(inputs, 0, 1), jnp.swapaxes(mask, 0, 1)
+        # A cell never sees what padding holds: values it cannot take (e.g. a minLSTM whose two
+        # gates both underflow) would make its discarded step NaN, and 0 * NaN is NaN in the
+        # backward pass of the select that discards it.
+        xs = jnp.where(mask[..., None], xs, jnp.zeros((), xs.dtype))
         if plan.project_before_scan:
             xs = self.cell.project_inputs(xs)  # <[time, batch, G*H]>: one matmul for all steps.
         # The carry's dtype must be what a step returns (e.g. float64 inputs, float32 params;
