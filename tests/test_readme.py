@@ -1,66 +1,59 @@
-"""The README's "adding a cell" examples work as written: one class, one registry line; a cell
-with a parameter of its own. And every file the docs name exists."""
+"""The README's "Add your own cell" workflow works as written, on a module outside the repository;
+and every file the docs name exists."""
 
-import inspect
+import json
+import os
 import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
-import flax.linen as nn
-import jax
-import jax.numpy as jnp
-import numpy as np
+import pytest
 
-from rnn_jax import cells
-from rnn_jax.cells import registry as cell_registry
-from rnn_jax.layers import Recurrence
-from rnn_jax.models import SentimentClassifier, count_params
+from tests.reliability_helpers import base_env, main_args
+
+pytestmark = pytest.mark.xdist_group("subprocesses")
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 
 
-def test_readme_cell_example_registers_a_working_cell(monkeypatch):
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-    example = next(b for b in blocks if "CELLS[" in b)
-    package = dict(cells.CELLS)
-    registry = dict(package)
-    # The example's registration stays local.
-    monkeypatch.setattr(cell_registry, "CELLS", registry)
-    exec(example, {"RecurrentCell": cells.RecurrentCell, "jnp": jnp, "CELLS": registry})
-    (name,) = {name for name, cell in registry.items() if cell is not package[name]}
-    # The README shows the package's own fourth cell, letter for letter.
-    class_code = example.split("\n\n\nCELLS[")[0] + "\n"
-    assert class_code == inspect.getsource(package[name])
-
-    model = SentimentClassifier(vocab_size=20, embed_dim=4, cell=name, hidden_size=5)
-    post = jnp.array([[5, 6, 7, 0, 0]])
-    pre = jnp.array([[0, 0, 5, 6, 7]])
-    variables = model.init(jax.random.key(0), post)
-    # Two gates: kernel [4, 10], recurrent kernel [5, 10], bias [10]; embedding 80, head 6.
-    assert count_params(variables["params"]) == 40 + 50 + 10 + 80 + 6
-    np.testing.assert_allclose(model.apply(variables, post), model.apply(variables, pre), rtol=1e-6)
-    grads = jax.grad(lambda p: model.apply({"params": p}, post).sum())(variables["params"])
-    assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+def readme_blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README.read_text(), re.S)
 
 
-def test_readme_peephole_example_adds_a_parameter_of_its_own_to_the_lstm():
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-    example = next(b for b in blocks if "class PeepholeLSTMCell" in b)
-    namespace = {"LSTMCell": cells.LSTMCell, "nn": nn, "jnp": jnp}
-    exec(example, namespace)
-    peephole = Recurrence(namespace["PeepholeLSTMCell"](features=5), return_sequences=True)
-    lstm = Recurrence(cells.LSTMCell(features=5), return_sequences=True)
-    x = jax.random.normal(jax.random.key(1), (2, 6, 3))
-    params = peephole.init(jax.random.key(0), x)["params"]
-    assert params["cell"]["peephole"].shape == (3, 5)
-    # Peepholes at zero (their init): exactly the LSTM with the same other parameters.
-    without = {"cell": {k: v for k, v in params["cell"].items() if k != "peephole"}}
-    _, outputs = peephole.apply({"params": params}, x)
-    _, expected = lstm.apply({"params": without}, x)
-    np.testing.assert_array_equal(outputs, expected)
-    # ... and every peephole weight is trained.
-    grads = jax.grad(lambda p: peephole.apply({"params": p}, x)[1].sum())(params)
-    assert bool(jnp.all(grads["cell"]["peephole"] != 0))
+def test_the_readme_cell_is_checked_trained_and_predicted_from_its_own_module(tmp_path):
+    """The "Add your own cell" workflow, command for command, on a module outside the repo."""
+    (tmp_path / "my_cells.py").write_text(next(b for b in readme_blocks("python") if "IndRNN" in b))
+    (commands,) = [b for b in readme_blocks("bash") if "rnn_jax.testing my_cells" in b]
+    check, train, predict = [shlex.split(line) for line in commands.splitlines()[1:]]
+    env = base_env(PYTHONPATH=f"{tmp_path}{os.pathsep}{REPO}")
+    workdir = tmp_path / "run"
+
+    def run(argv):
+        argv = [f"--workdir={workdir}" if a.startswith("--workdir=") else a for a in argv]
+        assert argv[:2] == ["python", "-m"], argv
+        result = subprocess.run(
+            [sys.executable, *argv[1:]],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        return result
+
+    assert "IndRNNCell: all 10 properties hold" in run(check).stdout
+    tiny = main_args(workdir, tmp_path / "cache", num_epochs=1)[3:]  # The fields, not -m/config.
+    run([*train, *(a for a in tiny if a.startswith("--config."))])
+    summary = json.loads((workdir / "summary.json").read_text())
+    assert summary["cell"] == "my_cells:IndRNNCell" and 0.0 <= summary["test_accuracy"] <= 1.0
+    # IndRNN at the tiny run's sizes: kernel 8x8, u 8, bias 8; embedding 500x8; head 9.
+    assert summary["num_params"] == 64 + 8 + 8 + 500 * 8 + 9
+    probability, text = run(predict).stdout.strip().splitlines()[-1].split("\t")
+    assert 0.0 < float(probability) < 1.0 and text == predict[-1]
 
 
 # ------------------------------------------------------------------------------- references

@@ -8,6 +8,7 @@ import ml_collections
 import numpy as np
 
 from rnn_jax import models
+from rnn_jax.cells import get_cell_class
 from rnn_jax.data import batching
 from rnn_jax.data.vocabulary import INDEX_FROM, Vocabulary, tokenize
 from rnn_jax.models import SentimentClassifier
@@ -60,6 +61,10 @@ def load_run(workdir: str) -> Run:
             f"{error}; the run cannot predict or evaluate without it: rerun the training "
             "command that made it (same --config, this --workdir), which writes it again"
         ) from None
+    try:
+        get_cell_class(config.cell)  # A cell from the researcher's module must import here too.
+    except ValueError as error:
+        raise RunNotFoundError(f"{workdir} was trained with {error}") from None
     model = models.create_model(config)
     checkpoints = Checkpoints(
         os.path.join(workdir, "checkpoints"), config.keep_checkpoints, read_only=True
