@@ -104,17 +104,16 @@ def rnn_jax_candidate(
     """
     import jax
 
+    from rnn_jax.layers import RecurrenceOptions
     from rnn_jax.models import COMPUTE_DTYPES, SentimentClassifier
 
+    options = RecurrenceOptions(unroll, input_projection, time_parallel, lstm_backend)
     model = SentimentClassifier(
         vocab_size=shape["vocab"],
         embed_dim=shape["embed"],
         cell=cell,
         hidden_size=shape["hidden"],
-        unroll=unroll,
-        input_projection=input_projection,
-        time_parallel=time_parallel,
-        lstm_backend=lstm_backend,
+        recurrence=options,
         dtype=COMPUTE_DTYPES[compute_dtype],
     )
     variant = f"unroll={unroll}"

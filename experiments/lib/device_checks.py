@@ -38,7 +38,7 @@ from experiments.lib import timing
 from experiments.lib.reporting import cell_label
 from rnn_jax.cells import CELLS, is_linear
 from rnn_jax.cells.cudnn_lstm import cudnn_lstm, lstm_ref_with_flat_weights
-from rnn_jax.layers.recurrence import Recurrence
+from rnn_jax.layers import Recurrence, RecurrenceOptions
 
 # A small layer: the errors checked come from the arithmetic, not the size, and on a busy CPU
 # each of the ~25 compilations costs seconds.
@@ -86,7 +86,8 @@ class LayerCase:
 
 def recurrence_apply(cell: str, **options) -> Callable:
     """``(params, inputs, mask) -> (carry, outputs)`` of a ``Recurrence`` of ``cell``."""
-    layer = Recurrence(CELLS[cell](features=CHECK_SHAPE["hidden"]), True, **options)
+    cell_module = CELLS[cell](features=CHECK_SHAPE["hidden"])
+    layer = Recurrence(cell_module, True, options=RecurrenceOptions(**options))
 
     def apply(params, inputs, mask):
         return layer.apply({"params": params}, inputs, mask)
@@ -158,7 +159,8 @@ def check_batch(layout: str, seed: int = 0) -> dict[str, np.ndarray]:
 def random_params(case: LayerCase, batch: dict, seed: int = 0) -> dict:
     """Normal parameters (``PARAM_SCALE``) with the shapes ``case``'s layer creates, as numpy."""
     # Every path of a cell creates the same parameters; the scan's are read without running it.
-    layer = Recurrence(CELLS[case.cell](features=CHECK_SHAPE["hidden"]), lstm_backend="scan")
+    cell = CELLS[case.cell](features=CHECK_SHAPE["hidden"])
+    layer = Recurrence(cell, options=RecurrenceOptions(lstm_backend="scan"))
     init = functools.partial(layer.init, jax.random.key(0), batch["inputs"], batch["mask"])
     shapes = jax.eval_shape(init)["params"]
     rng = np.random.default_rng(seed)

@@ -9,8 +9,8 @@ from typing import Any
 
 import jax
 
-from rnn_jax.layers.recurrence import projects_before_scan
-from rnn_jax.layers.scan import scans_in_parallel
+from rnn_jax.cells import CELLS
+from rnn_jax.layers import RecurrenceOptions, resolve
 
 
 def nvidia_smi() -> str:
@@ -64,10 +64,15 @@ def environment(torch: bool, on_gpu: bool) -> dict[str, Any]:
         "torch": torch_versions(torch),
         # What the "auto" settings resolve to on this backend (the GPU/TPU defaults are guesses
         # until a run like this one is committed).
-        "auto_input_projection": "before_scan" if projects_before_scan("auto") else "in_step",
-        "auto_time_parallel": "parallel" if scans_in_parallel("auto") else "sequential",
-        "auto_lstm_backend": "cudnn" if on_gpu else "scan",
+        "auto_input_projection": "before_scan" if auto("gru").project_before_scan else "in_step",
+        "auto_time_parallel": "parallel" if auto("mingru").parallel else "sequential",
+        "auto_lstm_backend": "cudnn" if auto("lstm").path == "fused" else "scan",
     }
+
+
+def auto(cell: str):
+    """What ``"auto"`` resolves to on this backend for a layer of the registered ``cell``."""
+    return resolve(CELLS[cell](features=1), RecurrenceOptions())
 
 
 def environment_text(env: dict) -> str:

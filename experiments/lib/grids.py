@@ -37,9 +37,12 @@ def rnn_jax_spec(cell: str, shape: dict, batch: dict, fixed: dict | None = None,
 
 def other_input_projection() -> str:
     """The place for ``x W`` that ``input_projection="auto"`` does not pick on this backend."""
-    from rnn_jax.layers.recurrence import projects_before_scan
+    from rnn_jax.cells import CELLS
+    from rnn_jax.layers import RecurrenceOptions, resolve
 
-    return "in_step" if projects_before_scan("auto") else "before_scan"
+    # The rule is one for every cell that can project apart; the GRU stands for them all.
+    auto = resolve(CELLS["gru"](features=1), RecurrenceOptions())
+    return "in_step" if auto.project_before_scan else "before_scan"
 
 
 def unroll_specs(
