@@ -3,12 +3,15 @@
 SimpleRNN, LSTM and GRU run under identical settings; minGRU, minLSTM and RG-LRU with their
 configs chosen on validation.
 
-    python -m experiments.shootout [--epochs N] [--quick] [--out DIR] [--workdirs DIR]
+    python -m experiments.shootout [--cells CELL ...] [--epochs N] [--quick] [--out DIR]
+        [--workdirs DIR]
 
 Trains configs/rnn.py, lstm.py and gru.py (they differ only in the cell), and configs/mingru.py,
 minlstm.py and rglru.py (each chosen on validation; the report lists how each differs from
 lstm.py), into ``<workdirs>/<cell>``, same vocabulary, seed and epochs, and reports accuracy,
-loss, size and speed next to the course's Keras numbers. ``experiments.gradients`` and
+loss, size and speed next to the course's Keras numbers. ``--cells`` picks the cells; any other
+registered cell, or a researcher's ``package.module:ClassName``, trains with configs/lstm.py's
+settings and the LSTM runs beside it as the reference. ``experiments.gradients`` and
 ``experiments.embeddings`` read these workdirs (through ``experiments.lib.shootout_runs``).
 """
 
@@ -72,10 +75,26 @@ def accuracy_vs_time_figure(results: dict[str, training_runs.RunResult]):
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = flags.make_parser("shootout", __doc__.splitlines()[0])
+    parser.add_argument(
+        "--cells",
+        nargs="+",
+        default=list(CONFIGS),
+        help="registered names or package.module:ClassName (default: the six with configs)",
+    )
     args = flags.parse(parser, argv)
-    cells = " vs ".join(cell_label(cell) for cell in COURSE) + ", and the cells linear in h,"
+    for cell in args.cells:
+        try:
+            cell_label(cell)
+        except ValueError as error:
+            parser.error(str(error))
+    chosen = ["lstm", *(c for c in args.cells if c != "lstm")]  # The LSTM is the reference.
+    if sorted(chosen) == sorted(CONFIGS):
+        chosen = list(CONFIGS)  # The committed order and title.
+        cells = " vs ".join(cell_label(cell) for cell in COURSE) + ", and the cells linear in h,"
+    else:
+        cells = " vs ".join(cell_label(cell) for cell in chosen)
     report = reporting.Report(args, f"Shootout: {cells} on IMDB")
-    results = {cell: run_cell(cell, args) for cell in CONFIGS}
+    results = {cell: run_cell(cell, args) for cell in chosen}
     config = results["lstm"].config
     report.text(
         f"Identical settings: vocab {config.vocab_size}, max_len {config.max_len}, embedding "
@@ -87,24 +106,25 @@ def main(argv: Sequence[str] | None = None) -> None:
         "accuracy of the epoch best on validation. Epoch 1 includes compilation, hence the "
         "median. The course column is the Keras reference, not a run of this script."
     )
-    report.text(
-        "The cells linear in h, each config chosen on validation (docs/linear_cells.md), differ "
-        "from the LSTM's in: "
-        + "; ".join(
-            f"{results[c].name}: {differences(results[c].config, config)}"
-            for c in CONFIGS
-            if c not in COURSE
+    own_configs = [c for c in chosen if c in CONFIGS and c not in COURSE]
+    if own_configs:
+        report.text(
+            "The cells linear in h, each config chosen on validation (docs/linear_cells.md), "
+            "differ from the LSTM's in: "
+            + "; ".join(
+                f"{results[c].name}: {differences(results[c].config, config)}" for c in own_configs
+            )
+            + "."
         )
-        + "."
-    )
     rows = [
         reporting.run_row(r) | {"cell": r.name, "course_test_accuracy": COURSE_TEST_ACCURACY.get(c)}
         for c, r in results.items()
     ]
     report.table("table", rows, COLUMNS, "Results")
-    sentence = gru_vs_lstm(results)
-    report.text(sentence)
-    print(sentence)
+    if "gru" in results:
+        sentence = gru_vs_lstm(results)
+        report.text(sentence)
+        print(sentence)
     histories = {r.name: r.history for r in results.values()}
     report.figure("curves", reporting.curves_figure(histories), "Accuracy and loss per epoch")
     report.figure(

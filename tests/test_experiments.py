@@ -26,6 +26,7 @@ from experiments import (
     keras_twin,
     precision,
     schedule,
+    shootout,
     step_anatomy,
     studies,
     timeseries,
@@ -260,6 +261,32 @@ def test_precision_quick_trains_the_lstm_in_both_compute_dtypes(tmp_path, data_a
     for dtype in precision.DTYPES:
         config = json.loads((workdirs / dtype / "config.json").read_text())
         assert (config["cell"], config["compute_dtype"]) == ("lstm", dtype)
+
+
+OWN_CELL = """
+from rnn_jax import SimpleRNNCell
+
+
+class LeakyCell(SimpleRNNCell):
+    def step(self, h, xw):
+        h = 0.5 * h + 0.5 * self.activation(xw + h @ self.recurrent_kernel)
+        return h, h
+"""
+
+
+def test_shootout_compares_a_cell_from_the_researchers_own_module(tmp_path, data_args, monkeypatch):
+    (tmp_path / "own_cells.py").write_text(OWN_CELL)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out, workdirs = tmp_path / "results", tmp_path / "runs"
+    args = ["--quick", "--out", str(out), "--workdirs", str(workdirs), *data_args]
+    shootout.main([*args, "--cells", "own_cells:LeakyCell"])
+    check_report(out, ["table.md", "table.csv", "curves.png", "accuracy_vs_time.png"])
+    assert [r["cell"] for r in read_csv(out / "table.csv")] == ["LSTM", "LeakyCell"]
+    config = json.loads((workdirs / "own_cells.LeakyCell" / "config.json").read_text())
+    lstm = json.loads((workdirs / "lstm" / "config.json").read_text())
+    assert config == lstm | {"cell": "own_cells:LeakyCell"}  # The course's settings.
+    with pytest.raises(SystemExit):
+        shootout.main([*args, "--cells", "own_cells:Nope"])
 
 
 def test_an_experiment_tests_a_tuning_run_before_reusing_it(tmp_path):

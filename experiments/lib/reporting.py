@@ -31,13 +31,16 @@ from experiments.lib import training_runs  # noqa: E402
 
 
 def cell_label(name: str) -> str:
-    """How tables, figures and run names call cell ``name``: its class's ``label`` in the registry.
+    """How tables, figures and run names call cell ``name``: its class's own ``label``, or name.
 
-    ``rnn_jax.cells`` imports JAX and Flax, so it is imported here, when a label is asked for.
+    ``name`` is a registered name or ``module:Class``. ``rnn_jax.cells`` imports JAX and Flax,
+    so it is imported here, when a label is asked for.
     """
-    from rnn_jax.cells import CELLS
+    from rnn_jax.cells import get_cell_class
 
-    return CELLS[name].label
+    cls = get_cell_class(name)
+    # A subclass that sets no label of its own is not the cell it derives from.
+    return cls.__dict__.get("label", cls.__name__)
 
 
 # ----------------------------------------------------------------------------------------------

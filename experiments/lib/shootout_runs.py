@@ -27,14 +27,31 @@ COURSE = ("rnn", "lstm", "gru")  # The cells of the course (and of Keras).
 COURSE_TEST_ACCURACY = {"rnn": 0.8124, "lstm": 0.8643, "gru": 0.8690}
 
 
+def config_of(cell: str):
+    """The shootout's config of ``cell``: its own, else the LSTM's with ``cell`` swapped in.
+
+    Any other cell (a registered name or ``module:Class``) trains at the course's settings.
+    """
+    if cell in CONFIGS:
+        return CONFIGS[cell].get_config()
+    config = lstm.get_config()
+    config.cell = cell
+    return config
+
+
+def workdir_name(cell: str) -> str:
+    """The workdir of ``cell`` under ``--workdirs`` (``a.b:Cell`` -> ``a.b.Cell``)."""
+    return cell.replace(":", ".")
+
+
 def run_cell(cell: str, args: argparse.Namespace) -> training_runs.RunResult:
-    """Trains (or reuses) the shootout run of ``cell`` in ``args.workdirs / cell``.
+    """Trains (or reuses) the shootout run of ``cell`` in ``args.workdirs / workdir_name(cell)``.
 
     Other scripts call this too (with their own ``args``, whose ``workdirs`` point at the
     shootout's), so a missing shootout run is trained exactly as the shootout would train it.
     """
-    config = training_runs.make_config(CONFIGS[cell].get_config(), args)
-    return training_runs.run(cell_label(cell), config, args.workdirs / cell)
+    config = training_runs.make_config(config_of(cell), args)
+    return training_runs.run(cell_label(cell), config, args.workdirs / workdir_name(cell))
 
 
 def finished_workdir(cell: str, args: argparse.Namespace) -> Path:
