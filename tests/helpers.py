@@ -5,21 +5,21 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnn_jax.cells import CELLS, LINEAR_CELLS
+from rnn_jax.cells import CELLS
+from tests.cell_specs import SPECS
 
 NAMES = sorted(CELLS)
-# Every registered cell with its defaults, plus the GRU's other convention.
+# Every registered cell with its defaults, plus the other conventions its spec names (the GRU's
+# reset_after=False).
 VARIANTS = [pytest.param(n, {}, id=n) for n in NAMES] + [
-    pytest.param("gru", {"reset_after": False}, id="gru-reset_before")
+    pytest.param(n, kwargs, id=f"{n}-{suffix}")
+    for n in NAMES
+    if n in SPECS
+    for suffix, kwargs in SPECS[n].variants
 ]
-# VARIANTS with each input_projection, except that cells linear in h ignore it (their
-# coefficients are always one matmul before the scan) and so run once.
-PROJECTION_VARIANTS = [
-    pytest.param(*variant.values, projection, id=f"{variant.id}-{projection}")
-    for variant in VARIANTS
-    for projection in ("before_scan", "in_step")
-    if projection == "before_scan" or variant.values[0] not in LINEAR_CELLS
-]
+# The variants of the cells with a spec: what the tests against a reference run on (a built-in
+# cell without one fails test_every_built_in_cell_has_a_spec alone).
+SPEC_VARIANTS = [variant for variant in VARIANTS if variant.values[0] in SPECS]
 
 # What summary.json must hold (the workdir contract, docs/design.md).
 SUMMARY_KEYS = (

@@ -1,7 +1,11 @@
-"""Cells: the registry contract, shapes, initial values, parameter counts and numerical parity.
+"""Cells: what only a reference can tell: initial values, parameter counts, numerical parity.
 
-Parity is checked twice: against NumPy transcriptions of the Keras equations (float64, written
-here without calling rnn_jax) and against Keras itself (float32).
+What every cell must do (the contract, the layer equal to a loop of its steps, jit, gradients,
+padding, reverse, nn.RNN, long sequences, bfloat16, linearity in h) is ``check_cell``'s, run on
+every registered cell by tests/test_check_cell.py. Here each built-in cell meets its spec
+(tests/cell_specs.py): parity with a NumPy transcription of its equations (float64, written
+without calling rnn_jax) and with Keras itself (float32), Keras's parameter count and
+initializers, and the initial decay of a cell linear in h.
 """
 
 import os
@@ -14,18 +18,33 @@ import pytest
 from rnn_jax.cells import CELLS, LSTMCell, get_cell_class, is_linear
 from rnn_jax.cells.base import INITIALIZERS, RecurrentCell, get_initializer
 from rnn_jax.layers.recurrence import Recurrence
+from tests.cell_specs import (
+    ACTIVATION_CASES,
+    SPEC_FILE,
+    SPECS,
+    built_in_cells,
+    reference_outputs,
+)
 from tests.helpers import (
+    SPEC_VARIANTS,
     VARIANTS,
     assert_trees_close,
     random_params,
 )
 
-
-def variant_id(name, kwargs):
-    return "gru-reset_before" if kwargs.get("reset_after") is False else name
+# --------------------------------------------------------------------------- registry and specs
 
 
-# --------------------------------------------------------------------------- registry contract
+def test_every_built_in_cell_has_a_spec():
+    """The one test a built-in cell without a spec fails (the others run over the specs)."""
+    missing = [name for name in built_in_cells() if name not in SPECS]
+    assert not missing, (
+        f"no CellSpec for the built-in cell(s) {missing}: add one to SPECS in {SPEC_FILE} (its "
+        "NumPy reference, its parameter-count formula, its Keras layer if any, its initial "
+        "decay if it is linear in h)"
+    )
+    unknown = sorted(set(SPECS) - set(built_in_cells()))
+    assert not unknown, f"{SPEC_FILE} has specs for {unknown}, which are no built-in cells"
 
 
 @pytest.mark.parametrize("name, kwargs", VARIANTS)
@@ -38,7 +57,11 @@ def test_registry_contract(name, kwargs):
 
     cell = cls(features=5, **kwargs)
     x = jnp.asarray(np.random.default_rng(1).standard_normal((2, 4)), jnp.float32)
-    params = random_params(cell, cell.initialize_carry(None, x.shape), x)
+    carry = cell.initialize_carry(None, x.shape)
+    # One float32 [batch, H] leaf per state (check_cell proves the rest of the contract).
+    for leaf in jax.tree.leaves(carry):
+        assert (leaf.shape, leaf.dtype) == ((2, 5), jnp.float32)
+    params = random_params(cell, carry, x)
     variables = {"params": params}
     gates = cls.num_gates * 5
     assert params["kernel"].shape == (4, gates)
@@ -67,35 +90,18 @@ def test_unknown_cell_name_lists_registered_cells():
         assert name in str(info.value)
 
 
-# --------------------------------------------------------------------------- shapes
-
-
-@pytest.mark.parametrize("batch, in_features, hidden", [(1, 4, 5), (2, 3, 6), (3, 1, 2)])
-@pytest.mark.parametrize("name, kwargs", VARIANTS)
-def test_cell_shapes(name, kwargs, batch, in_features, hidden):
-    cell = CELLS[name](features=hidden, **kwargs)
-    x = jnp.zeros((batch, in_features))
-    carry = cell.initialize_carry(jax.random.key(0), x.shape)
-    for leaf in jax.tree.leaves(carry):
-        assert leaf.shape == (batch, hidden)
-        assert leaf.dtype == jnp.float32
-    (new_carry, y), _ = jax.eval_shape(lambda: cell.init_with_output(jax.random.key(0), carry, x))
-    assert jax.tree.structure(new_carry) == jax.tree.structure(carry)
-    for leaf in jax.tree.leaves(new_carry):
-        assert (leaf.shape, leaf.dtype) == ((batch, hidden), jnp.float32)
-    assert (y.shape, y.dtype) == ((batch, hidden), jnp.float32)
-    # Extra leading axes in input_shape become extra carry axes.
-    for leaf in jax.tree.leaves(cell.initialize_carry(None, (batch, 3, in_features))):
-        assert leaf.shape == (batch, 3, hidden)
-
-
 # --------------------------------------------------------------------------- initial values
 
 
-@pytest.mark.parametrize("name, kwargs", VARIANTS)
+@pytest.mark.parametrize("name, kwargs", SPEC_VARIANTS)
 def test_initial_values_follow_keras_and_the_seed(name, kwargs):
     in_features, hidden = 6, 8
     cell = CELLS[name](features=hidden, **kwargs)
+    initial_decay = SPECS[name].initial_decay
+    assert (initial_decay is not None) == is_linear(cell), (
+        f"{name} is {'' if is_linear(cell) else 'not '}linear in h: its spec in {SPEC_FILE} "
+        f"{'needs' if is_linear(cell) else 'has'} an initial_decay"
+    )
     x = jnp.zeros((1, in_features))
     init = jax.jit(lambda key: cell.init(key, cell.initialize_carry(None, x.shape), x)["params"])
     params = init(jax.random.key(0))
@@ -107,8 +113,8 @@ def test_initial_values_follow_keras_and_the_seed(name, kwargs):
     changed = {key for key in params if not np.allclose(other[key], params[key])}
     assert "kernel" in changed
     assert "recurrent_kernel" in changed or "recurrent_kernel" not in params
-    if name in INITIAL_DECAY:
-        decays = [INITIAL_DECAY[name](p, hidden)[0] for p in (params, other)]
+    if initial_decay:
+        decays = [initial_decay(p, hidden)[0] for p in (params, other)]
         assert not np.allclose(*decays), "the initial decay did not change with the seed"
 
     kernel = np.asarray(params["kernel"])
@@ -117,8 +123,8 @@ def test_initial_values_follow_keras_and_the_seed(name, kwargs):
     assert np.abs(kernel).max() <= bound
     assert np.abs(kernel).max() > 0.5 * bound  # really spread over the range, not tiny.
 
-    if name in INITIAL_DECAY:  # Linear in h: the decay starts in Griffin's [0.9, 0.999].
-        decay, zero_biases = INITIAL_DECAY[name](params, hidden)
+    if initial_decay:  # Linear in h: the decay starts in Griffin's [0.9, 0.999].
+        decay, zero_biases = initial_decay(params, hidden)
         assert decay.shape == (hidden,)
         assert 0.9 <= decay.min() and decay.max() <= 0.999
         assert decay.max() - decay.min() > 0.01  # Spread over the range, per unit.
@@ -134,23 +140,6 @@ def test_initial_values_follow_keras_and_the_seed(name, kwargs):
     if isinstance(cell, LSTMCell):  # Keras unit_forget_bias=True: forget slice (i, f, c, o) is 1.
         expected[hidden : 2 * hidden] = 1.0
     np.testing.assert_array_equal(bias, expected)
-
-
-def _min_lstm_decay(params, u):
-    """minLSTM's f' = f / (f + i) at zero input; the candidate's bias is 0."""
-    b = np.asarray(params["bias"], np.float64)
-    f, i = sigmoid(b[:u]), sigmoid(b[u : 2 * u])
-    return f / (f + i), b[2 * u :]
-
-
-# The cells linear in h: (per-unit decay of the state at zero input, the biases that start at 0),
-# from each paper's equations. minGRU: h' = (1 - z) h + z h~; RG-LRU: recurrentgemma starts
-# sigmoid(Lambda), the decay at r = 1/c, on a ring in [0.9, 0.999].
-INITIAL_DECAY = {
-    "mingru": lambda p, u: (1 - sigmoid(np.asarray(p["bias"][:u], np.float64)), p["bias"][u:]),
-    "minlstm": _min_lstm_decay,
-    "rglru": lambda p, u: (sigmoid(np.asarray(p["decay_logit"], np.float64)), p["bias"]),
-}
 
 
 def nn_constant(value):
@@ -207,34 +196,6 @@ def test_unknown_initializer_lists_allowed(spec):
 
 # --------------------------------------------------------------------------- parameter counts
 
-# A new cell's table entries all live in this file: its parameter-count formula and two literal
-# counts below, and its NumPy transcription in NUMPY_REFERENCES.
-# Parameter counts of one recurrent layer (d inputs, u units): Keras's model.summary() for the
-# cells Keras has; for a cell of ones own, the count its equations give.
-KERAS_PARAM_FORMULAS = {
-    "rnn": lambda d, u: u * (d + u) + u,
-    "lstm": lambda d, u: 4 * (u * (d + u) + u),
-    "gru": lambda d, u: 3 * (u * (d + u) + 2 * u),
-    "gru-reset_before": lambda d, u: 3 * (u * (d + u) + u),
-    "mgu": lambda d, u: 2 * (u * (d + u) + u),
-    # Linear in h: no recurrent kernel. The RG-LRU also learns Lambda, one per unit.
-    "mingru": lambda d, u: 2 * (d * u + u),
-    "minlstm": lambda d, u: 3 * (d * u + u),
-    "rglru": lambda d, u: 3 * (d * u + u) + u,
-}
-
-# The same numbers as Keras's model.summary() prints them, for d=100, u=256 and d=8, u=16.
-KERAS_PARAM_LITERALS = {
-    "rnn": (91_392, 400),
-    "lstm": (365_568, 1_600),
-    "gru": (274_944, 1_248),
-    "gru-reset_before": (274_176, 1_200),
-    "mgu": (182_784, 800),  # No Keras layer: what the formula gives.
-    "mingru": (51_712, 288),
-    "minlstm": (77_568, 432),
-    "rglru": (77_824, 448),
-}
-
 
 def cell_param_count(cell, in_features):
     x = jax.ShapeDtypeStruct((1, 1, in_features), jnp.float32)
@@ -242,189 +203,29 @@ def cell_param_count(cell, in_features):
     return sum(int(np.prod(s.shape)) for s in jax.tree.leaves(shapes))
 
 
-@pytest.mark.parametrize("name, kwargs", VARIANTS)
+@pytest.mark.parametrize("name, kwargs", SPEC_VARIANTS)
 def test_param_count_equals_keras(name, kwargs):
-    key = variant_id(name, kwargs)
-    assert key in KERAS_PARAM_FORMULAS, f"add the Keras parameter formula of {key!r}"
-    for (d, u), literal in zip([(100, 256), (8, 16)], KERAS_PARAM_LITERALS[key], strict=True):
+    for d, u in [(100, 256), (8, 16)]:
         count = cell_param_count(CELLS[name](features=u, **kwargs), d)
-        assert count == KERAS_PARAM_FORMULAS[key](d, u)
-        assert count == literal
+        assert count == SPECS[name].param_count(d, u, **kwargs), (d, u)
+
+
+def test_the_formulas_give_the_counts_keras_prints():
+    """Keras's own model.summary() counts, hand-checked, for d=100, u=256 and d=8, u=16: a wrong
+    formula fails here, not only where our count is compared with it."""
+
+    def count(name, d, u, **kwargs):
+        return SPECS[name].param_count(d, u, **kwargs)
+
+    assert count("rnn", 100, 256) == 91_392  # The README's example: (100 + 256) 256 + 256.
+    assert count("lstm", 100, 256) == 365_568
+    assert count("gru", 100, 256) == 274_944
+    assert count("gru", 100, 256, reset_after=False) == 274_176
+    assert [count(n, 8, 16) for n in ("rnn", "lstm", "gru")] == [400, 1_600, 1_248]
+    assert count("gru", 8, 16, reset_after=False) == 1_200
 
 
 # --------------------------------------------------------------------------- NumPy reference
-
-
-def sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def hard_sigmoid(x):
-    """Keras 3 / JAX: relu6(x + 3) / 6."""
-    return np.clip((x + 3.0) / 6.0, 0.0, 1.0)
-
-
-def relu(x):
-    return np.maximum(x, 0.0)
-
-
-# The references take the candidate activation ``act`` (Keras ``activation``) and the gate
-# activation ``gate`` (Keras ``recurrent_activation``) as arguments.
-
-
-def np_simple_rnn(x, kernel, recurrent_kernel, bias, act=np.tanh, gate=sigmoid):
-    """Keras SimpleRNN: h' = act(x W + b + h U)."""
-    h = np.zeros((x.shape[0], recurrent_kernel.shape[0]))
-    outputs = []
-    for t in range(x.shape[1]):
-        h = act(x[:, t] @ kernel + bias + h @ recurrent_kernel)
-        outputs.append(h)
-    return np.stack(outputs, axis=1), h
-
-
-def np_lstm(x, kernel, recurrent_kernel, bias, act=np.tanh, gate=sigmoid):
-    """Keras LSTM, gate order i, f, c, o; carry (c, h) as rnn_jax orders it."""
-    units = recurrent_kernel.shape[0]
-    w_i, w_f, w_c, w_o = (kernel[:, k * units : (k + 1) * units] for k in range(4))
-    u_i, u_f, u_c, u_o = (recurrent_kernel[:, k * units : (k + 1) * units] for k in range(4))
-    b_i, b_f, b_c, b_o = (bias[k * units : (k + 1) * units] for k in range(4))
-    h = np.zeros((x.shape[0], units))
-    c = np.zeros_like(h)
-    outputs = []
-    for t in range(x.shape[1]):
-        x_t = x[:, t]
-        i = gate(x_t @ w_i + h @ u_i + b_i)
-        f = gate(x_t @ w_f + h @ u_f + b_f)
-        c = f * c + i * act(x_t @ w_c + h @ u_c + b_c)
-        o = gate(x_t @ w_o + h @ u_o + b_o)
-        h = o * act(c)
-        outputs.append(h)
-    return np.stack(outputs, axis=1), (c, h)
-
-
-def np_gru(x, kernel, recurrent_kernel, bias, act=np.tanh, gate=sigmoid, *, reset_after):
-    """Keras GRU, gate order z, r, h; h' = z * h + (1 - z) * hh."""
-    units = recurrent_kernel.shape[0]
-    w_z, w_r, w_h = (kernel[:, k * units : (k + 1) * units] for k in range(3))
-    u_z, u_r, u_h = (recurrent_kernel[:, k * units : (k + 1) * units] for k in range(3))
-    if reset_after:  # bias [2, 3u]: row 0 input bias, row 1 recurrent bias.
-        b_z, b_r, b_h = (bias[0, k * units : (k + 1) * units] for k in range(3))
-        c_z, c_r, c_h = (bias[1, k * units : (k + 1) * units] for k in range(3))
-    else:
-        b_z, b_r, b_h = (bias[k * units : (k + 1) * units] for k in range(3))
-    h = np.zeros((x.shape[0], units))
-    outputs = []
-    for t in range(x.shape[1]):
-        x_t = x[:, t]
-        if reset_after:
-            z = gate(x_t @ w_z + b_z + h @ u_z + c_z)
-            r = gate(x_t @ w_r + b_r + h @ u_r + c_r)
-            hh = act(x_t @ w_h + b_h + r * (h @ u_h + c_h))
-        else:
-            z = gate(x_t @ w_z + b_z + h @ u_z)
-            r = gate(x_t @ w_r + b_r + h @ u_r)
-            hh = act(x_t @ w_h + b_h + (r * h) @ u_h)
-        h = z * h + (1.0 - z) * hh
-        outputs.append(h)
-    return np.stack(outputs, axis=1), h
-
-
-def np_mgu(x, kernel, recurrent_kernel, bias, act=np.tanh, gate=sigmoid):
-    """Minimal gated unit, transcribed from Zhou et al. 2016 (arXiv:1603.09420), gate
-    order f, h: f = sigmoid(W_f [h, x] + b_f), hh = tanh(W_h [f * h, x] + b_h),
-    h' = (1 - f) * h + f * hh."""
-    units = recurrent_kernel.shape[0]
-    w_f, w_h = kernel[:, :units], kernel[:, units:]
-    u_f, u_h = recurrent_kernel[:, :units], recurrent_kernel[:, units:]
-    b_f, b_h = bias[:units], bias[units:]
-    h = np.zeros((x.shape[0], units))
-    outputs = []
-    for t in range(x.shape[1]):
-        f = gate(x[:, t] @ w_f + h @ u_f + b_f)
-        hh = act(x[:, t] @ w_h + (f * h) @ u_h + b_h)
-        h = (1.0 - f) * h + f * hh
-        outputs.append(h)
-    return np.stack(outputs, axis=1), h
-
-
-def np_min_gru(x, kernel, bias, act=None, gate=sigmoid):
-    """minGRU, transcribed from Feng et al. 2024 (arXiv:2410.01201), gate order z, h:
-    z = sigmoid(Linear_z(x)), hh = Linear_h(x) (here act(Linear_h(x)); the paper's act is the
-    identity), h' = (1 - z) * h + z * hh."""
-    act = act or (lambda v: v)
-    units = kernel.shape[1] // 2
-    h = np.zeros((x.shape[0], units))
-    outputs = []
-    for t in range(x.shape[1]):
-        z = gate(x[:, t] @ kernel[:, :units] + bias[:units])
-        hh = act(x[:, t] @ kernel[:, units:] + bias[units:])
-        h = (1.0 - z) * h + z * hh
-        outputs.append(h)
-    return np.stack(outputs, axis=1), h
-
-
-def np_min_lstm(x, kernel, bias, act=None, gate=sigmoid):
-    """minLSTM, transcribed from Feng et al. 2024, gate order f, i, h: f, i = sigmoid(Linear(x)),
-    f' = f / (f + i), i' = i / (f + i), hh = Linear_h(x) (act: as np_min_gru),
-    h' = f' * h + i' * hh."""
-    act = act or (lambda v: v)
-    units = kernel.shape[1] // 3
-    w_f, w_i, w_h = (kernel[:, k * units : (k + 1) * units] for k in range(3))
-    b_f, b_i, b_h = (bias[k * units : (k + 1) * units] for k in range(3))
-    h = np.zeros((x.shape[0], units))
-    outputs = []
-    for t in range(x.shape[1]):
-        f, i = gate(x[:, t] @ w_f + b_f), gate(x[:, t] @ w_i + b_i)
-        h = f / (f + i) * h + i / (f + i) * act(x[:, t] @ w_h + b_h)
-        outputs.append(h)
-    return np.stack(outputs, axis=1), h
-
-
-def np_rg_lru(x, kernel, bias, decay_logit, act=None, gate=sigmoid, c=8.0):
-    """Griffin's RG-LRU, transcribed from De et al. 2024 (arXiv:2402.19427, eq. 1-4), gate order
-    r, i, input: r = sigmoid(W_a x + b_a), i = sigmoid(W_x x + b_x), a = sigmoid(Lambda)^(c r),
-    h' = a * h + sqrt(1 - a^2) * (i * x_in), x_in = W_in x + b_in (the linear layer Griffin puts
-    before the unit). No candidate activation: ``act`` is unused."""
-    del act
-    units = kernel.shape[1] // 3
-    w_a, w_x, w_in = (kernel[:, k * units : (k + 1) * units] for k in range(3))
-    b_a, b_x, b_in = (bias[k * units : (k + 1) * units] for k in range(3))
-    h = np.zeros((x.shape[0], units))
-    outputs = []
-    for t in range(x.shape[1]):
-        r, i = gate(x[:, t] @ w_a + b_a), gate(x[:, t] @ w_x + b_x)
-        a = sigmoid(decay_logit) ** (c * r)
-        h = a * h + np.sqrt(1.0 - a**2) * (i * (x[:, t] @ w_in + b_in))
-        outputs.append(h)
-    return np.stack(outputs, axis=1), h
-
-
-NUMPY_REFERENCES = {
-    "rnn": np_simple_rnn,
-    "lstm": np_lstm,
-    "gru": lambda *a, **k: np_gru(*a, **k, reset_after=True),
-    "gru-reset_before": lambda *a, **k: np_gru(*a, **k, reset_after=False),
-    "mgu": np_mgu,
-    "mingru": np_min_gru,
-    "minlstm": np_min_lstm,
-    "rglru": np_rg_lru,
-}
-
-# (name, the cell's function, the NumPy transcription): each cell must use what it is given.
-ACTIVATION_CASES = {
-    "tanh/sigmoid": (jnp.tanh, jax.nn.sigmoid, np.tanh, sigmoid),
-    "relu/hard_sigmoid": (jax.nn.relu, jax.nn.hard_sigmoid, relu, hard_sigmoid),
-    "relu/sigmoid": (jax.nn.relu, jax.nn.sigmoid, relu, sigmoid),  # config.activation='relu'.
-}
-
-
-def reference_outputs(name, kwargs, x, params, activations="tanh/sigmoid"):
-    key = variant_id(name, kwargs)
-    assert key in NUMPY_REFERENCES, f"add a NumPy reference implementation of {key!r}"
-    _, _, act, gate = ACTIVATION_CASES[activations]
-    # By name: kernel, recurrent_kernel (absent in a cell linear in h), bias, decay_logit, ...
-    cell_params = {k: np.asarray(v) for k, v in params["cell"].items()}
-    return NUMPY_REFERENCES[key](x, **cell_params, act=act, gate=gate)
 
 
 def float64_cell(name, kwargs, hidden, activations):
@@ -440,7 +241,7 @@ def float64_cell(name, kwargs, hidden, activations):
 
 
 @pytest.mark.parametrize("activations", list(ACTIVATION_CASES))
-@pytest.mark.parametrize("name, kwargs", VARIANTS)
+@pytest.mark.parametrize("name, kwargs", SPEC_VARIANTS)
 def test_matches_numpy_keras_equations(name, kwargs, activations, x64):
     batch, time, in_features, hidden = 2, 6, 4, 5
     x = np.random.default_rng(3).standard_normal((batch, time, in_features))
@@ -456,7 +257,7 @@ def test_matches_numpy_keras_equations(name, kwargs, activations, x64):
     assert_trees_close(carry, expected_carry, rtol=0, atol=1e-10)
 
 
-@pytest.mark.parametrize("name, kwargs", VARIANTS)
+@pytest.mark.parametrize("name, kwargs", SPEC_VARIANTS)
 def test_gradient_matches_finite_differences_of_the_numpy_equations(name, kwargs, x64):
     """jax.grad through the masked layer == central differences of the NumPy transcription run
     on each sequence's real steps alone (independent of the code under test)."""
@@ -515,11 +316,11 @@ def test_mgu_gate_keeps_the_state_when_closed_and_takes_the_candidate_when_open(
 
 # --------------------------------------------------------------------------- real Keras
 
+
 # The cells Keras has (a cell of one's own is checked against its NumPy reference above).
-KERAS_LAYERS = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
-
-
-@pytest.mark.parametrize("name, kwargs", [v for v in VARIANTS if v.values[0] in KERAS_LAYERS])
+@pytest.mark.parametrize(
+    "name, kwargs", [v for v in SPEC_VARIANTS if SPECS[v.values[0]].keras_layer]
+)
 def test_matches_keras(name, kwargs):
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import keras  # slow (~5 s), imported once for the whole parametrized test.
@@ -533,13 +334,14 @@ def test_matches_keras(name, kwargs):
     params = random_params(layer, jnp.asarray(x), seed=6)
     weights = [np.asarray(params["cell"][k]) for k in ("kernel", "recurrent_kernel", "bias")]
 
-    keras_layer = getattr(keras.layers, KERAS_LAYERS[name])(
+    keras_layer = getattr(keras.layers, SPECS[name].keras_layer)(
         hidden, return_sequences=True, return_state=True, **kwargs
     )
     keras_layer.build((None, time, in_features))
     assert [w.shape for w in keras_layer.get_weights()] == [w.shape for w in weights]
     keras_layer.set_weights(weights)
     assert keras_layer.count_params() == sum(w.size for w in weights)
+    assert keras_layer.count_params() == SPECS[name].param_count(in_features, hidden, **kwargs)
 
     # Unmasked: every output.
     keras_outputs = np.asarray(keras_layer(x)[0])

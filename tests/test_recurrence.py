@@ -1,4 +1,11 @@
-"""The recurrence layers: shapes, scan == Python loop, unroll, jit, masking and gradients."""
+"""The recurrence layers: shapes, unroll, masking, gradients, Flax's cells, stacks and options.
+
+That each cell's layer equals a Python loop of its steps (every evaluation path, both directions,
+masked, from a given carry), jit == eager, its float64 finite-difference gradients, padding
+invariance, nn.RNN and 10,000 finite steps are ``check_cell``'s, run on every registered cell
+by tests/test_check_cell.py. Here: what check_cell does not run (Bidirectional, RecurrentStack,
+return_sequences=False, unroll, remat, the mask helper, Flax's own cells).
+"""
 
 import functools
 from typing import Any, NamedTuple
@@ -20,7 +27,6 @@ from rnn_jax.layers import (
 )
 from tests.helpers import (
     NAMES,
-    PROJECTION_VARIANTS,
     VARIANTS,
     assert_trees_close,
     random_params,
@@ -104,7 +110,7 @@ def test_layer_shapes(name, kwargs, batch, time, features, hidden):
             assert outputs.shape == (*expected, (hidden + 1) * (2 if both_ways else 1))
 
 
-# --------------------------------------------------------------------------- scan == Python loop
+# --------------------------------------------------------------------------- Python loop
 
 
 def python_loop(cell, cell_params, x, mask=None, carry=None, reverse=False):
@@ -126,45 +132,6 @@ def python_loop(cell, cell_params, x, mask=None, carry=None, reverse=False):
         last = jnp.where(keep, y, last)
         outputs[t] = jnp.where(keep, y, 0.0)
     return carry, jnp.stack(outputs, axis=1), last
-
-
-@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
-@pytest.mark.parametrize("name, kwargs, projection", PROJECTION_VARIANTS)
-def test_scan_equals_python_loop(name, kwargs, reverse, projection, x64):
-    time = 5
-    cell = make_cell(name, kwargs, dtype=jnp.float64)
-    x = normal((2, time, IN_FEATURES), seed=1, dtype=jnp.float64)
-    mask = mixed_mask(time, 3)
-    initial = jax.tree.map(
-        lambda c: normal(c.shape, seed=3, scale=0.5, dtype=jnp.float64),
-        cell.initialize_carry(None, x[:, 0].shape),
-    )
-    options = RecurrenceOptions(input_projection=projection)
-    sequences = Recurrence(cell, return_sequences=True, reverse=reverse, options=options)
-    last_only = Recurrence(cell, return_sequences=False, reverse=reverse, options=options)
-    params = random_params(sequences, x, seed=2)
-    assert set(params) == {"cell"}
-    variables = {"params": params}
-
-    def run(variables):
-        return {
-            "default": sequences.apply(variables, x),  # no mask, zero initial carry.
-            "masked": sequences.apply(variables, x, mask, initial),
-            "masked_last": last_only.apply(variables, x, mask, initial),
-        }
-
-    got = jax.jit(run)(variables)
-
-    carry, outputs, _ = python_loop(cell, params["cell"], x, reverse=reverse)
-    assert_trees_close(got["default"], (carry, outputs), rtol=0, atol=1e-12)
-
-    carry, outputs, last = python_loop(cell, params["cell"], x, mask, initial, reverse)
-    assert_trees_close(got["masked"], (carry, outputs), rtol=0, atol=1e-12)
-    assert_trees_close(got["masked_last"], (carry, last), rtol=0, atol=1e-12)
-
-    # Without jit: the same numbers.
-    eager = sequences.apply(variables, x, mask, initial)
-    assert_trees_close(eager, got["masked"], rtol=1e-12, atol=1e-12)
 
 
 # --------------------------------------------------------------------------- gradients
@@ -206,16 +173,6 @@ def masked_recurrence_problem(name, kwargs_items, unroll, projection="auto"):
 
 # The gradient's values are checked against finite differences of the NumPy equations, which
 # share no code with the layer: tests/test_cells.py.
-
-
-@pytest.mark.parametrize("name, kwargs, projection", PROJECTION_VARIANTS)
-def test_gradients_are_finite_with_a_row_without_real_steps(name, kwargs, projection, x64):
-    problem = masked_recurrence_problem(name, tuple(kwargs.items()), 1, projection)
-    _, (grads, x_grads) = problem.value_and_grad(problem.params, problem.x)
-    for leaf in jax.tree.leaves(grads):
-        assert np.all(np.isfinite(leaf))
-    np.testing.assert_array_equal(x_grads[2], 0.0)  # The empty row reaches nothing.
-    assert np.abs(x_grads[:2]).max() > 1e-3
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -371,20 +328,6 @@ def test_input_projection_before_scan_and_in_step_agree(name, x64):
     assert_trees_close(grads_in_step, grads, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_a_given_initial_carry_is_where_the_scan_starts(name):
-    layer = Recurrence(CELLS[name](features=3), return_sequences=True)
-    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 4, 5)), jnp.float32)
-    params = jax.jit(layer.init)(jax.random.key(0), x)["params"]
-    start = jax.tree.map(lambda c: c + 0.5, layer.cell.initialize_carry(None, (2, 5)))
-    _, outputs = jax.jit(layer.apply)({"params": params}, x, initial_carry=start)
-    carry = start  # The cell stepped by hand from the same carry.
-    step = jax.jit(layer.cell.apply)
-    for t in range(4):
-        carry, expected = step({"params": params["cell"]}, carry, x[:, t])
-        np.testing.assert_allclose(outputs[:, t], expected, rtol=1e-5, atol=1e-6)
-
-
 def test_a_float32_initial_carry_runs_a_bfloat16_cell():
     layer = Recurrence(CELLS["lstm"](features=3, dtype=jnp.bfloat16))
     x = jnp.ones((2, 4, 5))
@@ -395,19 +338,6 @@ def test_a_float32_initial_carry_runs_a_bfloat16_cell():
 
 
 # --------------------------------------------------------------------------- Flax's contract
-
-
-@pytest.mark.parametrize("name, kwargs", VARIANTS)
-def test_every_cell_runs_in_flax_rnn_as_in_recurrence(name, kwargs):
-
-    cell = make_cell(name, kwargs)
-    x = normal((2, 6, IN_FEATURES), seed=3)
-    ours = Recurrence(cell, return_sequences=True)
-    params = random_params(ours, x)
-    carry, outputs = ours.apply({"params": params}, x)
-    flax_carry, flax_outputs = nn.RNN(cell, return_carry=True).apply({"params": params}, x)
-    np.testing.assert_allclose(flax_outputs, outputs, rtol=1e-6, atol=1e-6)
-    assert_trees_close(flax_carry, carry, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("flax_cell", ["LSTMCell", "OptimizedLSTMCell", "GRUCell", "SimpleCell"])
