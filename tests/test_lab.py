@@ -145,3 +145,69 @@ def test_generators_are_deterministic_per_seed(name):
 def test_pass_direction():
     assert TASKS["adding"].passes(0.005) and not TASKS["adding"].passes(0.1)
     assert TASKS["parity"].passes(0.95) and not TASKS["parity"].passes(0.6)
+
+
+# ----------------------------------------------------------------------------------------------
+# The model and the memoryless control.
+
+
+def tagger_outputs(cell: str, inputs, lengths, **kwargs):
+    import jax
+    import jax.numpy as jnp
+
+    from rnn_jax.layers import length_mask
+    from rnn_jax.models import SequenceTagger
+
+    model = SequenceTagger(cell=cell, hidden_size=8, **kwargs)
+    mask = length_mask(jnp.asarray(lengths), inputs.shape[1])
+    params = model.init(jax.random.key(0), inputs, mask)
+    return model.apply(params, inputs, mask)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "mingru", "experiments.lib.lab_control:MemorylessCell"])
+def test_tagger_predicts_every_step_and_ignores_padding(cell):
+    from rnn_jax.layers import RecurrenceOptions
+
+    tokens = lab_tasks.parity(rng(), 4, 12).inputs
+    lengths = np.array([12, 7, 3, 1])
+    kwargs = dict(
+        out_features=5, vocab_size=2, num_layers=2, residual=True, options=RecurrenceOptions(2)
+    )
+    outputs = np.asarray(tagger_outputs(cell, tokens, lengths, **kwargs))
+    assert outputs.shape == (4, 12, 5) and np.isfinite(outputs).all()
+    other_padding = tokens.copy()
+    for row, n in enumerate(lengths):
+        other_padding[row, n:] = 1
+    changed = np.asarray(tagger_outputs(cell, other_padding, lengths, **kwargs))
+    for row, n in enumerate(lengths):
+        np.testing.assert_allclose(changed[row, :n], outputs[row, :n], rtol=1e-6)
+
+
+def test_tagger_reads_float_features():
+    batch = lab_tasks.adding(rng(), 3, 10)
+    outputs = tagger_outputs("rnn", batch.inputs, batch.lengths, out_features=1)
+    assert outputs.shape == (3, 10, 1)
+
+
+def test_control_cell_passes_the_cell_contract():
+    from experiments.lib.lab_control import MemorylessCell
+    from rnn_jax.testing import check_cell
+
+    assert "float64 gradients" in check_cell(MemorylessCell)
+
+
+def test_control_step_sees_only_its_own_input():
+    """A change at step 2 reaches the control's output at step 2 only; the GRU's at every later."""
+    from experiments.lib.lab_control import cell_spec
+
+    tokens = lab_tasks.parity(rng(), 2, 6).inputs
+    edited = tokens.copy()
+    edited[:, 2] = 1 - edited[:, 2]
+    for cell, reaches_later in [("control", False), ("gru", True)]:
+        a, b = (
+            np.asarray(tagger_outputs(cell_spec(cell), t, [6, 6], out_features=2, vocab_size=2))
+            for t in (tokens, edited)
+        )
+        np.testing.assert_array_equal(a[:, :2], b[:, :2])
+        assert not np.allclose(a[:, 2], b[:, 2])
+        assert (not np.allclose(a[:, 3:], b[:, 3:])) == reaches_later

@@ -1,8 +1,9 @@
 """Models built from the layers: the IMDB classifier, a sequence regressor, their summary.
 
 ``classifier`` is ``SentimentClassifier`` and ``create_model(config)``; ``sequence`` the
-``SequenceRegressor``; ``cell_stack`` turns a config's cell names into cells; ``summary`` counts
-and describes. Imports ``layers`` and ``cells``; knows nothing of data or training.
+``SequenceRegressor`` and the per-step ``SequenceTagger``; ``cell_stack`` turns a config's cell
+names into cells; ``summary`` counts and describes. Imports ``layers`` and ``cells``; knows
+nothing of data or training.
 """
 
 from rnn_jax.models.cell_stack import make_cells
@@ -14,7 +15,7 @@ from rnn_jax.models.classifier import (
     ngram_ids,
     pool,
 )
-from rnn_jax.models.sequence import SequenceRegressor
+from rnn_jax.models.sequence import SequenceRegressor, SequenceTagger
 from rnn_jax.models.summary import count_params, recurrence_path, summary
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "POOLINGS",
     "SentimentClassifier",
     "SequenceRegressor",
+    "SequenceTagger",
     "count_params",
     "create_model",
     "make_cells",
