@@ -211,3 +211,104 @@ def test_control_step_sees_only_its_own_input():
         np.testing.assert_array_equal(a[:, :2], b[:, :2])
         assert not np.allclose(a[:, 2], b[:, 2])
         assert (not np.allclose(a[:, 3:], b[:, 3:])) == reaches_later
+
+
+# ----------------------------------------------------------------------------------------------
+# The protocol, with a runner whose pass table is known.
+
+
+def fake_runner(passes, asked):
+    """A runner whose run passes where ``passes(difficulty, rate, seed)``; records each key."""
+    from experiments.lib.lab_runs import evaluated_dials
+
+    def runner(key):
+        asked.append(key)
+        dials = evaluated_dials(key)
+        passed = {d: passes(d, key.learning_rate, key.seed) for d in dials}
+        return {
+            **key.__dict__,
+            "passed": passed,
+            "metrics": {d: 1.0 if ok else 0.0 for d, ok in passed.items()},
+            "steps": 100 if key.learning_rate == 3e-3 else 500,
+        }
+
+    return runner
+
+
+def test_doubling_spends_seeds_only_at_the_frontier():
+    from experiments.lib.lab_protocol import card
+
+    def passes(dial, rate, seed):
+        if rate == 1e-2:
+            return False
+        if rate == 1e-3:
+            return dial == 32
+        return dial <= 128 or (dial == 256 and seed == 0)
+
+    asked = []
+    result = card("lstm", "adding", fake_runner(passes, asked))
+    assert result.learning_rate == 3e-3  # Passes the base in fewer steps than 1e-3.
+    assert result.horizon == 128
+    seeds_at = {}
+    for key in asked:
+        seeds_at.setdefault((key.difficulty, key.learning_rate), []).append(key.seed)
+    assert seeds_at == {
+        (32, 1e-3): [0],
+        (32, 1e-2): [0],
+        (32, 3e-3): [0],
+        (64, 3e-3): [0],
+        (128, 3e-3): [0, 1],  # The horizon: 2 of 3, the third seed not needed.
+        (256, 3e-3): [0, 1, 2],  # Seed 0 passes, 1 fails: seed 2 decides (fails).
+        (512, 3e-3): [0, 1],  # Seeds 0 and 1 fail: the doubling stops here.
+    }
+    assert len(result.runs) == len(asked)
+
+
+def test_a_seed_that_fails_alone_does_not_stop_the_doubling():
+    from experiments.lib.lab_protocol import card
+
+    def passes(dial, rate, seed):
+        return dial <= 64 and not (dial == 32 and seed == 0)
+
+    result = card("gru", "adding", fake_runner(passes, []), learning_rates=(3e-3,))
+    assert result.horizon == 64
+
+
+def test_nothing_passes_is_no_horizon():
+    from experiments.lib.lab_protocol import card
+
+    result = card("rnn", "mqar", fake_runner(lambda *_: False, []), learning_rates=(3e-3,))
+    assert result.horizon is None
+
+
+def test_a_task_that_extrapolates_trains_once_per_seed():
+    from experiments.lib.lab_protocol import card
+
+    longest = {0: 128, 1: 64, 2: 256}  # Seed -> longest test length it passes.
+    asked = []
+    result = card(
+        "rnn", "parity", fake_runner(lambda d, rate, seed: d <= longest[seed], asked), (3e-3,)
+    )
+    assert result.horizon == 128  # Seeds 0 and 2 pass 128; only seed 2 passes 256.
+    assert [(k.difficulty, k.seed) for k in asked] == [(None, 0), (None, 1), (None, 2)]
+
+
+def test_a_run_stops_when_it_passes_and_is_read_back(tmp_path, monkeypatch):
+    import dataclasses
+
+    from experiments.lib import lab_runs
+
+    budget = dataclasses.replace(lab_runs.QUICK, steps=40, eval_every=5)
+    key = lab_runs.RunKey("rnn", "adding", 32, 3e-3, 0)
+    easy = dataclasses.replace(TASKS["adding"], threshold=1e9)  # Any MSE passes.
+    monkeypatch.setitem(TASKS, "adding", easy)
+    record = lab_runs.run(key, budget, tmp_path)
+    assert record["steps"] == 5 and record["passed"] == {32: True}
+    assert [p["step"] for p in record["curve"]] == [5]
+    monkeypatch.setitem(TASKS, "adding", dataclasses.replace(easy, threshold=-1.0))
+    monkeypatch.setattr(lab_runs, "train", lambda *a: pytest.fail("a finished run retrained"))
+    assert lab_runs.run(key, budget, tmp_path) == record  # Read back, dials as ints again.
+    monkeypatch.undo()
+    other = dataclasses.replace(budget, eval_every=20)  # Another budget: trained again.
+    again = lab_runs.run(key, other, tmp_path)
+    assert again["steps"] == 40 and again["passed"] == {32: False}
