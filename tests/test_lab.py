@@ -219,11 +219,11 @@ def test_control_step_sees_only_its_own_input():
 
 def fake_runner(passes, asked):
     """A runner whose run passes where ``passes(difficulty, rate, seed)``; records each key."""
-    from experiments.lib.lab_runs import evaluated_dials
+    from experiments.lib.lab_runs import FULL, evaluated_dials
 
     def runner(key):
         asked.append(key)
-        dials = evaluated_dials(key)
+        dials = evaluated_dials(key, FULL)
         passed = {d: passes(d, key.learning_rate, key.seed) for d in dials}
         return {
             **key.__dict__,
@@ -312,3 +312,56 @@ def test_a_run_stops_when_it_passes_and_is_read_back(tmp_path, monkeypatch):
     other = dataclasses.replace(budget, eval_every=20)  # Another budget: trained again.
     again = lab_runs.run(key, other, tmp_path)
     assert again["steps"] == 40 and again["passed"] == {32: False}
+
+
+# ----------------------------------------------------------------------------------------------
+# The command.
+
+CUSTOM_CELL = "experiments.lib.lab_control:MemorylessCell"  # A cell named module:Class.
+
+
+@pytest.mark.slow
+def test_quick_lab_writes_the_report_and_resumes(tmp_path):
+    import json
+
+    from experiments import lab
+
+    out = tmp_path / "lab"
+    argv = ["--cells", f"rnn,{CUSTOM_CELL}", "--tasks", "adding,parity", "--quick", "--out"]
+    lab.main([*argv, str(out)])
+    for name in ("report.md", "horizons.md", "runs.md", "horizons.png", "curves.png"):
+        assert (out / name).stat().st_size > 0, name
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["horizons"]) == {"rnn", CUSTOM_CELL}
+    for tasks in results["horizons"].values():
+        assert set(tasks) == {"adding", "parity"}
+        assert tasks["adding"] in (None, 32, 64) and tasks["parity"] in (None, 32, 64)
+    files = sorted((out / "runs").glob("*.json"))
+    assert len(files) == len(results["runs"]) >= 2 * 2 * 2  # Two seeds at least per card.
+    assert all(run["steps"] <= lab.lab_runs.QUICK.steps for run in results["runs"])
+    report = (out / "report.md").read_text()
+    assert "SimpleRNN" in report and "control (no recurrence)" in report
+    # A rerun reads every finished run; one lost in flight is trained again, alone.
+    stamps = {f.name: f.stat().st_mtime_ns for f in files}
+    lost = files[0]
+    lost.unlink()
+    lab.main([*argv, str(out)])
+    again = json.loads((out / "results.json").read_text())
+    assert again["horizons"] == results["horizons"]
+    changed = [
+        f.name
+        for f in sorted((out / "runs").glob("*.json"))
+        if f.stat().st_mtime_ns != stamps.get(f.name)
+    ]
+    assert changed == [lost.name]
+
+
+def test_unknown_cell_or_task_stops_with_one_line(capsys):
+    from experiments import lab
+
+    with pytest.raises(SystemExit):
+        lab.main(["--cells", "nosuchcell", "--quick"])
+    assert "unknown cell 'nosuchcell'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        lab.main(["--tasks", "adding,juggling", "--quick"])
+    assert "unknown task(s) juggling" in capsys.readouterr().err

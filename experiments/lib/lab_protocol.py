@@ -82,7 +82,7 @@ def card(
       task_name: a key of ``lab_tasks.TASKS``.
       runner: trains (or reads back) one run.
       learning_rates: the sweep's rates.
-      dials: the difficulties to walk (default: the task's); ``--quick`` walks the first two.
+      dials: the difficulties to walk (default: the task's).
     """
     task = TASKS[task_name]
     dials = dials or task.dials

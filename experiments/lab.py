@@ -1,0 +1,115 @@
+"""The cell lab: each cell's horizon on tasks of memory, recall and state tracking.
+
+    python -m experiments.lab [--cells rnn,lstm,...] [--tasks adding,parity,...] [--layers N]
+        [--quick] [--out DIR]
+
+For every cell (a registered name, ``control`` -- the memoryless control -- or a researcher's
+``package.module:ClassName``) and every task (``experiments.lib.lab_tasks``): a learning-rate
+sweep at the base difficulty, then the difficulty doubling until the cell fails, seeds spent at
+the frontier (``experiments.lib.lab_protocol``). Writes ``report.md``, ``horizons.md`` (cells x
+tasks), ``runs.md`` (every run), ``results.json`` (``horizons``: cell -> task -> horizon or
+null, and every run behind it), ``horizons.png`` and ``curves.png``. Each finished run is a
+file under ``<out>/runs/``: a killed lab loses only the run in flight, and a rerun resumes.
+"""
+
+import os
+from collections.abc import Sequence
+
+from experiments.lib import flags, lab_protocol, lab_report, lab_runs, reporting
+from experiments.lib.lab_report import cell_label
+from experiments.lib.lab_tasks import TASKS
+
+DEFAULT_CELLS = ("control", "rnn", "lstm", "gru", "mgu", "mingru", "minlstm", "rglru")
+# --quick smokes the pipeline with one cell of each kind (about 30 s on 2 cores; all eight: 90 s).
+QUICK_CELLS = ("control", "rnn", "mingru")
+
+
+def names(text: str) -> list[str]:
+    """A comma-separated flag value as a list (``module:Class`` keeps its colon)."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def parse_args(argv: Sequence[str] | None):
+    parser = flags.make_parser("lab", __doc__.splitlines()[0], data=False, training=False)
+    parser.add_argument(
+        "--cells",
+        help="comma-separated registered names, control, or package.module:ClassName "
+        f"(default: {','.join(DEFAULT_CELLS)}; with --quick: {','.join(QUICK_CELLS)})",
+    )
+    parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated tasks")
+    parser.add_argument("--layers", type=int, help="recurrent layers (default: the budget's)")
+    args = flags.parse(parser, argv)
+    cells = args.cells or ",".join(QUICK_CELLS if args.quick else DEFAULT_CELLS)
+    args.cells, args.tasks = names(cells), names(args.tasks)
+    for cell in args.cells:
+        try:
+            cell_label(cell)
+        except ValueError as error:
+            parser.error(str(error))
+    unknown = [task for task in args.tasks if task not in TASKS]
+    if unknown:
+        parser.error(f"unknown task(s) {', '.join(unknown)}: one of {', '.join(TASKS)}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.quick:
+        # A smoke run's numbers mean nothing; compiling is most of its time, and unoptimized CPU
+        # code generation cuts that (as tests/conftest.py does). No effect once JAX has started.
+        os.environ["XLA_FLAGS"] = (
+            f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0"
+        )
+    budget = lab_runs.QUICK if args.quick else lab_runs.FULL
+    if args.layers:
+        budget = lab_runs.Budget(**{**budget.__dict__, "layers": args.layers})
+    rates = lab_protocol.QUICK_LEARNING_RATES if args.quick else lab_protocol.LEARNING_RATES
+    report = reporting.Report(args, "Cell lab: horizons on memory, recall and state tracking")
+
+    def runner(key):
+        return lab_runs.run(key, budget, args.out / "runs")
+
+    cards = [
+        lab_protocol.card(
+            cell,
+            task,
+            runner,
+            rates,
+            TASKS[task].dials[: budget.max_dials],
+        )
+        for cell in args.cells
+        for task in args.tasks
+    ]
+    results = lab_report.results(cards, budget)
+    report.text(
+        f"Budget per run: at most {budget.steps} steps of {budget.batch} fresh examples, width "
+        f"{budget.width}, {budget.layers} layer(s), Adam with gradients clipped at global norm "
+        f"{budget.clip:g}, held-out evaluation ({budget.eval_examples} examples) every "
+        f"{budget.eval_every} steps, stopping at the first that passes. Learning rates swept "
+        f"at the base difficulty: {', '.join(f'{r:g}' for r in rates)}. Horizon: the largest "
+        "difficulty at which 2 of 3 seeds pass at the best rate (a dash: none). Parity and "
+        "cycle navigation train on lengths 1-40; their dial is the test length."
+    )
+    report.table(
+        "horizons",
+        lab_report.horizon_rows(results["horizons"]),
+        lab_report.task_columns(args.tasks),
+        "Horizons",
+    )
+    report.figure(
+        "horizons",
+        lab_report.heatmap_figure(results["horizons"], args.tasks),
+        "Horizons, cells x tasks (colour: doublings passed)",
+    )
+    report.figure(
+        "curves",
+        lab_report.curves_figure(cards, args.tasks),
+        "Held-out metric per step at the base difficulty (best rate, seed 0)",
+    )
+    report.table("runs", lab_report.run_rows(results["runs"]), lab_report.RUN_COLUMNS, "Every run")
+    report.json("results", results)
+    report.finish()
+
+
+if __name__ == "__main__":
+    main()

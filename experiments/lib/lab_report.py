@@ -1,0 +1,163 @@
+"""The cell lab's report: the horizons table and heat map, every run, learning curves.
+
+``results`` gathers the cards into what ``results.json`` holds (``horizons``: cell -> task ->
+horizon or None; ``learning_rates``; ``tasks``; ``budget``; ``runs``: every run behind them);
+``horizon_rows`` and ``run_rows`` are the tables; ``heatmap_figure`` and ``curves_figure`` the
+figures.
+"""
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from experiments.lib import reporting
+from experiments.lib.lab_control import cell_spec
+from experiments.lib.lab_protocol import Card
+from experiments.lib.lab_runs import Budget
+from experiments.lib.lab_tasks import TASKS
+from experiments.lib.reporting import Column
+
+DIAL_NAMES = {
+    "adding": "length T",
+    "selective_copy": "blanks L",
+    "mqar": "pairs",
+    "parity": "test length",
+    "cycle_navigation": "test length",
+}
+
+RUN_COLUMNS = (
+    Column("cell", "cell"),
+    Column("task", "task"),
+    Column("difficulty", "difficulty"),
+    Column("learning_rate", "learning rate", "{:g}"),
+    Column("seed", "seed"),
+    Column("metric", "metric"),
+    Column("chance", "chance / trivial", "{:.4f}"),
+    Column("threshold", "pass at", "{:g}"),
+    Column("passed", "passed"),
+    Column("steps", "steps"),
+    Column("seconds", "seconds", "{:.1f}"),
+    Column("parameters", "parameters", "{:,}"),
+)
+
+
+def cell_label(name: str) -> str:
+    """How tables and figures call a lab cell (``control`` included)."""
+    return reporting.cell_label(cell_spec(name))
+
+
+def results(cards: Sequence[Card], budget: Budget) -> dict[str, Any]:
+    """What ``results.json`` holds: horizons, best rates, the tasks, the budget, every run."""
+    horizons: dict[str, dict[str, int | None]] = {}
+    rates: dict[str, dict[str, float]] = {}
+    for card in cards:
+        horizons.setdefault(card.cell, {})[card.task] = card.horizon
+        rates.setdefault(card.cell, {})[card.task] = card.learning_rate
+    tasks = {
+        name: {
+            "dial": DIAL_NAMES[name],
+            "dials": list(task.dials),
+            "metric": task.metric,
+            "chance": task.chance,
+            "threshold": task.threshold,
+            "extrapolates": task.extrapolates,
+        }
+        for name, task in TASKS.items()
+        if any(card.task == name for card in cards)
+    }
+    return {
+        "horizons": horizons,
+        "learning_rates": rates,
+        "tasks": tasks,
+        "budget": dataclasses.asdict(budget),
+        "runs": [run for card in cards for run in card.runs],
+    }
+
+
+def task_columns(task_names: Sequence[str]) -> tuple[Column, ...]:
+    """The horizons table's columns: the cell, then one per task (its dial in the header)."""
+    return (
+        Column("cell", "cell"),
+        *(Column(name, f"{name} ({DIAL_NAMES[name]})") for name in task_names),
+    )
+
+
+def horizon_rows(horizons: dict[str, dict[str, int | None]]) -> list[dict[str, Any]]:
+    """One row per cell: its label, then its horizon per task (None shows as a dash)."""
+    return [{"cell": cell_label(cell), **tasks} for cell, tasks in horizons.items()]
+
+
+def _metric_text(run: dict[str, Any]) -> str:
+    if len(run["metrics"]) == 1:
+        return f"{next(iter(run['metrics'].values())):.4f}"
+    return ", ".join(f"{d}: {m:.2f}" for d, m in run["metrics"].items())
+
+
+def run_rows(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per run; a run evaluated at several test lengths lists each length's metric."""
+    return [
+        {
+            **{key: run[key] for key in ("task", "learning_rate", "seed", "steps", "seconds")},
+            "cell": cell_label(run["cell"]),
+            "difficulty": "1-40" if run["difficulty"] is None else run["difficulty"],
+            "metric": _metric_text(run),
+            "chance": run["chance"],
+            "threshold": run["threshold"],
+            "passed": ", ".join(str(d) for d, ok in run["passed"].items() if ok) or "no",
+            "parameters": run["parameters"],
+        }
+        for run in runs
+    ]
+
+
+def heatmap_figure(horizons: dict[str, dict[str, int | None]], task_names: Sequence[str]):
+    """Cells x tasks: colour = doublings passed (0: none), the horizon written in each square."""
+    cells = list(horizons)
+    grid = np.zeros((len(cells), len(task_names)))
+    top = max(len(TASKS[name].dials) for name in task_names)
+    fig, (ax,) = reporting.new_figure(
+        width=1.6 * len(task_names) + 2.5, height=0.5 * len(cells) + 1.8
+    )
+    for i, cell in enumerate(cells):
+        for j, name in enumerate(task_names):
+            horizon = horizons[cell].get(name)
+            grid[i, j] = 0 if horizon is None else TASKS[name].dials.index(horizon) + 1
+            # viridis is dark at the bottom: white text there, black on the light end.
+            colour = "white" if grid[i, j] < top / 2 else "black"
+            text = "–" if horizon is None else str(horizon)
+            ax.text(j, i, text, ha="center", va="center", color=colour)
+    ax.imshow(grid, cmap="viridis", vmin=0, vmax=top)
+    ax.set_xticks(range(len(task_names)), [f"{n}\n({DIAL_NAMES[n]})" for n in task_names])
+    ax.set_yticks(range(len(cells)), [cell_label(c) for c in cells])
+    ax.set_title("Horizon: the largest difficulty 2 of 3 seeds pass")
+    return fig
+
+
+def curves_figure(cards: Sequence[Card], task_names: Sequence[str]):
+    """Per task, each cell's held-out metric against steps (best rate, seed 0, base dial)."""
+    cols = min(3, len(task_names))
+    rows = math.ceil(len(task_names) / cols)
+    fig, axes = reporting.new_figure(rows, cols, width=4.5, height=3.4)
+    for ax, name in zip(axes, task_names, strict=False):
+        task = TASKS[name]
+        for card in (c for c in cards if c.task == name):
+            best = [r for r in card.runs if r["learning_rate"] == card.learning_rate]
+            run = next((r for r in best if r["seed"] == 0), None)
+            if run is None:
+                continue
+            dial = min(run["metrics"])  # The base difficulty: the one every rate was swept at.
+            steps = [p["step"] for p in run["curve"]]
+            ax.plot(steps, [p["metrics"][dial] for p in run["curve"]], label=cell_label(card.cell))
+        ax.axhline(task.threshold, color="k", ls="--", lw=0.8)
+        ax.axhline(task.chance, color="gray", ls=":", lw=0.8)
+        ax.set_title(f"{name} ({DIAL_NAMES[name]} {task.dials[0]})")
+        ax.set_xlabel("step")
+        ax.set_ylabel(task.metric)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in axes[len(task_names) :]:
+        ax.axis("off")
+    return fig
