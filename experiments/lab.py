@@ -87,7 +87,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{budget.clip:g}, held-out evaluation ({budget.eval_examples} examples) every "
         f"{budget.eval_every} steps, stopping at the first that passes. Learning rates swept "
         f"at the base difficulty: {', '.join(f'{r:g}' for r in rates)}. Horizon: the largest "
-        "difficulty at which 2 of 3 seeds pass at the best rate (a dash: none). Parity and "
+        "difficulty at which 2 of 3 seeds pass at the best rate (a dash: none; ≥: the task's "
+        "last difficulty passed, nothing longer tried). Parity and "
         "cycle navigation train on lengths 1-40; their dial is the test length."
     )
     report.table(

@@ -314,6 +314,14 @@ def test_a_run_stops_when_it_passes_and_is_read_back(tmp_path, monkeypatch):
     assert again["steps"] == 40 and again["passed"] == {32: False}
 
 
+def test_a_horizon_at_the_last_dial_says_nothing_longer_was_tried():
+    from experiments.lib.lab_report import horizon_text
+
+    assert horizon_text("adding", 512) == "≥ 512"
+    assert horizon_text("adding", 64) == "64"
+    assert horizon_text("parity", None) is None
+
+
 # ----------------------------------------------------------------------------------------------
 # The command.
 

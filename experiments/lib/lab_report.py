@@ -35,6 +35,7 @@ RUN_COLUMNS = (
     Column("learning_rate", "learning rate", "{:g}"),
     Column("seed", "seed"),
     Column("metric", "metric"),
+    Column("rows_right", "sequences all right"),
     Column("chance", "chance / trivial", "{:.4f}"),
     Column("threshold", "pass at", "{:g}"),
     Column("passed", "passed"),
@@ -85,15 +86,32 @@ def task_columns(task_names: Sequence[str]) -> tuple[Column, ...]:
     )
 
 
+def horizon_text(task_name: str, horizon: int | None) -> str | None:
+    """A horizon as tables show it: ``≥ 512`` at the task's last dial (not tried beyond)."""
+    if horizon is None:
+        return None
+    return f"≥ {horizon}" if horizon == TASKS[task_name].dials[-1] else str(horizon)
+
+
 def horizon_rows(horizons: dict[str, dict[str, int | None]]) -> list[dict[str, Any]]:
     """One row per cell: its label, then its horizon per task (None shows as a dash)."""
-    return [{"cell": cell_label(cell), **tasks} for cell, tasks in horizons.items()]
+    return [
+        {"cell": cell_label(cell), **{t: horizon_text(t, h) for t, h in tasks.items()}}
+        for cell, tasks in horizons.items()
+    ]
 
 
 def _metric_text(run: dict[str, Any]) -> str:
     if len(run["metrics"]) == 1:
         return f"{next(iter(run['metrics'].values())):.4f}"
     return ", ".join(f"{d}: {m:.2f}" for d, m in run["metrics"].items())
+
+
+def _rows_text(run: dict[str, Any]) -> str | None:
+    """The share of held-out sequences with every scored step right (classification only)."""
+    if TASKS[run["task"]].regression:
+        return None  # A regression has no "right".
+    return ", ".join(f"{share:.2f}" for share in run["rows_right"].values())
 
 
 def run_rows(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -104,6 +122,7 @@ def run_rows(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "cell": cell_label(run["cell"]),
             "difficulty": "1-40" if run["difficulty"] is None else run["difficulty"],
             "metric": _metric_text(run),
+            "rows_right": _rows_text(run),
             "chance": run["chance"],
             "threshold": run["threshold"],
             "passed": ", ".join(str(d) for d, ok in run["passed"].items() if ok) or "no",
