@@ -1,7 +1,7 @@
 """The cell lab: each cell's horizon on tasks of memory, recall and state tracking.
 
     python -m experiments.lab [--cells rnn,lstm,...] [--tasks adding,parity,...] [--layers N]
-        [--quick] [--out DIR]
+        [--workers N] [--quick] [--out DIR]
 
 For every cell (a registered name, ``control`` -- the memoryless control -- or a researcher's
 ``package.module:ClassName``) and every task (``experiments.lib.lab_tasks``): a learning-rate
@@ -15,7 +15,7 @@ file under ``<out>/runs/``: a killed lab loses only the run in flight, and a rer
 import os
 from collections.abc import Sequence
 
-from experiments.lib import flags, lab_protocol, lab_report, lab_runs, reporting
+from experiments.lib import flags, lab_protocol, lab_report, lab_runs, lab_workers, reporting
 from experiments.lib.lab_report import cell_label
 from experiments.lib.lab_tasks import TASKS
 
@@ -38,6 +38,12 @@ def parse_args(argv: Sequence[str] | None):
     )
     parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated tasks")
     parser.add_argument("--layers", type=int, help="recurrent layers (default: the budget's)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="cards (cell x task) trained at once, one process each: e.g. one per core",
+    )
     args = flags.parse(parser, argv)
     cells = args.cells or ",".join(QUICK_CELLS if args.quick else DEFAULT_CELLS)
     args.cells, args.tasks = names(cells), names(args.tasks)
@@ -66,20 +72,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     rates = lab_protocol.QUICK_LEARNING_RATES if args.quick else lab_protocol.LEARNING_RATES
     report = reporting.Report(args, "Cell lab: horizons on memory, recall and state tracking")
 
-    def runner(key):
-        return lab_runs.run(key, budget, args.out / "runs")
-
-    cards = [
-        lab_protocol.card(
-            cell,
-            task,
-            runner,
-            rates,
-            TASKS[task].dials[: budget.max_dials],
-        )
-        for cell in args.cells
-        for task in args.tasks
-    ]
+    jobs = [(cell, task) for cell in args.cells for task in args.tasks]
+    cards = lab_workers.run_cards(jobs, budget, args.out / "runs", rates, args.workers)
     results = lab_report.results(cards, budget)
     report.text(
         f"Budget per run: at most {budget.steps} steps of {budget.batch} fresh examples, width "

@@ -108,9 +108,10 @@ def _metric_text(run: dict[str, Any]) -> str:
 
 
 def _rows_text(run: dict[str, Any]) -> str | None:
-    """The share of held-out sequences with every scored step right (classification only)."""
-    if TASKS[run["task"]].regression:
-        return None  # A regression has no "right".
+    """The share of held-out sequences with every scored step right (several scored steps)."""
+    task = TASKS[run["task"]]
+    if task.regression or task.extrapolates:
+        return None  # No "right" in a regression; one scored step: the metric already says it.
     return ", ".join(f"{share:.2f}" for share in run["rows_right"].values())
 
 

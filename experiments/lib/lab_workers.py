@@ -1,0 +1,50 @@
+"""The cell lab's cards, one after another or in worker processes (one per core).
+
+A card (one cell on one task) is independent of every other, and a small recurrent run keeps
+about one core busy, so ``--workers 2`` on two cores runs two cards at once. Each worker is a
+fresh process (``spawn``: forking a process that has started JAX's threads is unsafe) that
+compiles its own programs; every run still lands in its own file under ``<out>/runs/``, so a
+killed lab loses only the runs in flight, one per worker.
+"""
+
+import functools
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+from experiments.lib import lab_protocol, lab_runs
+from experiments.lib.lab_protocol import Card
+from experiments.lib.lab_tasks import TASKS
+
+
+def one_card(
+    job: tuple[str, str], budget: lab_runs.Budget, folder: Path, rates: tuple[float, ...]
+) -> Card:
+    """The protocol for ``job`` = (cell, task), its runs trained or read back from ``folder``."""
+    cell, task = job
+    runner = functools.partial(lab_runs.run, budget=budget, folder=folder)
+    return lab_protocol.card(cell, task, runner, rates, TASKS[task].dials[: budget.max_dials])
+
+
+def run_cards(
+    jobs: Sequence[tuple[str, str]],
+    budget: lab_runs.Budget,
+    folder: Path,
+    rates: tuple[float, ...],
+    workers: int = 1,
+) -> list[Card]:
+    """Every card of ``jobs`` (cell, task), in that order; ``workers`` > 1: in that many processes.
+
+    Args:
+      jobs: the (cell, task) pairs.
+      budget: every run's budget.
+      folder: where the runs' files live.
+      rates: the learning-rate sweep.
+      workers: processes running cards at once (1: all in this process).
+    """
+    card = functools.partial(one_card, budget=budget, folder=folder, rates=rates)
+    if workers <= 1:
+        return [card(job) for job in jobs]
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        return list(pool.map(card, jobs))
