@@ -44,6 +44,12 @@ def parse_args(argv: Sequence[str] | None):
         default=1,
         help="cards (cell x task) trained at once, one process each: e.g. one per core",
     )
+    parser.add_argument(
+        "--exhaustive",
+        action="store_true",
+        help="also train every rate, seed and difficulty, and compare its horizons with the "
+        "protocol's (the check that the shortcuts change no horizon; costly)",
+    )
     args = flags.parse(parser, argv)
     cells = args.cells or ",".join(QUICK_CELLS if args.quick else DEFAULT_CELLS)
     args.cells, args.tasks = names(cells), names(args.tasks)
@@ -74,7 +80,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     jobs = [(cell, task) for cell in args.cells for task in args.tasks]
     cards = lab_workers.run_cards(jobs, budget, args.out / "runs", rates, args.workers)
-    results = lab_report.results(cards, budget)
+    grid = []
+    if args.exhaustive:
+        grid = lab_workers.run_cards(jobs, budget, args.out / "runs", rates, args.workers, True)
+    results = lab_report.results(cards, budget, grid)
     report.text(
         f"Budget per run: at most {budget.steps} steps of {budget.batch} fresh examples, width "
         f"{budget.width}, {budget.layers} layer(s), Adam with gradients clipped at global norm "
@@ -101,6 +110,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         lab_report.curves_figure(cards, args.tasks),
         "Held-out metric per step at the base difficulty (best rate, seed 0)",
     )
+    if grid:
+        report.table(
+            "shortcuts",
+            lab_report.shortcut_rows(cards, grid),
+            lab_report.SHORTCUT_COLUMNS,
+            "The protocol against every rate, seed and difficulty (--exhaustive)",
+        )
     report.table("runs", lab_report.run_rows(results["runs"]), lab_report.RUN_COLUMNS, "Every run")
     report.json("results", results)
     report.finish()

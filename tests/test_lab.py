@@ -264,6 +264,40 @@ def test_doubling_spends_seeds_only_at_the_frontier():
     assert len(result.runs) == len(asked)
 
 
+def test_the_grid_agrees_where_the_shortcuts_lose_nothing():
+    from experiments.lib.lab_protocol import grid_card
+
+    def passes(dial, rate, seed):  # As in the test above.
+        if rate == 1e-2:
+            return False
+        if rate == 1e-3:
+            return dial == 32
+        return dial <= 128 or (dial == 256 and seed == 0)
+
+    asked = []
+    result = grid_card("lstm", "adding", fake_runner(passes, asked))
+    assert (result.horizon, result.learning_rate) == (128, 3e-3)
+    assert len(asked) == len(set(asked)) == 3 * 5 * 3  # Every rate, difficulty and seed once.
+
+
+def test_the_grid_finds_what_each_shortcut_misses():
+    from experiments.lib.lab_protocol import card, grid_card
+
+    # 3e-3 passes the base first but nothing longer; 1e-3 passes up to 128, later.
+    def slow_rate_goes_further(dial, rate, seed):
+        return dial == 32 if rate == 3e-3 else dial <= 128
+
+    # Every seed fails at 64 but passes 128: the doubling stops at 64.
+    def a_hole_at_64(dial, rate, seed):
+        return dial != 64 and dial <= 128
+
+    rates = (3e-3, 1e-3)
+    for passes, protocol, grid in [(slow_rate_goes_further, 32, 128), (a_hole_at_64, 32, 128)]:
+        runner = fake_runner(passes, [])
+        assert card("gru", "adding", runner, rates).horizon == protocol
+        assert grid_card("gru", "adding", runner, rates).horizon == grid
+
+
 def test_a_seed_that_fails_alone_does_not_stop_the_doubling():
     from experiments.lib.lab_protocol import card
 
@@ -335,18 +369,19 @@ def test_quick_lab_writes_the_report_and_resumes(tmp_path):
     from experiments import lab
 
     out = tmp_path / "lab"
-    argv = ["--cells", f"rnn,{CUSTOM_CELL}", "--tasks", "adding,parity", "--quick", "--out"]
-    lab.main([*argv, str(out), "--workers", "2"])  # Two worker processes.
-    for name in ("report.md", "horizons.md", "runs.md", "horizons.png", "curves.png"):
+    argv = ["--cells", f"rnn,{CUSTOM_CELL}", "--tasks", "adding,parity", "--quick", "--exhaustive"]
+    lab.main([*argv, "--out", str(out), "--workers", "2"])  # Two worker processes.
+    for name in ("report.md", "horizons.md", "runs.md", "shortcuts.md", "horizons.png"):
         assert (out / name).stat().st_size > 0, name
     results = json.loads((out / "results.json").read_text())
-    assert set(results["horizons"]) == {"rnn", CUSTOM_CELL}
+    assert set(results["horizons"]) == set(results["grid_horizons"]) == {"rnn", CUSTOM_CELL}
     for tasks in results["horizons"].values():
         assert set(tasks) == {"adding", "parity"}
         assert tasks["adding"] in (None, 32, 64) and tasks["parity"] in (None, 32, 64)
     files = sorted((out / "runs").glob("*.json"))
     assert len(files) == len(results["runs"]) >= 2 * 2 * 2  # Two seeds at least per card.
     assert all(run["steps"] <= lab.lab_runs.QUICK.steps for run in results["runs"])
+    assert (out / "curves.png").stat().st_size > 0
     report = (out / "report.md").read_text()
     assert "SimpleRNN" in report and "control (no recurrence)" in report
     # A rerun (in this process) reads every finished run; one lost in flight is trained again,
@@ -355,7 +390,7 @@ def test_quick_lab_writes_the_report_and_resumes(tmp_path):
     lost = files[0]
     before = json.loads(lost.read_text())
     lost.unlink()
-    lab.main([*argv, str(out)])
+    lab.main([*argv, "--out", str(out)])
     after = json.loads(lost.read_text())
     assert {**after, "seconds": 0} == {**before, "seconds": 0}
     again = json.loads((out / "results.json").read_text())

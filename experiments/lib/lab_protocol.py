@@ -13,6 +13,11 @@ For one cell on one task (``card``):
    none does. So the seeds are spent at the frontier, and the doubling stops at the first
    failure (a longer length is not tried once a shorter one fails).
 
+``grid_card`` is what those shortcuts stand in for: every rate, seed and difficulty trained, the
+best rate being the one with the largest horizon, the horizon the largest difficulty at which 2
+of 3 seeds pass (whether or not a shorter one failed). ``--exhaustive`` runs it beside the
+protocol, so a report can show that the shortcuts do not change a horizon.
+
 Every run goes through ``runner(RunKey) -> record`` (``lab_runs.run``: finished runs are read
 back, not retrained), so a card's runs are shared between its steps and across reruns.
 """
@@ -118,3 +123,30 @@ def card(
             break
     horizon = next((dial for dial in reversed(reached) if holds(dial)), None)
     return Card(cell, task_name, horizon, best, list(records.values()))
+
+
+def grid_card(
+    cell: str,
+    task_name: str,
+    runner: Runner,
+    learning_rates: tuple[float, ...] = LEARNING_RATES,
+    dials: tuple[int, ...] | None = None,
+) -> Card:
+    """The horizon from every (rate, seed, difficulty): the protocol without its shortcuts.
+
+    Args and returns as ``card``; ``Card.runs`` holds every run of the grid.
+    """
+    task = TASKS[task_name]
+    dials = dials or task.dials
+    runs, best_rate, best = [], learning_rates[0], None
+    for rate in learning_rates:
+        horizon = None
+        for dial in dials:
+            difficulty = None if task.extrapolates else dial
+            records = [runner(RunKey(cell, task_name, difficulty, rate, s)) for s in SEEDS]
+            runs += [r for r in records if r not in runs]
+            if sum(r["passed"][dial] for r in records) >= 2:
+                horizon = dial
+        if horizon is not None and (best is None or horizon > best):
+            best_rate, best = rate, horizon
+    return Card(cell, task_name, best, best_rate, runs)

@@ -50,12 +50,32 @@ def cell_label(name: str) -> str:
     return reporting.cell_label(cell_spec(name))
 
 
-def results(cards: Sequence[Card], budget: Budget) -> dict[str, Any]:
-    """What ``results.json`` holds: horizons, best rates, the tasks, the budget, every run."""
-    horizons: dict[str, dict[str, int | None]] = {}
+SHORTCUT_COLUMNS = (
+    Column("cell", "cell"),
+    Column("task", "task"),
+    Column("protocol", "horizon (protocol)"),
+    Column("grid", "horizon (every rate, seed, difficulty)"),
+    Column("protocol_rate", "rate (protocol)", "{:g}"),
+    Column("grid_rate", "rate (grid)", "{:g}"),
+    Column("protocol_runs", "runs (protocol)"),
+    Column("grid_runs", "runs (grid)"),
+    Column("same", "same horizon"),
+)
+
+
+def _run_id(run: dict[str, Any]) -> tuple:
+    return tuple(run[k] for k in ("cell", "task", "difficulty", "learning_rate", "seed"))
+
+
+def results(cards: Sequence[Card], budget: Budget, grid: Sequence[Card] = ()) -> dict[str, Any]:
+    """What ``results.json`` holds: horizons, best rates, the tasks, the budget, every run.
+
+    ``grid``: the same cards without the protocol's shortcuts (``--exhaustive``); their horizons
+    go under ``grid_horizons`` and their runs join ``runs``.
+    """
+    horizons = _horizons(cards)
     rates: dict[str, dict[str, float]] = {}
     for card in cards:
-        horizons.setdefault(card.cell, {})[card.task] = card.horizon
         rates.setdefault(card.cell, {})[card.task] = card.learning_rate
     tasks = {
         name: {
@@ -74,8 +94,34 @@ def results(cards: Sequence[Card], budget: Budget) -> dict[str, Any]:
         "learning_rates": rates,
         "tasks": tasks,
         "budget": dataclasses.asdict(budget),
-        "runs": [run for card in cards for run in card.runs],
+        "runs": list({_run_id(r): r for c in [*cards, *grid] for r in c.runs}.values()),
+        **({"grid_horizons": _horizons(grid)} if grid else {}),
     }
+
+
+def _horizons(cards: Sequence[Card]) -> dict[str, dict[str, int | None]]:
+    horizons: dict[str, dict[str, int | None]] = {}
+    for card in cards:
+        horizons.setdefault(card.cell, {})[card.task] = card.horizon
+    return horizons
+
+
+def shortcut_rows(cards: Sequence[Card], grid: Sequence[Card]) -> list[dict[str, Any]]:
+    """Per card: the protocol's horizon and rate beside the whole grid's, and their run counts."""
+    return [
+        {
+            "cell": cell_label(card.cell),
+            "task": card.task,
+            "protocol": horizon_text(card.task, card.horizon),
+            "grid": horizon_text(full.task, full.horizon),
+            "protocol_rate": card.learning_rate,
+            "grid_rate": full.learning_rate,
+            "protocol_runs": len(card.runs),
+            "grid_runs": len(full.runs),
+            "same": "yes" if card.horizon == full.horizon else "**no**",
+        }
+        for card, full in zip(cards, grid, strict=True)
+    ]
 
 
 def task_columns(task_names: Sequence[str]) -> tuple[Column, ...]:

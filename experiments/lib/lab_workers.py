@@ -19,12 +19,20 @@ from experiments.lib.lab_tasks import TASKS
 
 
 def one_card(
-    job: tuple[str, str], budget: lab_runs.Budget, folder: Path, rates: tuple[float, ...]
+    job: tuple[str, str],
+    budget: lab_runs.Budget,
+    folder: Path,
+    rates: tuple[float, ...],
+    exhaustive: bool = False,
 ) -> Card:
-    """The protocol for ``job`` = (cell, task), its runs trained or read back from ``folder``."""
+    """The protocol for ``job`` = (cell, task), its runs trained or read back from ``folder``.
+
+    ``exhaustive``: the whole grid instead (``lab_protocol.grid_card``).
+    """
     cell, task = job
     runner = functools.partial(lab_runs.run, budget=budget, folder=folder)
-    return lab_protocol.card(cell, task, runner, rates, TASKS[task].dials[: budget.max_dials])
+    protocol = lab_protocol.grid_card if exhaustive else lab_protocol.card
+    return protocol(cell, task, runner, rates, TASKS[task].dials[: budget.max_dials])
 
 
 def run_cards(
@@ -33,6 +41,7 @@ def run_cards(
     folder: Path,
     rates: tuple[float, ...],
     workers: int = 1,
+    exhaustive: bool = False,
 ) -> list[Card]:
     """Every card of ``jobs`` (cell, task), in that order; ``workers`` > 1: in that many processes.
 
@@ -42,8 +51,11 @@ def run_cards(
       folder: where the runs' files live.
       rates: the learning-rate sweep.
       workers: processes running cards at once (1: all in this process).
+      exhaustive: every card's whole grid instead of the protocol.
     """
-    card = functools.partial(one_card, budget=budget, folder=folder, rates=rates)
+    card = functools.partial(
+        one_card, budget=budget, folder=folder, rates=rates, exhaustive=exhaustive
+    )
     if workers <= 1:
         return [card(job) for job in jobs]
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
