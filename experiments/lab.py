@@ -12,6 +12,7 @@ null, and every run behind it), ``horizons.png`` and ``curves.png``. Each finish
 file under ``<out>/runs/``: a killed lab loses only the run in flight, and a rerun resumes.
 """
 
+import dataclasses
 import os
 from collections.abc import Sequence
 
@@ -74,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     budget = lab_runs.QUICK if args.quick else lab_runs.FULL
     if args.layers:
-        budget = lab_runs.Budget(**{**budget.__dict__, "layers": args.layers})
+        budget = dataclasses.replace(budget, layers=args.layers)
     rates = lab_protocol.QUICK_LEARNING_RATES if args.quick else lab_protocol.LEARNING_RATES
     report = reporting.Report(args, "Cell lab: horizons on memory, recall and state tracking")
 
