@@ -27,7 +27,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.max_examples = 0  # > 0 reads only the first N reviews of each split (smoke runs).
     # > 0: length bucketing. Training batches group reviews of similar length and are cut to a
     # multiple of this many steps, so short reviews cost short scans (needs mask_padding; see
-    # rnn_jax/data/batching.py, train_batches). 0: every batch is max_len long, in plain shuffled order.
+    # rnn_jax/data/batching.py, train_batches). 0: every batch is max_len long, plain shuffled.
     config.bucket_width = 0
 
     # Model.
@@ -76,7 +76,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.compute_dtype = "float32"
 
     # Optimization.
-    config.optimizer = "adam"  # adam, rmsprop or sgd, with Keras defaults (rnn_jax/training/optimizers.py).
+    # adam, keras_adam, rmsprop or sgd, with Keras defaults (rnn_jax/training/optimizers.py).
+    config.optimizer = "adam"
     config.learning_rate = 1e-3
     config.momentum = 0.0  # sgd only.
     # constant or warmup_cosine (linear warmup, then cosine decay to 0 at the last step). Not in

@@ -45,6 +45,8 @@ class CellSpec:
     # initial_decay(params, u) -> (decay <[u]>, the biases that start at 0): linear in h only.
     initial_decay: Callable[[dict, int], tuple] | None = None
     variants: tuple[tuple[str, dict], ...] = ()  # (id suffix, constructor kwargs).
+    # The cell's parameters drawn at random at init (the rest start at constants).
+    random_params: tuple[str, ...] = ("kernel", "recurrent_kernel")
 
 
 def built_in_cells() -> list[str]:
@@ -241,9 +243,25 @@ SPECS: dict[str, CellSpec] = {
     ),
     "mgu": CellSpec(np_mgu, lambda d, u: 2 * (u * (d + u) + u)),  # No Keras layer.
     # Linear in h: no recurrent kernel. The RG-LRU also learns Lambda, one per unit.
-    "mingru": CellSpec(np_min_gru, lambda d, u: 2 * (d * u + u), initial_decay=_min_gru_decay),
-    "minlstm": CellSpec(np_min_lstm, lambda d, u: 3 * (d * u + u), initial_decay=_min_lstm_decay),
-    "rglru": CellSpec(np_rg_lru, lambda d, u: 3 * (d * u + u) + u, initial_decay=_rg_lru_decay),
+    # Their gate biases hold the initial decays, drawn per unit.
+    "mingru": CellSpec(
+        np_min_gru,
+        lambda d, u: 2 * (d * u + u),
+        initial_decay=_min_gru_decay,
+        random_params=("kernel", "bias"),
+    ),
+    "minlstm": CellSpec(
+        np_min_lstm,
+        lambda d, u: 3 * (d * u + u),
+        initial_decay=_min_lstm_decay,
+        random_params=("kernel", "bias"),
+    ),
+    "rglru": CellSpec(
+        np_rg_lru,
+        lambda d, u: 3 * (d * u + u) + u,
+        initial_decay=_rg_lru_decay,
+        random_params=("kernel", "decay_logit"),
+    ),
 }
 
 

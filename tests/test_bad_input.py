@@ -26,6 +26,7 @@ from tests.reliability_helpers import (
 )
 
 pytestmark = [
+    pytest.mark.slow,  # Starts training, predict and evaluate processes.
     # The subprocesses start with the module; the in-process tests below run meanwhile.
     pytest.mark.usefixtures("runner"),
     # One test worker runs every test that starts processes of its own (see launch.sh test).

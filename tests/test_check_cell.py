@@ -117,6 +117,7 @@ def run_cli(tmp_path, *args):
     )
 
 
+@pytest.mark.slow  # Five processes, each importing JAX.
 def test_the_command_line_checks_a_cell_from_the_researchers_own_module(tmp_path):
     good = run_cli(tmp_path, "own_cells:LeakyCell")
     assert good.returncode == 0, good.stderr

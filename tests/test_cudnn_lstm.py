@@ -144,6 +144,7 @@ def all_variants(mask_kind):
         jax.config.update("jax_disable_most_optimizations", optimizing)
 
 
+@pytest.mark.slow  # Every mask, direction and output mode.
 @pytest.mark.parametrize("return_sequences", [True, False], ids=["sequences", "last"])
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
 @pytest.mark.parametrize("mask_kind", ["none", "post", "pre", "mixed"])

@@ -14,7 +14,7 @@ import pytest
 
 from experiments.lib import device_checks
 
-pytestmark = pytest.mark.device
+pytestmark = [pytest.mark.device, pytest.mark.slow]
 
 ON_GPU = jax.default_backend() == "gpu"
 # On a CPU JAX's default matmul precision is float32 already: "highest" alone says everything

@@ -36,6 +36,8 @@ from rnn_jax.cells import CELLS, LINEAR_CELLS
 from rnn_jax.training import parallel
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "tensorflow_datasets"
+# The scripts' --quick runs train and time real models: not the edit loop's.
+pytestmark = pytest.mark.slow
 
 
 def read_csv(path: Path) -> list[dict]:

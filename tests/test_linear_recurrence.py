@@ -54,7 +54,10 @@ def test_linear_recurrence_is_the_first_order_recurrence_in_both_evaluations(x64
             np.testing.assert_allclose(states, expected, rtol=1e-12, atol=1e-15)
 
 
-@pytest.mark.parametrize("time", [1, 7, 37])  # 1, and lengths that are not powers of two.
+# 1, and lengths that are not powers of two (37 compiles a deeper associative scan: slow).
+@pytest.mark.parametrize(
+    "time", [1, pytest.param(7, marks=pytest.mark.slow), pytest.param(37, marks=pytest.mark.slow)]
+)
 @pytest.mark.parametrize("name", LINEAR_CELLS)
 def test_parallel_equals_sequential_with_masks_reverse_and_gradients(name, time, x64):
     x = normal((3, time, IN_FEATURES), 4)
@@ -90,6 +93,7 @@ def test_parallel_equals_sequential_with_masks_reverse_and_gradients(name, time,
 
 # check_cell runs 10,000 steps in the default evaluation (sequential on CPU); this one is the
 # parallel one's, with the inputs' gradient too.
+@pytest.mark.slow  # 10,000 steps, gradients included.
 @pytest.mark.parametrize("name", LINEAR_CELLS)
 def test_ten_thousand_parallel_steps_stay_finite_forward_and_backward(name):
     x = normal((2, 10_000, IN_FEATURES), 9, jnp.float32)

@@ -113,6 +113,7 @@ CONFIGS = [("last", True), ("mean", False), ("max", False), ("mean_max", True)]
 assert {pooling for pooling, _ in CONFIGS} == set(models.POOLINGS)
 
 
+@pytest.mark.slow  # 28 models; per cell, check_cell proves the layer's padding invariance.
 @pytest.mark.parametrize("pooling, bidirectional", CONFIGS)
 @pytest.mark.parametrize("name", NAMES)
 def test_padding_does_not_change_the_logit(name, pooling, bidirectional):
@@ -141,7 +142,7 @@ def test_every_gradient_is_finite_and_nonzero(name, pooling, bidirectional):
     np.testing.assert_array_equal(grads["embedding"]["embedding"][0], 0.0)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", SPEC_NAMES)
 def test_seed_determinism(name):
     model = SentimentClassifier(VOCAB, EMBED, name, HIDDEN)
     init = jax.jit(lambda key: model.init(key, jnp.ones((1, TIME), jnp.int32))["params"])
@@ -151,10 +152,9 @@ def test_seed_determinism(name):
     for (path, x), y in zip(
         jax.tree_util.tree_flatten_with_path(a)[0], jax.tree.leaves(other), strict=True
     ):
-        random = path[-1].key in ("embedding", "kernel", "recurrent_kernel", "decay_logit")
-        # minGRU's and minLSTM's gate biases hold their initial decays, drawn per unit.
         in_cell = path[0].key == "recurrent"
-        random |= in_cell and path[-1].key == "bias" and name in ("mingru", "minlstm")
+        random = path[-1].key == "embedding" or path[-1].key == "kernel"  # Embedding and head.
+        random |= in_cell and path[-1].key in SPECS[name].random_params
         assert np.array_equal(x, y) != random, jax.tree_util.keystr(path)
 
 
@@ -446,6 +446,7 @@ def test_masked_pre_and_post_padding_give_the_same_gradients(cell):
 
 # Every cell with the input projection in the step (CPU's choice); before the scan (GPU/TPU's)
 # the projection is the cells' shared code, so one cell covers it.
+@pytest.mark.slow  # A model per cell and projection.
 @pytest.mark.parametrize(
     "name, projection", [*((n, "in_step") for n in NAMES), ("lstm", "before_scan")]
 )

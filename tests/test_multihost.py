@@ -19,7 +19,7 @@ from tests.test_train import DATA_DIR
 
 # One test worker runs every test that starts processes of its own (see launch.sh test), so
 # the bounded waits below are not shared with another multi-process test.
-pytestmark = pytest.mark.xdist_group("subprocesses")
+pytestmark = [pytest.mark.xdist_group("subprocesses"), pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 20  # --distributed_timeout: joining, and a silent peer.

@@ -23,6 +23,7 @@ def readme_blocks(language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", README.read_text(), re.S)
 
 
+@pytest.mark.slow  # Checks, trains and predicts in processes of their own.
 def test_the_readme_cell_is_checked_trained_and_predicted_from_its_own_module(tmp_path):
     """The "Add your own cell" workflow, command for command, on a module outside the repo."""
     (tmp_path / "my_cells.py").write_text(next(b for b in readme_blocks("python") if "IndRNN" in b))

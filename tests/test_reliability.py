@@ -39,6 +39,7 @@ from tests.reliability_helpers import (
 )
 
 pytestmark = [
+    pytest.mark.slow,  # Starts dozens of training processes.
     pytest.mark.usefixtures("runner"),
     # One test worker runs every test that starts processes of its own (see launch.sh test).
     pytest.mark.xdist_group("subprocesses"),

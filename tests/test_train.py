@@ -71,6 +71,7 @@ def random_batch(batch_size, time, vocab_size, seed=0):
     }
 
 
+@pytest.mark.slow  # A train step per cell.
 @pytest.mark.parametrize("cell", sorted(CELLS))
 def test_one_step_changes_every_param_with_finite_grads(cell):
     config = tiny_config(cell=cell, dropout_rate=0.1, embed_dropout_rate=0.1)
@@ -111,6 +112,7 @@ def test_nonfinite_loss_records_its_step():
     assert int(sums["first_nonfinite_step"]) == 7
 
 
+@pytest.mark.slow  # Training infrastructure, not cells.
 @pytest.mark.parametrize("bucket_width", [0, 8])
 def test_evaluate_counts_every_example_exactly_once(bucket_width):
     config = tiny_config(cell="lstm")
@@ -141,6 +143,7 @@ def interrupt_at(monkeypatch, stop_after: int):
     monkeypatch.setattr(parallel, "pmap_step", faulty)
 
 
+@pytest.mark.slow  # Whole runs.
 @pytest.mark.parametrize("bucket_width", [0, 8])
 def test_train_and_evaluate_writes_the_workdir_and_resumes_identically(
     tmp_path, cache_dir, bucket_width, monkeypatch, caplog
@@ -256,6 +259,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow  # Compiles the step for two devices in a process of its own.
 def test_two_device_pmap_step_averages_each_devices_own_dropout_gradients():
     """Both replicas equal an SGD step on the mean of the two halves' gradients, each half with
     its own dropout key, for every registered cell."""
@@ -283,6 +287,7 @@ def cpu_devices_in_subprocess(requested: int, xla_flags: str = "") -> dict:
     return run_script(CPU_DEVICES_SCRIPT, str(requested), xla_flags=xla_flags)
 
 
+@pytest.mark.slow  # A process with several devices.
 def test_cpu_devices_default_to_one_per_core_that_divides_the_batches():
     cores = len(os.sched_getaffinity(0))
     expected = max(n for n in range(1, cores + 1) if 16 % n == 0)
@@ -377,6 +382,7 @@ def test_a_tuning_run_leaves_test_unseen_until_rerun_with_evaluate_test(tmp_path
     assert tested["test_loss"] == pytest.approx(direct["test_loss"], rel=1e-5)
 
 
+@pytest.mark.slow  # A whole run.
 def test_a_refit_trains_on_every_training_review_and_tests_its_last_epoch(
     tmp_path, cache_dir, caplog
 ):
