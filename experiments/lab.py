@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     report.figure(
         "curves",
         lab_report.curves_figure(cards, args.tasks),
-        "Held-out metric per step at the base difficulty (best rate, seed 0)",
+        "Held-out metric per step at the base difficulty (best rate, every seed trained there)",
     )
     if grid:
         report.table(

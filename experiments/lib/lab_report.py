@@ -203,20 +203,28 @@ def heatmap_figure(horizons: dict[str, dict[str, int | None]], task_names: Seque
 
 
 def curves_figure(cards: Sequence[Card], task_names: Sequence[str]):
-    """Per task, each cell's held-out metric against steps (best rate, seed 0, base dial)."""
+    """Per task, each cell's held-out metric against steps at the base difficulty, best rate.
+
+    One line per seed trained there (a colour per cell): one seed alone can mislead, e.g. a
+    SimpleRNN whose seed 0 never learns parity while seeds 1 and 2 do.
+    """
     cols = min(3, len(task_names))
     rows = math.ceil(len(task_names) / cols)
     fig, axes = reporting.new_figure(rows, cols, width=4.5, height=3.4)
     for ax, name in zip(axes, task_names, strict=False):
         task = TASKS[name]
-        for card in (c for c in cards if c.task == name):
-            best = [r for r in card.runs if r["learning_rate"] == card.learning_rate]
-            run = next((r for r in best if r["seed"] == 0), None)
-            if run is None:
-                continue
-            dial = min(run["metrics"])  # The base difficulty: the one every rate was swept at.
-            steps = [p["step"] for p in run["curve"]]
-            ax.plot(steps, [p["metrics"][dial] for p in run["curve"]], label=cell_label(card.cell))
+        for index, card in enumerate(c for c in cards if c.task == name):
+            base = None if task.extrapolates else task.dials[0]
+            runs = [
+                r
+                for r in card.runs
+                if r["learning_rate"] == card.learning_rate and r["difficulty"] == base
+            ]
+            for number, run in enumerate(runs):
+                steps = [p["step"] for p in run["curve"]]
+                values = [p["metrics"][task.dials[0]] for p in run["curve"]]
+                label = cell_label(card.cell) if number == 0 else None
+                ax.plot(steps, values, color=f"C{index}", lw=1.2, alpha=0.8, label=label)
         ax.axhline(task.threshold, color="k", ls="--", lw=0.8)
         ax.axhline(task.chance, color="gray", ls=":", lw=0.8)
         ax.set_title(f"{name} ({DIAL_NAMES[name]} {task.dials[0]})")
