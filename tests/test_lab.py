@@ -196,6 +196,24 @@ def test_control_cell_passes_the_cell_contract():
     assert "float64 gradients" in check_cell(MemorylessCell)
 
 
+def test_the_negative_decay_minGRU_is_a_cell_linear_in_h_whose_decay_can_flip_sign():
+    import jax.numpy as jnp
+
+    from experiments.lib.lab_variants import NegativeDecayMinGRUCell
+    from rnn_jax import MinGRUCell
+    from rnn_jax.testing import check_cell
+
+    assert "linear in h" in check_cell(NegativeDecayMinGRUCell)
+    # Gate pre-activations from closed to open: the minGRU's decay 1 - z stays in (0, 1), the
+    # variant's 1 - 2z spans (-1, 1) with the same offset b.
+    xw = jnp.concatenate([jnp.linspace(-30.0, 30.0, 7), jnp.ones(7)])[None]
+    a, b = NegativeDecayMinGRUCell(7).apply({}, xw, method="coefficients")
+    a_min, b_min = MinGRUCell(7).apply({}, xw, method="coefficients")
+    np.testing.assert_allclose(a, 2.0 * a_min - 1.0)
+    np.testing.assert_array_equal(b, b_min)
+    assert float(a.min()) < -0.99 and float(a.max()) > 0.99 and float(a_min.min()) >= 0.0
+
+
 def test_control_step_sees_only_its_own_input():
     """A change at step 2 reaches the control's output at step 2 only; the GRU's at every later."""
     from experiments.lib.lab_control import cell_spec

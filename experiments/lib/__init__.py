@@ -7,6 +7,9 @@ script that trains starts from, ``reporting`` writes every report; the speed stu
 compiled into a candidate), ``grids`` (which variants of which cells to time), and
 ``speed_tables`` (one row builder and the ratios every speed table uses). ``device_checks`` is
 the numerical check of every cell on the default device against the host CPU, run by
-``experiments.accelerator`` and by ``tests/test_device_checks.py``. Imports rnn_jax, configs and
-this package only.
+``experiments.accelerator`` and by ``tests/test_device_checks.py``. The cell lab
+(``experiments.lab``) is ``lab_tasks`` (the synthetic tasks), ``lab_control`` (the memoryless
+control cell), ``lab_runs`` (one training run), ``lab_protocol`` (the learning-rate sweep, the
+doubling, the seeds, the horizon), ``lab_workers`` and ``lab_report``. Imports rnn_jax, configs
+and this package only.
 """
