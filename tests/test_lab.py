@@ -253,18 +253,20 @@ def fake_runner(passes, asked):
     return runner
 
 
+def frontier_passes(dial, rate, seed):
+    """A pass table: 3e-3 passes up to 128 and seed 0 alone at 256; 1e-3 only the base."""
+    if rate == 1e-2:
+        return False
+    if rate == 1e-3:
+        return dial == 32
+    return dial <= 128 or (dial == 256 and seed == 0)
+
+
 def test_doubling_spends_seeds_only_at_the_frontier():
     from experiments.lib.lab_protocol import card
 
-    def passes(dial, rate, seed):
-        if rate == 1e-2:
-            return False
-        if rate == 1e-3:
-            return dial == 32
-        return dial <= 128 or (dial == 256 and seed == 0)
-
     asked = []
-    result = card("lstm", "adding", fake_runner(passes, asked))
+    result = card("lstm", "adding", fake_runner(frontier_passes, asked))
     assert result.learning_rate == 3e-3  # Passes the base in fewer steps than 1e-3.
     assert result.horizon == 128
     seeds_at = {}
@@ -285,15 +287,8 @@ def test_doubling_spends_seeds_only_at_the_frontier():
 def test_the_grid_agrees_where_the_shortcuts_lose_nothing():
     from experiments.lib.lab_protocol import grid_card
 
-    def passes(dial, rate, seed):  # As in the test above.
-        if rate == 1e-2:
-            return False
-        if rate == 1e-3:
-            return dial == 32
-        return dial <= 128 or (dial == 256 and seed == 0)
-
     asked = []
-    result = grid_card("lstm", "adding", fake_runner(passes, asked))
+    result = grid_card("lstm", "adding", fake_runner(frontier_passes, asked))
     assert (result.horizon, result.learning_rate) == (128, 3e-3)
     assert len(asked) == len(set(asked)) == 3 * 5 * 3  # Every rate, difficulty and seed once.
 
