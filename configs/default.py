@@ -36,7 +36,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.hidden_size = 128
     config.num_layers = 1
     # True: layers after the first are pre-norm residual, x + layer(LayerNorm(x)) (how the
-    # papers stack cells linear in h; rnn_jax/layers/evaluation.py, RecurrentStack).
+    # papers stack cells linear in h; rnn_jax/layers/recurrence.py, RecurrentStack).
     config.residual = False
     config.bidirectional = False
     config.pooling = "last"  # last, mean, max or mean_max over the real (unpadded) steps.

@@ -10,6 +10,7 @@ recurrence over time), ``models``, ``data``, ``training``, ``inference``; the co
 never TensorFlow.
 """
 
+from rnn_jax import testing
 from rnn_jax.cells import (
     CELLS,
     LINEAR_CELLS,
@@ -37,6 +38,7 @@ from rnn_jax.layers import (
 from rnn_jax.models import (
     SentimentClassifier,
     SequenceRegressor,
+    SequenceTagger,
     count_params,
     create_model,
     summary,
@@ -59,6 +61,7 @@ __all__ = [
     "RecurrentStack",
     "SentimentClassifier",
     "SequenceRegressor",
+    "SequenceTagger",
     "SimpleRNNCell",
     "bidirectional",
     "count_params",
@@ -68,4 +71,5 @@ __all__ = [
     "length_mask",
     "register_cell",
     "summary",
+    "testing",
 ]

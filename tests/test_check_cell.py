@@ -140,3 +140,36 @@ def test_the_command_line_checks_a_cell_from_the_researchers_own_module(tmp_path
         result = run_cli(tmp_path, spec)
         assert result.returncode == 2, (spec, result.stderr)
         assert result.stderr.count("\n") == 1 and words in result.stderr, result.stderr
+
+
+def test_a_config_naming_a_broken_cell_module_is_one_config_error(tmp_path, monkeypatch):
+    from configs import default
+    from rnn_jax.training.configuration import ConfigError, validate
+
+    (tmp_path / "editing_cells.py").write_text(
+        "from rnn_jax import SimpleRNNCell\n\n\nclass Half(SimpleRNNCell):\n"
+        "    def step(self, h, xw):\n        return undefined_name, h\n"
+    )
+    (tmp_path / "typo_cells.py").write_text("x = (\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = default.get_config()
+    for cell, words in [
+        ("editing_cells:Half", "one step raised NameError: name 'undefined_name'"),
+        ("typo_cells:X", "raised SyntaxError: "),
+        ("flax.linen:GRUCell", "unexpected keyword argument 'activation'"),
+    ]:
+        config.cell = cell
+        with pytest.raises(ConfigError) as info:
+            validate(config, None)
+        message = str(info.value)
+        assert message.startswith(f"config.cell={cell!r} is not allowed: ") and words in message
+        assert "\n" not in message
+
+
+def test_cells_from_config_names_keep_their_class_defaults():
+    from rnn_jax.models import make_cells
+
+    (mingru,) = make_cells("mingru", 4, 1)  # The paper's linear candidate, as the class says.
+    assert mingru.activation is CELLS["mingru"].activation
+    (tanh,) = make_cells("mingru", 4, 1, activation="tanh")
+    assert tanh.activation is jnp.tanh

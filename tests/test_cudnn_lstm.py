@@ -228,6 +228,18 @@ def test_a_default_lstm_takes_the_fused_path_on_a_gpu_only(dtype):
         resolve(LSTMCell(HIDDEN), RecurrenceOptions(lstm_backend="cudnn"), backend="cpu")
 
 
+def test_a_layer_computing_in_float64_is_not_fused(monkeypatch):
+    # The layer's own dtype decides (float64 inputs, float32 parameters): cuDNN is float32 only.
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    monkeypatch.setattr(rnn, "lstm", lambda *args: pytest.fail("the fused kernel was called"))
+    layer = Recurrence(LSTMCell(HIDDEN), True)
+    with jax.enable_x64(True):
+        x = make_inputs(None, dtype=jnp.float64)
+        params = layer.init(jax.random.key(0), x)
+        _, outputs = layer.apply(params, x)
+    assert outputs.dtype == jnp.float64
+
+
 @pytest.mark.parametrize("reverse", [False, True])
 def test_recurrence_routes_an_eligible_lstm_to_its_fused_kernel(monkeypatch, reverse):
     # On a "GPU" whose cuDNN call is lstm_ref: the layer must take the cell's fused path (the

@@ -62,6 +62,13 @@ def _import_cell(spec: str) -> type:
             f"cell {spec!r}: cannot import module {module_name!r} ({error}); is its folder on "
             "PYTHONPATH?"
         ) from None
+    except Exception as error:  # The module is being edited: a syntax or name error, say.
+        where = f"{error.filename}:{error.lineno}: " if isinstance(error, SyntaxError) else ""
+        first = (str(error).strip().splitlines() or [""])[0]
+        raise ValueError(
+            f"cell {spec!r}: importing module {module_name!r} raised {type(error).__name__}: "
+            f"{where}{first}"
+        ) from None
     cls = getattr(module, class_name, None)
     if cls is None:
         raise ValueError(f"cell {spec!r}: module {module_name!r} has no {class_name!r}")

@@ -65,6 +65,9 @@ def load_run(workdir: str) -> Run:
         get_cell_class(config.cell)  # A cell from the researcher's module must import here too.
     except ValueError as error:
         raise RunNotFoundError(f"{workdir} was trained with {error}") from None
+    if config.lstm_backend == "cudnn" and jax.default_backend() != "gpu":
+        # Trained through cuDNN on a GPU: the same parameters run through the scan here.
+        config.lstm_backend = "auto"
     model = models.create_model(config)
     checkpoints = Checkpoints(
         os.path.join(workdir, "checkpoints"), config.keep_checkpoints, read_only=True

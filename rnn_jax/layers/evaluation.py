@@ -101,7 +101,9 @@ class Plan:
             return f"recurrence: fused kernel (cuDNN): {self.why}"
         if self.path == "linear":
             how = "parallel (lax.associative_scan)" if self.parallel else "sequential (lax.scan)"
-            return f"recurrence: time_parallel={self.options.time_parallel!r} -> {how}"
+            # Its coefficients are always one matmul before, and it stores only its states.
+            ignored = "; input_projection and remat do not apply to a cell linear in h"
+            return f"recurrence: time_parallel={self.options.time_parallel!r} -> {how}{ignored}"
         where = "before the scan" if self.project_before_scan else "in each step"
         remat = ", remat" if self.options.remat else ""
         return f"recurrence: lax.scan, x W {where}{remat} ({self.why})"

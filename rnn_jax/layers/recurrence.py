@@ -103,7 +103,11 @@ class Recurrence(nn.Module):
           <float>[batch, time, H] outputs (zero on masked steps) if ``return_sequences``, else
           <float>[batch, H], the output of each sequence's last real step (zeros if it has none).
         """
-        plan = resolve(self.cell, self.options, has_initial_carry=initial_carry is not None)
+        # The carry's dtype must be what a step returns (e.g. float64 inputs, float32 params;
+        # a float32 carry given to a bfloat16 cell); it is also what decides a fused kernel.
+        dtype = self.cell.dtype or jnp.promote_types(inputs.dtype, self.cell.param_dtype)
+        has_carry = initial_carry is not None
+        plan = resolve(self.cell, self.options, dtype=dtype, has_initial_carry=has_carry)
         if plan.path == "fused":
             return self.cell.fused_sequence(
                 inputs, mask, reverse=self.reverse, return_sequences=self.return_sequences
@@ -120,9 +124,6 @@ class Recurrence(nn.Module):
         xs = jnp.where(mask[..., None], xs, jnp.zeros((), xs.dtype))
         if plan.project_before_scan:
             xs = self.cell.project_inputs(xs)  # <[time, batch, G*H]>: one matmul for all steps.
-        # The carry's dtype must be what a step returns (e.g. float64 inputs, float32 params;
-        # a float32 carry given to a bfloat16 cell).
-        dtype = self.cell.dtype or jnp.promote_types(inputs.dtype, self.cell.param_dtype)
         if initial_carry is None:
             # Zeros for every cell here and Flax's default; Flax's cells want a key regardless.
             initial_carry = self.cell.initialize_carry(jax.random.key(0), inputs[:, 0].shape)

@@ -12,24 +12,29 @@ def make_cells(
     hidden_size: int,
     num_layers: int,
     *,
-    kernel_init: str = "glorot_uniform",
-    recurrent_init: str = "orthogonal",
-    activation: str = "tanh",
+    kernel_init: str | None = None,
+    recurrent_init: str | None = None,
+    activation: str | None = None,
     param_dtype: Any = jnp.float32,
     dtype: Any = None,
 ) -> list[RecurrentCell]:
-    """``num_layers`` unbound cells of the registered kind ``cell``, as configs name them."""
-    if activation not in ACTIVATIONS:
+    """``num_layers`` unbound cells of the kind ``cell`` names, as configs name their options.
+
+    An option left None keeps the cell class's own default (e.g. the minGRU's linear
+    candidate, a researcher cell's activation); only what is asked is passed.
+    """
+    if activation is not None and activation not in ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}; allowed: {', '.join(ACTIVATIONS)}")
+    asked = {
+        "activation": None if activation is None else ACTIVATIONS[activation],
+        "kernel_init": None if kernel_init is None else get_initializer(kernel_init),
+        "recurrent_kernel_init": None
+        if recurrent_init is None
+        else get_initializer(recurrent_init),
+    }
+    kwargs = {name: value for name, value in asked.items() if value is not None}
     cell_class = get_cell_class(cell)
     return [
-        cell_class(
-            features=hidden_size,
-            activation=ACTIVATIONS[activation],
-            kernel_init=get_initializer(kernel_init),
-            recurrent_kernel_init=get_initializer(recurrent_init),
-            param_dtype=param_dtype,
-            dtype=dtype,
-        )
+        cell_class(features=hidden_size, param_dtype=param_dtype, dtype=dtype, **kwargs)
         for _ in range(num_layers)
     ]

@@ -17,17 +17,19 @@ class SequenceRegressor(nn.Module):
       hidden_size: hidden size of every layer.
       out_features: size of the prediction.
       num_layers: stacked recurrent layers.
+      activation: the cells' activation, by name.
     """
 
     cell: str
     hidden_size: int
     out_features: int = 1
     num_layers: int = 1
+    activation: str = "tanh"  # The time-series study's candidate, for every cell alike.
 
     @nn.compact
     def __call__(self, inputs: Array, mask: Array | None = None) -> Array:
         """Maps <float32>[batch, time, features] to <float32>[batch, out_features]."""
-        cells = make_cells(self.cell, self.hidden_size, self.num_layers)
+        cells = make_cells(self.cell, self.hidden_size, self.num_layers, activation=self.activation)
         features = RecurrentStack(cells, name="recurrent")(inputs, mask)
         return nn.Dense(self.out_features, name="head")(features)
 

@@ -7,7 +7,9 @@ Also a command line, one line per property::
 
 What it proves, each against the cell's own step run in a Python loop: the contract (shapes,
 dtypes, ``initialize_carry``, extra leading axes); ``__call__ == step(project_inputs(x))``; the
-layer (every evaluation path, both directions) equals the loop; jit equals eager; float64
+layer equals the loop on every scan path (input projection in the step and before it, unroll
+with remat; for a linear cell, sequential and parallel), both directions (a cell's fused kernel,
+e.g. cuDNN on a GPU, is checked by its own tests: it needs the device); jit equals eager; float64
 finite-difference gradients of outputs and final carry with respect to parameters, inputs and
 initial carry; pre-, post- and un-padded sequences end in the same state; a reverse layer starts
 at the true last token; ``flax.linen.RNN`` runs it; 10,000 steps stay finite forward and

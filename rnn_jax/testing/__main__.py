@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cell_class = get_cell_class(args.cell)
         kwargs = json.loads(args.kwargs)
+        if not isinstance(kwargs, dict):
+            raise ValueError(f"--kwargs={args.kwargs!r}: a JSON object, e.g. '{{\"features\": 8}}'")
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

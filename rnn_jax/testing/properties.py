@@ -147,7 +147,10 @@ def call_is_step_of_projection(subject: Subject) -> str:
 
 def layer_equals_loop(subject: Subject) -> str:
     """``Recurrence`` (every evaluation path, both directions) equals the Python loop."""
-    paths = [RecurrenceOptions(input_projection="in_step")]
+    paths = [
+        RecurrenceOptions(input_projection="in_step"),
+        RecurrenceOptions(input_projection="in_step", unroll=2, remat=True),
+    ]
     if hasattr(subject.cell, "project_inputs"):
         paths.append(RecurrenceOptions(input_projection="before_scan"))
     if is_linear(subject.cell):
@@ -178,18 +181,22 @@ def jit_equals_eager(subject: Subject) -> str:
 
 def gradients(subject: Subject) -> str:
     """float64 finite differences of outputs and final carry w.r.t. params, inputs and carry."""
+    modes = ("sequential", "parallel") if is_linear(subject.cell) else ("auto",)
+    for mode in modes:  # A linear cell's two evaluations have different backward passes.
+        options = RecurrenceOptions(time_parallel=mode)
 
-    def run(params, x, carry):
-        return layer_run(dataclasses.replace(subject, params=params), x, subject.mask, carry)
+        def run(params, x, carry, options=options):
+            subject_p = dataclasses.replace(subject, params=params)
+            return layer_run(subject_p, x, subject.mask, carry, options=options)
 
-    try:
-        check_grads(run, (subject.params, subject.x, subject.carry), order=1, modes=("rev",))
-    except AssertionError as error:
-        first = str(error).strip().splitlines()[0]
-        raise AssertionError(
-            f"reverse-mode gradients differ from finite differences ({first})"
-        ) from None
-    return "reverse mode matches central differences"
+        try:
+            check_grads(run, (subject.params, subject.x, subject.carry), order=1, modes=("rev",))
+        except AssertionError as error:
+            first = str(error).strip().splitlines()[0]
+            raise AssertionError(
+                f"reverse-mode gradients ({mode}) differ from finite differences ({first})"
+            ) from None
+    return f"reverse mode matches central differences ({', '.join(modes)})"
 
 
 def padding_invariance(subject: Subject) -> str:

@@ -3,6 +3,8 @@
 Unknown keys are already refused by ``config_flags``'s ``lock_config``; this checks values.
 """
 
+import jax
+import jax.numpy as jnp
 import ml_collections
 
 from rnn_jax.cells import ACTIVATIONS, get_cell_class, get_initializer
@@ -35,7 +37,7 @@ def validate(config: ml_collections.ConfigDict, device_count: int | None) -> Non
     _check_names(config)
     _check_numbers(config)
     _check_combinations(config)
-    _check_recurrence(config)
+    _check_recurrence(config, "gpu" if device_count is None else jax.default_backend())
     for field in ["kernel_init", "recurrent_init"]:
         try:
             get_initializer(config[field])
@@ -64,7 +66,7 @@ def _check_names(c: ml_collections.ConfigDict) -> None:
         _require(c[field] in names, field, c[field], "one of " + ", ".join(names))
     try:
         get_cell_class(c.cell)
-    except ValueError as error:
+    except ValueError as error:  # Every failure of a cell's module is one (registry).
         raise ConfigError(f"config.cell={c.cell!r} is not allowed: {error}") from None
 
 
@@ -136,15 +138,33 @@ def _check_combinations(c: ml_collections.ConfigDict) -> None:
     )
 
 
-def _check_recurrence(c: ml_collections.ConfigDict) -> None:
-    """The evaluation options, alone and with the cell, as a layer will resolve them on a GPU.
+def _check_recurrence(c: ml_collections.ConfigDict, backend: str) -> None:
+    """The evaluation options, alone and with the cell, as a layer will resolve them.
 
-    Planned for a GPU, so that ``lstm_backend='cudnn'`` passes here only for a layer that can
-    take the fused path (the run still needs a GPU; without one the layer says so).
+    Args:
+      c: the config.
+      backend: the JAX backend the run will use; ``"gpu"`` before the devices exist, so that
+        ``lstm_backend='cudnn'`` passes only for a layer that can take the fused path there.
     """
     try:
         options = RecurrenceOptions.from_config(c)
-        (cell,) = make_cells(c.cell, c.hidden_size, 1, activation=c.activation)
-        resolve(cell, options, dtype=COMPUTE_DTYPES[c.compute_dtype], backend="gpu")
     except ValueError as error:
         raise ConfigError(f"config.{error}") from None
+    try:  # The cell builds and steps (a researcher's cell may not; shapes only, no compute).
+        (cell,) = make_cells(c.cell, c.hidden_size, 1, activation=c.activation)
+        x = jax.ShapeDtypeStruct((1, 3), jnp.float32)
+        jax.eval_shape(lambda x: cell.init_with_output(jax.random.key(0), _carry(cell, x), x), x)
+    except Exception as error:
+        first = (str(error).strip().splitlines() or [""])[0]
+        raise ConfigError(
+            f"config.cell={c.cell!r} is not allowed: building it and one step raised "
+            f"{type(error).__name__}: {first}"
+        ) from None
+    try:
+        resolve(cell, options, dtype=COMPUTE_DTYPES[c.compute_dtype], backend=backend)
+    except ValueError as error:
+        raise ConfigError(f"config.{error}") from None
+
+
+def _carry(cell, x):
+    return cell.initialize_carry(jax.random.key(0), x.shape)

@@ -35,8 +35,9 @@ def scale_by_keras_adam(
 
     The moments and their bias corrections are Kingma & Ba's (``optax.scale_by_adam``); only
     epsilon's place differs: it is added to ``sqrt(v)`` before the bias correction, so it acts
-    as ``eps / sqrt(1 - b2^t)`` on ``sqrt(v_hat)``. The arithmetic is written in Keras's order
-    (``keras.optimizers.Adam.update_step``) so that float32 rounding matches it too. Chain it
+    as ``eps / sqrt(1 - b2^t)`` on ``sqrt(v_hat)``. The arithmetic follows Keras's order
+    (``keras.optimizers.Adam.update_step``), except that Keras folds the learning rate into the
+    bias correction and here it is applied last: the two agree to float32 rounding. Chain it
     with ``optax.scale_by_learning_rate``, as ``optax.adam`` chains ``scale_by_adam``.
 
     Args:
@@ -83,7 +84,8 @@ def create_optimizer(
       direction, and equal once ``sqrt(v_hat) >> eps`` (``tests/test_optimizers.py`` measures
       both against Keras; docs/configuration.md says how large the difference gets). Every
       committed result trained with Adam used this one, so it keeps its meaning.
-    - ``keras_adam`` is Keras's Adam exactly (float32 rounding): ``scale_by_keras_adam``.
+    - ``keras_adam`` is Keras's Adam (equal to float32 rounding: Keras folds the learning rate
+      into the bias correction, here it is applied last): ``scale_by_keras_adam``.
     - ``sgd`` with ``config.momentum`` is Keras's SGD (heavy-ball momentum).
 
     Args:

@@ -40,7 +40,9 @@ RESUMABLE_FIELDS = frozenset(
 # Fields added after workdirs were first written, with the value that reproduces those runs: a
 # config.json without them still resumes, evaluates and predicts as before. Every evaluation
 # option (rnn_jax.layers.RecurrenceOptions) is one, with its default: a new option's default
-# must be the old behavior, so adding one needs no line here.
+# must be the old behavior, so adding one needs no line here. (lstm_backend: older runs always
+# scanned; its default "auto" is the scan wherever cuDNN cannot run, every CPU included. On a
+# GPU an older LSTM run resumes through cuDNN: the same function of the same parameters.)
 ADDED_FIELDS = {field.name: field.default for field in dataclasses.fields(RecurrenceOptions)} | {
     "bucket_width": 0,
     "ngram_buckets": 0,
@@ -48,9 +50,6 @@ ADDED_FIELDS = {field.name: field.default for field in dataclasses.fields(Recurr
     "embed_dropout_tokens": False,
     "evaluate_test": True,
     "compute_dtype": "float32",
-    # lstm_backend: older runs always scanned; its default "auto" is the scan wherever cuDNN
-    # cannot run, every CPU included. On a GPU an older LSTM run resumes through cuDNN: the same
-    # function of the same parameters.
     "residual": False,
 }
 
