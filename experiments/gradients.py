@@ -18,11 +18,10 @@ import numpy as np
 import optax
 
 from experiments.lib import flags, reporting, shootout_runs
+from experiments.lib.gradient_decay import VANISHED, steps_to_vanish, vanish_text
 from experiments.lib.reporting import Column, cell_label
 
 NUM_REVIEWS = 64
-# "The gradient has vanished" threshold for the table: 1% of its value at the last token.
-VANISHED = 0.01
 
 COLUMNS = (
     Column("cell", "cell"),
@@ -77,14 +76,13 @@ def step_gradient_norms(model, params, token_ids: np.ndarray, labels: np.ndarray
 
 def decay_row(cell: str, state: str, norms: np.ndarray) -> dict:
     """Table row: norms at both ends, their ratio, and how far back the gradient survives."""
-    vanished = np.flatnonzero(norms < VANISHED * norms[0])
     return {
         "cell": cell_label(cell),
         "state": state,
         "last": float(norms[0]),
         "first": float(norms[-1]),
         "ratio": float(norms[-1] / norms[0]),
-        "steps_to_vanish": int(vanished[0]) if vanished.size else f"> {len(norms) - 1}",
+        "steps_to_vanish": vanish_text(steps_to_vanish(norms), len(norms)),
     }
 
 

@@ -8,15 +8,26 @@ For every cell (a registered name, ``control`` -- the memoryless control -- or a
 sweep at the base difficulty, then the difficulty doubling until the cell fails, seeds spent at
 the frontier (``experiments.lib.lab_protocol``). Writes ``report.md``, ``horizons.md`` (cells x
 tasks), ``runs.md`` (every run), ``results.json`` (``horizons``: cell -> task -> horizon or
-null, and every run behind it), ``horizons.png`` and ``curves.png``. Each finished run is a
-file under ``<out>/runs/``: a killed lab loses only the run in flight, and a rerun resumes.
+null, and every run behind it; ``gradient_horizons``: cell -> how many steps back the untrained
+model's last prediction still feels its input, ``experiments.lib.lab_gradients``),
+``horizons.png`` and ``curves.png``. Each finished run is a file under ``<out>/runs/``: a killed
+lab loses only the run in flight, and a rerun resumes (the gradient horizons, one gradient per
+cell, are measured again).
 """
 
 import dataclasses
 import os
 from collections.abc import Sequence
 
-from experiments.lib import flags, lab_protocol, lab_report, lab_runs, lab_workers, reporting
+from experiments.lib import (
+    flags,
+    lab_gradients,
+    lab_protocol,
+    lab_report,
+    lab_runs,
+    lab_workers,
+    reporting,
+)
 from experiments.lib.lab_report import cell_label
 from experiments.lib.lab_tasks import TASKS
 
@@ -84,7 +95,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     grid = []
     if args.exhaustive:
         grid = lab_workers.run_cards(jobs, budget, args.out / "runs", rates, args.workers, True)
-    results = lab_report.results(cards, budget, grid)
+    gradients = lab_gradients.gradient_horizons(args.cells, budget)
+    length = lab_gradients.measured_length(budget)
+    results = lab_report.results(cards, budget, grid, gradients)
     report.text(
         f"Budget per run: at most {budget.steps} steps of {budget.batch} fresh examples, width "
         f"{budget.width}, {budget.layers} layer(s), Adam with gradients clipped at global norm "
@@ -93,12 +106,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"at the base difficulty: {', '.join(f'{r:g}' for r in rates)}. Horizon: the largest "
         "difficulty at which 2 of 3 seeds pass at the best rate (a dash: none; ≥: the task's "
         "last difficulty passed, nothing longer tried). Parity and "
-        "cycle navigation train on lengths 1-40; their dial is the test length."
+        "cycle navigation train on lengths 1-40; their dial is the test length. "
+        "Gradient horizon at init: the same model for the adding task, untrained (initialized "
+        f"at seed {lab_gradients.INIT_SEED}), on {budget.batch} adding sequences of T={length} "
+        "steps: how many steps back from the last step the batch mean of ||d y_T / d x_t|| "
+        f"first falls below {lab_gradients.VANISHED:.0%} of its value at the last step "
+        f"(> {length - 1}: it never does within T)."
     )
     report.table(
         "horizons",
-        lab_report.horizon_rows(results["horizons"]),
-        lab_report.task_columns(args.tasks),
+        lab_report.horizon_rows(results["horizons"], gradients),
+        lab_report.task_columns(args.tasks, length),
         "Horizons",
     )
     report.figure(

@@ -5,11 +5,13 @@ task's definition with Python loops (not the vectorized code), so a generator th
 wrong step or computes the wrong answer fails here.
 """
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from experiments.lib import lab_tasks
 from experiments.lib.lab_tasks import TASKS
+from rnn_jax.cells import LinearRecurrentCell
 
 
 def rng(seed: int = 0) -> np.random.Generator:
@@ -370,6 +372,86 @@ def test_a_horizon_at_the_last_dial_says_nothing_longer_was_tried():
 
 
 # ----------------------------------------------------------------------------------------------
+# Gradient horizons at initialization: how far back the untrained model's last output feels x_t.
+
+DECAY = 0.9
+
+
+class FixedDecayCell(LinearRecurrentCell):
+    """``h_t = 0.9 h_{t-1} + x_t W + b``: the state decays by a known constant, nothing else.
+
+    The lab's model around it is linear too (input projection, this cell, readout), so the norm
+    of ``d y_T / d x_{T-k}`` is exactly a constant times ``0.9^k``.
+    """
+
+    def coefficients(self, xw):
+        return jnp.full_like(xw, DECAY), xw
+
+
+def tiny_budget():
+    import dataclasses
+
+    from experiments.lib.lab_runs import QUICK
+
+    return dataclasses.replace(QUICK, batch=2, width=4)
+
+
+def test_the_vanished_rule_on_hand_made_norms():
+    from experiments.gradients import decay_row
+    from experiments.lib.gradient_decay import steps_to_vanish, vanish_text
+
+    assert steps_to_vanish(np.array([2.0, 1.0, 0.03, 0.019, 0.0])) == 3  # 0.019 < 1% of 2.
+    assert steps_to_vanish(np.array([1.0, 0.0])) == 1
+    for never in ([1.0, 0.5, 0.01], [1.0, 2.0, 4.0], [0.0, 0.0, 0.0]):  # 0.01 is not below 1%.
+        assert steps_to_vanish(np.array(never)) is None
+        assert vanish_text(None, len(never)) == "> 2"
+    assert vanish_text(3, 5) == "3"
+    # experiments.gradients keeps its table: the step it vanishes at, or "> T-1" (never).
+    assert decay_row("rnn", "untrained", np.array([1.0, 0.5, 0.001]))["steps_to_vanish"] == "2"
+    assert decay_row("rnn", "untrained", np.array([1.0, 0.5, 0.01]))["steps_to_vanish"] == "> 2"
+
+
+def test_the_memoryless_control_has_a_gradient_horizon_of_one_step():
+    from experiments.lib import lab_gradients
+
+    norms = lab_gradients.step_gradient_norms("control", tiny_budget(), 8)
+    assert norms.shape == (8,) and norms[0] > 0  # Its last output reads its last input...
+    np.testing.assert_array_equal(norms[1:], 0.0)  # ...and nothing before it.
+    horizon = lab_gradients.gradient_horizon("control", tiny_budget(), 8)
+    assert (horizon["steps_back"], horizon["text"], horizon["length"]) == (1, "1", 8)
+    assert horizon["trained"] is False
+
+
+def test_a_state_that_decays_by_0_9_has_the_horizon_0_9_gives():
+    from experiments.lib import lab_gradients
+
+    length, cell = 64, f"{__name__}:FixedDecayCell"
+    expected = next(k for k in range(length) if DECAY**k < 0.01)
+    assert expected == 44
+    norms = lab_gradients.step_gradient_norms(cell, tiny_budget(), length)
+    np.testing.assert_allclose(norms / norms[0], DECAY ** np.arange(length), rtol=1e-4)
+    horizon = lab_gradients.gradient_horizon(cell, tiny_budget(), length)
+    assert (horizon["steps_back"], horizon["text"]) == (expected, str(expected))
+    shorter = lab_gradients.gradient_horizon(cell, tiny_budget(), expected)  # Ends at k = 43.
+    assert (shorter["steps_back"], shorter["text"]) == (None, f"> {expected - 1}")
+
+
+def test_gradient_horizons_join_the_horizons_table_and_results():
+    from experiments.lib import lab_gradients, lab_report
+    from experiments.lib.lab_runs import FULL, QUICK
+
+    assert lab_gradients.measured_length(FULL) == 512  # The adding task's last dial...
+    assert lab_gradients.measured_length(QUICK) == 64  # ...within --quick's two dials.
+    gradients = {"rnn": {"steps_back": None, "text": "> 511", "length": 512}}
+    columns = lab_report.task_columns(["adding"], 512)
+    assert columns[-1].header == "gradient horizon at init (adding inputs, T=512)"
+    assert [c.key for c in lab_report.task_columns(["adding"])] == ["cell", "adding"]
+    rows = lab_report.horizon_rows({"rnn": {"adding": None}}, gradients)
+    assert rows == [{"cell": "SimpleRNN", "adding": None, columns[-1].key: "> 511"}]
+    assert lab_report.results([], FULL, (), gradients)["gradient_horizons"] == gradients
+
+
+# ----------------------------------------------------------------------------------------------
 # The command.
 
 CUSTOM_CELL = "experiments.lib.lab_control:MemorylessCell"  # A cell named module:Class.
@@ -388,6 +470,9 @@ def test_quick_lab_writes_the_report_and_resumes(tmp_path):
         assert (out / name).stat().st_size > 0, name
     results = json.loads((out / "results.json").read_text())
     assert set(results["horizons"]) == set(results["grid_horizons"]) == {"rnn", CUSTOM_CELL}
+    assert set(results["gradient_horizons"]) == {"rnn", CUSTOM_CELL}
+    assert results["gradient_horizons"][CUSTOM_CELL]["steps_back"] == 1  # Memoryless.
+    assert "gradient horizon at init (adding inputs, T=64)" in (out / "horizons.md").read_text()
     for tasks in results["horizons"].values():
         assert set(tasks) == {"adding", "parity"}
         assert tasks["adding"] in (None, 32, 64) and tasks["parity"] in (None, 32, 64)

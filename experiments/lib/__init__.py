@@ -10,6 +10,8 @@ the numerical check of every cell on the default device against the host CPU, ru
 ``experiments.accelerator`` and by ``tests/test_device_checks.py``. The cell lab
 (``experiments.lab``) is ``lab_tasks`` (the synthetic tasks), ``lab_control`` (the memoryless
 control cell), ``lab_runs`` (one training run), ``lab_protocol`` (the learning-rate sweep, the
-doubling, the seeds, the horizon), ``lab_workers`` and ``lab_report``. Imports rnn_jax, configs
-and this package only.
+doubling, the seeds, the horizon), ``lab_workers``, ``lab_gradients`` (each cell's gradient
+horizon at initialization) and ``lab_report``. ``gradient_decay`` is the one rule for when a
+gradient through time has vanished (``experiments.gradients`` and ``lab_gradients``). Imports
+rnn_jax, configs and this package only.
 """

@@ -1,9 +1,10 @@
 """The cell lab's report: the horizons table and heat map, every run, learning curves.
 
 ``results`` gathers the cards into what ``results.json`` holds (``horizons``: cell -> task ->
-horizon or None; ``learning_rates``; ``tasks``; ``budget``; ``runs``: every run behind them);
-``horizon_rows`` and ``run_rows`` are the tables; ``heatmap_figure`` and ``curves_figure`` the
-figures.
+horizon or None; ``gradient_horizons``: cell -> its gradient horizon at initialization,
+``lab_gradients.gradient_horizon``; ``learning_rates``; ``tasks``; ``budget``; ``runs``: every
+run behind them); ``horizon_rows`` and ``run_rows`` are the tables; ``heatmap_figure`` and
+``curves_figure`` the figures.
 """
 
 import dataclasses
@@ -15,6 +16,7 @@ import numpy as np
 
 from experiments.lib import reporting
 from experiments.lib.lab_control import cell_spec
+from experiments.lib.lab_gradients import column_header
 from experiments.lib.lab_protocol import Card
 from experiments.lib.lab_runs import Budget
 from experiments.lib.lab_tasks import TASKS
@@ -27,6 +29,8 @@ DIAL_NAMES = {
     "parity": "test length",
     "cycle_navigation": "test length",
 }
+
+GRADIENT_KEY = "gradient_horizon"  # The horizons table's gradient column (rows and CSV).
 
 RUN_COLUMNS = (
     Column("cell", "cell"),
@@ -67,11 +71,17 @@ def _run_id(run: dict[str, Any]) -> tuple:
     return tuple(run[k] for k in ("cell", "task", "difficulty", "learning_rate", "seed"))
 
 
-def results(cards: Sequence[Card], budget: Budget, grid: Sequence[Card] = ()) -> dict[str, Any]:
+def results(
+    cards: Sequence[Card],
+    budget: Budget,
+    grid: Sequence[Card] = (),
+    gradient_horizons: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """What ``results.json`` holds: horizons, best rates, the tasks, the budget, every run.
 
     ``grid``: the same cards without the protocol's shortcuts (``--exhaustive``); their horizons
-    go under ``grid_horizons`` and their runs join ``runs``.
+    go under ``grid_horizons`` and their runs join ``runs``. ``gradient_horizons``: cell ->
+    ``lab_gradients.gradient_horizon`` (untrained), kept under that key as it is.
     """
     horizons = _horizons(cards)
     rates: dict[str, dict[str, float]] = {}
@@ -96,6 +106,7 @@ def results(cards: Sequence[Card], budget: Budget, grid: Sequence[Card] = ()) ->
         "budget": dataclasses.asdict(budget),
         "runs": list({_run_id(r): r for c in [*cards, *grid] for r in c.runs}.values()),
         **({"grid_horizons": _horizons(grid)} if grid else {}),
+        **({"gradient_horizons": gradient_horizons} if gradient_horizons else {}),
     }
 
 
@@ -124,12 +135,21 @@ def shortcut_rows(cards: Sequence[Card], grid: Sequence[Card]) -> list[dict[str,
     ]
 
 
-def task_columns(task_names: Sequence[str]) -> tuple[Column, ...]:
-    """The horizons table's columns: the cell, then one per task (its dial in the header)."""
-    return (
+def task_columns(
+    task_names: Sequence[str], gradient_length: int | None = None
+) -> tuple[Column, ...]:
+    """The horizons table's columns: the cell, one per task (its dial in the header), gradients.
+
+    The last column is the gradient horizon at initialization, measured over
+    ``gradient_length`` steps (None: no such column).
+    """
+    columns = (
         Column("cell", "cell"),
         *(Column(name, f"{name} ({DIAL_NAMES[name]})") for name in task_names),
     )
+    if gradient_length is None:
+        return columns
+    return (*columns, Column(GRADIENT_KEY, column_header(gradient_length)))
 
 
 def horizon_text(task_name: str, horizon: int | None) -> str | None:
@@ -139,10 +159,22 @@ def horizon_text(task_name: str, horizon: int | None) -> str | None:
     return f"≥ {horizon}" if horizon == TASKS[task_name].dials[-1] else str(horizon)
 
 
-def horizon_rows(horizons: dict[str, dict[str, int | None]]) -> list[dict[str, Any]]:
-    """One row per cell: its label, then its horizon per task (None shows as a dash)."""
+def horizon_rows(
+    horizons: dict[str, dict[str, int | None]],
+    gradient_horizons: dict[str, dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """One row per cell: its label, its horizon per task, its gradient horizon at initialization.
+
+    A task horizon of None shows as a dash (nothing passes); a gradient horizon shows as
+    ``"37"``, or ``"> 511"`` when it never vanished within the steps measured.
+    """
+    gradients = gradient_horizons or {}
     return [
-        {"cell": cell_label(cell), **{t: horizon_text(t, h) for t, h in tasks.items()}}
+        {
+            "cell": cell_label(cell),
+            **{t: horizon_text(t, h) for t, h in tasks.items()},
+            **({GRADIENT_KEY: gradients[cell]["text"]} if cell in gradients else {}),
+        }
         for cell, tasks in horizons.items()
     ]
 
