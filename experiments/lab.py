@@ -50,6 +50,16 @@ def parse_args(argv: Sequence[str] | None):
     )
     parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated tasks")
     parser.add_argument("--layers", type=int, help="recurrent layers (default: the budget's)")
+    parser.add_argument("--steps", type=int, help="most steps per run (default: the budget's)")
+    parser.add_argument(
+        "--max-dials", type=int, help="walk only each task's first N difficulties (default: all)"
+    )
+    parser.add_argument(
+        "--no-early-stop",
+        action="store_true",
+        help="train every run to its last step and report the metric there (default: stop at "
+        "the first evaluation that passes)",
+    )
     parser.add_argument(
         "--workers",
         type=int,
@@ -76,6 +86,16 @@ def parse_args(argv: Sequence[str] | None):
     return args
 
 
+def budget_of(args) -> lab_runs.Budget:
+    """Every run's budget: the full (or ``--quick``) one, with the flags' changes."""
+    budget = lab_runs.QUICK if args.quick else lab_runs.FULL
+    changes = {"layers": args.layers, "steps": args.steps, "max_dials": args.max_dials}
+    changes = {name: value for name, value in changes.items() if value}
+    if args.no_early_stop:
+        changes["early_stop"] = False
+    return dataclasses.replace(budget, **changes)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     if args.quick:
@@ -84,9 +104,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         os.environ["XLA_FLAGS"] = (
             f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0"
         )
-    budget = lab_runs.QUICK if args.quick else lab_runs.FULL
-    if args.layers:
-        budget = dataclasses.replace(budget, layers=args.layers)
+    budget = budget_of(args)
     rates = lab_protocol.QUICK_LEARNING_RATES if args.quick else lab_protocol.LEARNING_RATES
     report = reporting.Report(args, "Cell lab: horizons on memory, recall and state tracking")
 
@@ -102,7 +120,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"Budget per run: at most {budget.steps} steps of {budget.batch} fresh examples, width "
         f"{budget.width}, {budget.layers} layer(s), Adam with gradients clipped at global norm "
         f"{budget.clip:g}, held-out evaluation ({budget.eval_examples} examples) every "
-        f"{budget.eval_every} steps, stopping at the first that passes. Learning rates swept "
+        f"{budget.eval_every} steps"
+        + (
+            ", stopping at the first that passes. "
+            if budget.early_stop
+            else ", never stopping early. "
+        )
+        + "Learning rates swept "
         f"at the base difficulty: {', '.join(f'{r:g}' for r in rates)}. Horizon: the largest "
         "difficulty at which 2 of 3 seeds pass at the best rate (a dash: none; ≥: the task's "
         "last difficulty passed, nothing longer tried). Parity and "

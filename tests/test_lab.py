@@ -255,6 +255,10 @@ def fake_runner(passes, asked):
     return runner
 
 
+# The adding task's difficulties the protocol tests walk (pinned: the task's own may change).
+DIALS = (32, 64, 128, 256, 512)
+
+
 def frontier_passes(dial, rate, seed):
     """A pass table: 3e-3 passes up to 128 and seed 0 alone at 256; 1e-3 only the base."""
     if rate == 1e-2:
@@ -268,7 +272,7 @@ def test_doubling_spends_seeds_only_at_the_frontier():
     from experiments.lib.lab_protocol import card
 
     asked = []
-    result = card("lstm", "adding", fake_runner(frontier_passes, asked))
+    result = card("lstm", "adding", fake_runner(frontier_passes, asked), dials=DIALS)
     assert result.learning_rate == 3e-3  # Passes the base in fewer steps than 1e-3.
     assert result.horizon == 128
     seeds_at = {}
@@ -290,7 +294,7 @@ def test_the_grid_agrees_where_the_shortcuts_lose_nothing():
     from experiments.lib.lab_protocol import grid_card
 
     asked = []
-    result = grid_card("lstm", "adding", fake_runner(frontier_passes, asked))
+    result = grid_card("lstm", "adding", fake_runner(frontier_passes, asked), dials=DIALS)
     assert (result.horizon, result.learning_rate) == (128, 3e-3)
     assert len(asked) == len(set(asked)) == 3 * 5 * 3  # Every rate, difficulty and seed once.
 
@@ -309,8 +313,8 @@ def test_the_grid_finds_what_each_shortcut_misses():
     rates = (3e-3, 1e-3)
     for passes, protocol, grid in [(slow_rate_goes_further, 32, 128), (a_hole_at_64, 32, 128)]:
         runner = fake_runner(passes, [])
-        assert card("gru", "adding", runner, rates).horizon == protocol
-        assert grid_card("gru", "adding", runner, rates).horizon == grid
+        assert card("gru", "adding", runner, rates, DIALS).horizon == protocol
+        assert grid_card("gru", "adding", runner, rates, DIALS).horizon == grid
 
 
 def test_a_seed_that_fails_alone_does_not_stop_the_doubling():
@@ -319,7 +323,7 @@ def test_a_seed_that_fails_alone_does_not_stop_the_doubling():
     def passes(dial, rate, seed):
         return dial <= 64 and not (dial == 32 and seed == 0)
 
-    result = card("gru", "adding", fake_runner(passes, []), learning_rates=(3e-3,))
+    result = card("gru", "adding", fake_runner(passes, []), learning_rates=(3e-3,), dials=DIALS)
     assert result.horizon == 64
 
 
@@ -366,7 +370,7 @@ def test_a_run_stops_when_it_passes_and_is_read_back(tmp_path, monkeypatch):
 def test_a_horizon_at_the_last_dial_says_nothing_longer_was_tried():
     from experiments.lib.lab_report import horizon_text
 
-    assert horizon_text("adding", 512) == "≥ 512"
+    assert horizon_text("adding", 256) == "≥ 256"
     assert horizon_text("adding", 64) == "64"
     assert horizon_text("parity", None) is None
 
@@ -440,8 +444,9 @@ def test_gradient_horizons_join_the_horizons_table_and_results():
     from experiments.lib import lab_gradients, lab_report
     from experiments.lib.lab_runs import FULL, QUICK
 
-    assert lab_gradients.measured_length(FULL) == 512  # The adding task's last dial...
-    assert lab_gradients.measured_length(QUICK) == 64  # ...within --quick's two dials.
+    dials = TASKS["adding"].dials
+    assert lab_gradients.measured_length(FULL) == dials[-1]  # The adding task's last dial...
+    assert lab_gradients.measured_length(QUICK) == dials[1]  # ...within --quick's two dials.
     gradients = {"rnn": {"steps_back": None, "text": "> 511", "length": 512}}
     columns = lab_report.task_columns(["adding"], 512)
     assert columns[-1].header == "gradient horizon at init (adding inputs, T=512)"

@@ -45,6 +45,8 @@ class Budget:
       clip: global gradient-norm clipping.
       max_dials: walk and evaluate only the first ``max_dials`` difficulties of each task (None:
         all of them).
+      early_stop: stop a run at the first evaluation that passes (False: train every step and
+        report the metric at the end of the budget).
     """
 
     steps: int = 2000
@@ -55,6 +57,7 @@ class Budget:
     eval_examples: int = 256
     clip: float = 1.0
     max_dials: int | None = None
+    early_stop: bool = True
 
 
 FULL = Budget()
@@ -197,7 +200,7 @@ def train(key: RunKey, budget: Budget) -> dict[str, Any]:
             metrics = {d: float(m) for d, (m, _) in results.items()}
             rows = {d: float(r) for d, (_, r) in results.items()}
             curve.append({"step": step, "loss": float(loss), "metrics": metrics})
-            if all(task.passes(m) for m in metrics.values()):
+            if budget.early_stop and all(task.passes(m) for m in metrics.values()):
                 break
         batch = as_arrays(task.train_batch(rng, budget.batch, key.difficulty or 0))
     return {

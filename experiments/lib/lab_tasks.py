@@ -228,10 +228,11 @@ class Task:
 TASKS: dict[str, Task] = {
     task.name: task
     for task in (
-        Task("adding", adding, (32, 64, 128, 256, 512), None, 1, "MSE", 1 / 6, 0.01),
+        Task("adding", adding, (16, 32, 64, 128, 256), None, 1, "MSE", 1 / 6, 0.01),
         Task("selective_copy", selective_copy, (16, 32, 64, 128, 256), COPY_VOCAB, COPY_VOCAB,
              "per-token accuracy", 1 / 14, 0.95),
-        Task("mqar", mqar, (4, 8, 16, 32), MQAR_VOCAB, MQAR_VOCAB, "query accuracy", 1 / 64, 0.9),
+        Task("mqar", mqar, (2, 4, 8, 16, 32), MQAR_VOCAB, MQAR_VOCAB, "query accuracy",
+             1 / 64, 0.9),
         Task("parity", parity, (32, 64, 128, 256), 2, 2, "accuracy", 0.5, 0.9, True),
         Task("cycle_navigation", cycle_navigation, (32, 64, 128, 256), 3, CYCLE, "accuracy",
              0.2, 0.9, True),
