@@ -1,7 +1,8 @@
 """The cell lab: each cell's horizon on tasks of memory, recall and state tracking.
 
-    python -m experiments.lab [--cells rnn,lstm,...] [--tasks adding,parity,...] [--layers N]
-        [--workers N] [--quick] [--out DIR]
+    python -m experiments.lab [--cells rnn,lstm,...] [--tasks adding,parity,...] [--workers N]
+        [--layers N] [--steps N] [--max-dials N] [--no-early-stop] [--exhaustive] [--quick]
+        [--out DIR]
 
 For every cell (a registered name, ``control`` -- the memoryless control -- or a researcher's
 ``package.module:ClassName``) and every task (``experiments.lib.lab_tasks``): a learning-rate
@@ -12,9 +13,13 @@ null, and every run behind it; ``gradient_horizons``: cell -> how many steps bac
 model's last prediction still feels its input, ``experiments.lib.lab_gradients``),
 ``horizons.png`` and ``curves.png``. Each finished run is a file under ``<out>/runs/``: a killed
 lab loses only the run in flight, and a rerun resumes (the gradient horizons, one gradient per
-cell, are measured again).
+cell, are measured again). ``--layers``, ``--steps``, ``--max-dials`` and ``--no-early-stop``
+change every run's budget: a run found with another budget is trained again and overwritten,
+so give such a lab its own ``--out``. ``--exhaustive`` keeps its whole-budget runs apart, under
+``<out>/grid_runs/``.
 """
 
+import argparse
 import dataclasses
 import os
 from collections.abc import Sequence
@@ -36,6 +41,17 @@ DEFAULT_CELLS = ("control", "rnn", "lstm", "gru", "mgu", "mingru", "minlstm", "r
 QUICK_CELLS = ("control", "rnn", "mingru")
 
 
+def positive(text: str) -> int:
+    """A flag's value as an integer >= 1 (argparse reports anything else in one line)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: a positive integer")
+    return value
+
+
 def names(text: str) -> list[str]:
     """A comma-separated flag value as a list (``module:Class`` keeps its colon)."""
     return [name.strip() for name in text.split(",") if name.strip()]
@@ -49,10 +65,12 @@ def parse_args(argv: Sequence[str] | None):
         f"(default: {','.join(DEFAULT_CELLS)}; with --quick: {','.join(QUICK_CELLS)})",
     )
     parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated tasks")
-    parser.add_argument("--layers", type=int, help="recurrent layers (default: the budget's)")
-    parser.add_argument("--steps", type=int, help="most steps per run (default: the budget's)")
+    parser.add_argument("--layers", type=positive, help="recurrent layers (default: the budget's)")
+    parser.add_argument("--steps", type=positive, help="most steps per run (default: the budget's)")
     parser.add_argument(
-        "--max-dials", type=int, help="walk only each task's first N difficulties (default: all)"
+        "--max-dials",
+        type=positive,
+        help="walk only each task's first N difficulties (default: all)",
     )
     parser.add_argument(
         "--no-early-stop",
@@ -62,7 +80,7 @@ def parse_args(argv: Sequence[str] | None):
     )
     parser.add_argument(
         "--workers",
-        type=int,
+        type=positive,
         default=1,
         help="cards (cell x task) trained at once, one process each: e.g. one per core",
     )
@@ -90,7 +108,7 @@ def budget_of(args) -> lab_runs.Budget:
     """Every run's budget: the full (or ``--quick``) one, with the flags' changes."""
     budget = lab_runs.QUICK if args.quick else lab_runs.FULL
     changes = {"layers": args.layers, "steps": args.steps, "max_dials": args.max_dials}
-    changes = {name: value for name, value in changes.items() if value}
+    changes = {name: value for name, value in changes.items() if value is not None}
     if args.no_early_stop:
         changes["early_stop"] = False
     return dataclasses.replace(budget, **changes)
@@ -112,7 +130,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     cards = lab_workers.run_cards(jobs, budget, args.out / "runs", rates, args.workers)
     grid = []
     if args.exhaustive:
-        grid = lab_workers.run_cards(jobs, budget, args.out / "runs", rates, args.workers, True)
+        # Every run of the grid trains its whole budget: early stopping is a shortcut too.
+        whole = dataclasses.replace(budget, early_stop=False)
+        grid = lab_workers.run_cards(jobs, whole, args.out / "grid_runs", rates, args.workers, True)
     gradients = lab_gradients.gradient_horizons(args.cells, budget)
     length = lab_gradients.measured_length(budget)
     results = lab_report.results(cards, budget, grid, gradients)
@@ -139,14 +159,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     report.table(
         "horizons",
-        lab_report.horizon_rows(results["horizons"], gradients),
+        lab_report.horizon_rows(results["horizons"], gradients, budget.max_dials),
         lab_report.task_columns(args.tasks, length),
         "Horizons",
     )
     report.figure(
         "horizons",
-        lab_report.heatmap_figure(results["horizons"], args.tasks),
-        "Horizons, cells x tasks (colour: doublings passed)",
+        lab_report.heatmap_figure(results["horizons"], args.tasks, budget.max_dials),
+        "Horizons, cells x tasks (colour: difficulties passed)",
     )
     report.figure(
         "curves",
@@ -156,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if grid:
         report.table(
             "shortcuts",
-            lab_report.shortcut_rows(cards, grid),
+            lab_report.shortcut_rows(cards, grid, budget.max_dials),
             lab_report.SHORTCUT_COLUMNS,
             "The protocol against every rate, seed and difficulty (--exhaustive)",
         )

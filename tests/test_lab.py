@@ -360,11 +360,99 @@ def test_a_run_stops_when_it_passes_and_is_read_back(tmp_path, monkeypatch):
     assert [p["step"] for p in record["curve"]] == [5]
     monkeypatch.setitem(TASKS, "adding", dataclasses.replace(easy, threshold=-1.0))
     monkeypatch.setattr(lab_runs, "train", lambda *a: pytest.fail("a finished run retrained"))
-    assert lab_runs.run(key, budget, tmp_path) == record  # Read back, dials as ints again.
+    # Read back (dials as ints again), the verdict recomputed with today's threshold.
+    assert lab_runs.run(key, budget, tmp_path) == {**record, "passed": {32: False}}
     monkeypatch.undo()
     other = dataclasses.replace(budget, eval_every=20)  # Another budget: trained again.
     again = lab_runs.run(key, other, tmp_path)
     assert again["steps"] == 40 and again["passed"] == {32: False}
+
+
+def test_a_stored_run_of_another_key_or_version_is_trained_again(tmp_path, monkeypatch):
+    import dataclasses
+    import json
+
+    from experiments.lib import lab_runs
+
+    budget = dataclasses.replace(lab_runs.QUICK, steps=10, eval_every=5)
+    key = lab_runs.RunKey("rnn", "adding", 16, 3e-3, 0)
+    path = tmp_path / key.file_name()
+    stored = lab_runs.run(key, budget, tmp_path)
+    trained = []
+    monkeypatch.setattr(lab_runs, "train", lambda k, b: trained.append(k) or stored)
+    for change in ({"cell": "rnn_"}, {"version": 1}, {"metrics": {"32": 0.1}}):
+        path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
+        lab_runs.run(key, budget, tmp_path)
+    assert trained == [key] * 3  # A colliding file name, old rules, other difficulties.
+
+
+def test_the_verdict_is_the_final_parameters_on_an_independent_draw(monkeypatch):
+    import dataclasses
+
+    from experiments.lib import lab_runs
+
+    watched, confirm = (
+        lab_runs.held_out("parity", 64, 64, seed)
+        for seed in (lab_runs.EVAL_SEED, lab_runs.CONFIRM_SEED)
+    )
+    assert not np.array_equal(watched["inputs"], confirm["inputs"])
+    seen = []
+    real = lab_runs.held_out
+
+    def spy(task, difficulty, examples, seed=lab_runs.EVAL_SEED):
+        seen.append(seed)
+        return real(task, difficulty, examples, seed)
+
+    monkeypatch.setattr(lab_runs, "held_out", spy)
+    budget = dataclasses.replace(lab_runs.QUICK, steps=10, eval_every=5, early_stop=False)
+    record = lab_runs.train(lab_runs.RunKey("rnn", "parity", None, 3e-3, 0), budget)
+    dials = TASKS["parity"].dials[: budget.max_dials]
+    # Two watched evaluations (steps 5 and 10), then the confirmation, at every test length.
+    assert seen == [lab_runs.EVAL_SEED] * 2 * len(dials) + [lab_runs.CONFIRM_SEED] * len(dials)
+    assert record["steps"] == 10 and not record["diverged"]
+    assert record["metrics"] != record["curve"][-1]["metrics"]  # Another draw, another score.
+
+
+def test_the_learning_rate_of_a_run_is_the_one_adam_applies():
+    """Adam's first update is lr * g / (|g| + eps): every moved parameter moves by about lr."""
+    import dataclasses
+
+    import jax
+
+    from experiments.lib import lab_runs
+
+    budget = dataclasses.replace(lab_runs.QUICK, width=4)
+    init, optimizer, train_step, _ = lab_runs.compiled("gru", "parity", budget)
+    batch = lab_runs.as_arrays(TASKS["parity"].generate(rng(), 8, 16))
+    mask = np.arange(16)[None, :] < np.asarray(batch["lengths"])[:, None]
+    params = init(jax.random.key(0), batch["inputs"], mask)
+    for rate in (1e-3, 1e-2):
+        state = optimizer.init(params)
+        state[1].hyperparams["learning_rate"] = jnp.asarray(rate, jnp.float32)
+        moved, _, _ = train_step(params, state, batch)
+        differences = jax.tree.map(lambda a, b: np.abs(np.ravel(a - b)), moved, params)
+        steps = np.concatenate(jax.tree.leaves(differences))
+        steps = steps[steps > rate / 100]  # Parameters with a gradient of any size.
+        np.testing.assert_allclose(steps, rate, rtol=0.02)
+
+
+def test_rows_right_of_a_regression_are_rows_within_the_threshold():
+    import dataclasses
+
+    import jax
+
+    from experiments.lib import lab_runs
+
+    budget = dataclasses.replace(lab_runs.QUICK, width=4)
+    init, _, _, evaluate = lab_runs.compiled("rnn", "adding", budget)
+    batch = lab_runs.as_arrays(TASKS["adding"].generate(rng(), 64, 16))
+    params = init(jax.random.key(0), batch["inputs"], np.ones((64, 16), bool))
+    metric, rows = evaluate(params, batch)
+    model = lab_runs.make_model("rnn", TASKS["adding"], budget)
+    prediction = np.asarray(model.apply({"params": params}, batch["inputs"]))[:, -1, 0]
+    error = (prediction - np.asarray(batch["targets"])[:, -1]) ** 2
+    np.testing.assert_allclose(metric, error.mean(), rtol=1e-5)
+    assert rows == pytest.approx(np.mean(error <= TASKS["adding"].threshold))
 
 
 def test_a_horizon_at_the_last_dial_says_nothing_longer_was_tried():
@@ -467,6 +555,7 @@ def test_quick_lab_writes_the_report_and_resumes(tmp_path):
     import json
 
     from experiments import lab
+    from experiments.lib.lab_runs import QUICK
 
     out = tmp_path / "lab"
     argv = ["--cells", f"rnn,{CUSTOM_CELL}", "--tasks", "adding,parity", "--quick", "--exhaustive"]
@@ -477,12 +566,20 @@ def test_quick_lab_writes_the_report_and_resumes(tmp_path):
     assert set(results["horizons"]) == set(results["grid_horizons"]) == {"rnn", CUSTOM_CELL}
     assert set(results["gradient_horizons"]) == {"rnn", CUSTOM_CELL}
     assert results["gradient_horizons"][CUSTOM_CELL]["steps_back"] == 1  # Memoryless.
-    assert "gradient horizon at init (adding inputs, T=64)" in (out / "horizons.md").read_text()
+    walked = {name: TASKS[name].dials[: QUICK.max_dials] for name in ("adding", "parity")}
+    length = walked["adding"][-1]
+    assert (
+        f"gradient horizon at init (adding inputs, T={length})" in (out / "horizons.md").read_text()
+    )
     for tasks in results["horizons"].values():
         assert set(tasks) == {"adding", "parity"}
-        assert tasks["adding"] in (None, 32, 64) and tasks["parity"] in (None, 32, 64)
+        assert all(tasks[name] in (None, *dials) for name, dials in walked.items())
     files = sorted((out / "runs").glob("*.json"))
-    assert len(files) == len(results["runs"]) >= 2 * 2 * 2  # Two seeds at least per card.
+    assert len(files) >= 2 * 2 * 2  # Two seeds at least per card.
+    # The grid's runs train their whole budget, kept apart from the protocol's.
+    whole = sorted((out / "grid_runs").glob("*.json"))
+    assert len(files) + len(whole) == len(results["runs"])
+    assert all(json.loads(f.read_text())["steps"] == QUICK.steps for f in whole)
     assert all(run["steps"] <= lab.lab_runs.QUICK.steps for run in results["runs"])
     assert (out / "curves.png").stat().st_size > 0
     report = (out / "report.md").read_text()

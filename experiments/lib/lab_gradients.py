@@ -3,7 +3,7 @@
 Beside each cell's task horizons (what training reaches) the lab reports how its gradient
 decays through time before any training: the lab's own model for the adding task
 (``lab_runs.make_model``), initialized at seed 0 and never trained, reads adding inputs of
-length T (the adding task's last dial within the budget: 512 at the full budget); the norm
+length T (the adding task's last dial within the budget: 256 at the full budget); the norm
 ``||d y_T / d x_t||_2`` of the prediction at the last step with respect to the input at step t,
 averaged over the batch, is read back from the last step, and the **gradient horizon** is the
 number of steps back until it first falls below 1% of its value at the last step
@@ -35,7 +35,7 @@ RULE = (
 
 
 def measured_length(budget: lab_runs.Budget) -> int:
-    """T: the adding task's last dial the budget walks (512 at full budget, 64 with --quick)."""
+    """T: the adding task's last dial the budget walks (256 at full budget, 32 with --quick)."""
     return TASKS[TASK].dials[: budget.max_dials][-1]
 
 

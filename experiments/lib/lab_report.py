@@ -68,7 +68,9 @@ SHORTCUT_COLUMNS = (
 
 
 def _run_id(run: dict[str, Any]) -> tuple:
-    return tuple(run[k] for k in ("cell", "task", "difficulty", "learning_rate", "seed"))
+    """A run's identity: its key and whether it stopped early (the grid's runs do not)."""
+    key = tuple(run[k] for k in ("cell", "task", "difficulty", "learning_rate", "seed"))
+    return (*key, run["budget"]["early_stop"])
 
 
 def results(
@@ -90,7 +92,7 @@ def results(
     tasks = {
         name: {
             "dial": DIAL_NAMES[name],
-            "dials": list(task.dials),
+            "dials": list(walked(name, budget.max_dials)),
             "metric": task.metric,
             "chance": task.chance,
             "threshold": task.threshold,
@@ -117,14 +119,16 @@ def _horizons(cards: Sequence[Card]) -> dict[str, dict[str, int | None]]:
     return horizons
 
 
-def shortcut_rows(cards: Sequence[Card], grid: Sequence[Card]) -> list[dict[str, Any]]:
+def shortcut_rows(
+    cards: Sequence[Card], grid: Sequence[Card], max_dials: int | None = None
+) -> list[dict[str, Any]]:
     """Per card: the protocol's horizon and rate beside the whole grid's, and their run counts."""
     return [
         {
             "cell": cell_label(card.cell),
             "task": card.task,
-            "protocol": horizon_text(card.task, card.horizon),
-            "grid": horizon_text(full.task, full.horizon),
+            "protocol": horizon_text(card.task, card.horizon, max_dials),
+            "grid": horizon_text(full.task, full.horizon, max_dials),
             "protocol_rate": card.learning_rate,
             "grid_rate": full.learning_rate,
             "protocol_runs": len(card.runs),
@@ -152,16 +156,22 @@ def task_columns(
     return (*columns, Column(GRADIENT_KEY, column_header(gradient_length)))
 
 
-def horizon_text(task_name: str, horizon: int | None) -> str | None:
-    """A horizon as tables show it: ``≥ 512`` at the task's last dial (not tried beyond)."""
+def walked(task_name: str, max_dials: int | None = None) -> tuple[int, ...]:
+    """The difficulties a lab walks for a task: its dials, the first ``max_dials`` of them."""
+    return TASKS[task_name].dials[:max_dials]
+
+
+def horizon_text(task_name: str, horizon: int | None, max_dials: int | None = None) -> str | None:
+    """A horizon as tables show it: ``≥ 256`` at the last difficulty walked (none beyond)."""
     if horizon is None:
         return None
-    return f"≥ {horizon}" if horizon == TASKS[task_name].dials[-1] else str(horizon)
+    return f"≥ {horizon}" if horizon == walked(task_name, max_dials)[-1] else str(horizon)
 
 
 def horizon_rows(
     horizons: dict[str, dict[str, int | None]],
     gradient_horizons: dict[str, dict[str, Any]] | None = None,
+    max_dials: int | None = None,
 ) -> list[dict[str, Any]]:
     """One row per cell: its label, its horizon per task, its gradient horizon at initialization.
 
@@ -172,7 +182,7 @@ def horizon_rows(
     return [
         {
             "cell": cell_label(cell),
-            **{t: horizon_text(t, h) for t, h in tasks.items()},
+            **{t: horizon_text(t, h, max_dials) for t, h in tasks.items()},
             **({GRADIENT_KEY: gradients[cell]["text"]} if cell in gradients else {}),
         }
         for cell, tasks in horizons.items()
@@ -211,11 +221,15 @@ def run_rows(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def heatmap_figure(horizons: dict[str, dict[str, int | None]], task_names: Sequence[str]):
-    """Cells x tasks: colour = doublings passed (0: none), the horizon written in each square."""
+def heatmap_figure(
+    horizons: dict[str, dict[str, int | None]],
+    task_names: Sequence[str],
+    max_dials: int | None = None,
+):
+    """Cells x tasks: colour = difficulties passed (0: none), the horizon written in each square."""
     cells = list(horizons)
     grid = np.zeros((len(cells), len(task_names)))
-    top = max(len(TASKS[name].dials) for name in task_names)
+    top = max(len(walked(name, max_dials)) for name in task_names)
     fig, (ax,) = reporting.new_figure(
         width=1.6 * len(task_names) + 2.5, height=0.5 * len(cells) + 1.8
     )

@@ -2,12 +2,19 @@
 
 A run trains ``rnn_jax.models.SequenceTagger`` with Adam (gradients clipped at global norm 1)
 on fresh examples every step, for at most ``Budget.steps`` steps, and evaluates on a held-out
-set (the same examples for every run at that task and difficulty) every ``eval_every`` steps:
-it stops as soon as the evaluation passes the task's threshold. For a task that extrapolates
-(parity, cycle navigation) it trains on lengths 1..40 and is evaluated at every test length of
-the task at once; it stops when every length passes. Each finished run is one JSON file under
-``<out>/runs/``, written atomically, so a killed lab loses only the run in flight and a rerun
-with the same budget reads the file instead of training.
+set (the same examples for every run at that task and difficulty) every ``eval_every`` steps;
+with ``Budget.early_stop`` it stops at the first evaluation that passes the task's threshold.
+For a task that extrapolates (parity, cycle navigation) it trains on lengths 1..40 and is
+evaluated at every test length of the task at once; it stops when every length passes.
+
+**The verdict** is the final parameters' metric on a second, independent held-out draw (the
+confirmation set, ``CONFIRM_SEED``), the same rule for every task: stopping at the first of up
+to 20 evaluations that passes would otherwise pick the luckiest one on the same examples.
+
+Each finished run is one JSON file under ``<out>/runs/``, written atomically, so a killed lab
+loses only the run in flight; a rerun reads the file back when its key, budget and evaluated
+difficulties are the run's own (anything else is trained again), and recomputes ``passed`` from
+the stored metrics with the task's current threshold.
 """
 
 import dataclasses
@@ -28,7 +35,13 @@ from experiments.lib.lab_tasks import TASKS, Batch, Task
 from rnn_jax.data.files import write_json
 from rnn_jax.models import SequenceTagger, count_params
 
-EVAL_SEED = 1_000_003  # The held-out examples: one draw per (task, difficulty), never trained on.
+# The held-out examples, one draw per (task, difficulty), never trained on: EVAL_SEED's are
+# watched during training (early stopping), CONFIRM_SEED's only give the final verdict.
+EVAL_SEED = 1_000_003
+CONFIRM_SEED = 1_000_033
+# A stored run is read back only if it was written under the same rules (2: the verdict is on
+# the confirmation set).
+RECORD_VERSION = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,11 +152,15 @@ def compiled(cell: str, task_name: str, budget: Budget):
 
     @jax.jit
     def evaluate(params, batch):
-        """Metric (mean over scored steps) and the share of rows with every scored step right."""
+        """Metric (mean over scored steps) and the share of rows with every scored step right.
+
+        A regression's step is right when its squared error is within the task's threshold.
+        """
         _, correct = _scores(model, task, params, batch)
         mask = batch["mask"]
         metric = jnp.where(mask, correct, 0.0).sum() / mask.sum()
-        rows = jnp.all(jnp.where(mask, correct > 0.5, True), axis=1).mean()
+        right = correct <= task.threshold if task.regression else correct > 0.5
+        rows = jnp.all(jnp.where(mask, right, True), axis=1).mean()
         return metric, rows
 
     # Compiled, not eager: eager initialization compiles every op of the scan on its own, which
@@ -157,10 +174,18 @@ def as_arrays(batch: Batch) -> dict[str, jax.Array]:
 
 
 @functools.lru_cache(maxsize=256)
-def held_out(task_name: str, difficulty: int, examples: int) -> dict[str, jax.Array]:
-    """The evaluation examples of a task at a difficulty: the same for every run."""
-    rng = np.random.default_rng(EVAL_SEED)
+def held_out(
+    task_name: str, difficulty: int, examples: int, seed: int = EVAL_SEED
+) -> dict[str, jax.Array]:
+    """Held-out examples of a task at a difficulty, the same for every run (``seed``: the draw)."""
+    rng = np.random.default_rng(seed)
     return as_arrays(TASKS[task_name].generate(rng, examples, difficulty))
+
+
+def _measured(values: tuple[jax.Array, jax.Array], task: Task) -> tuple[float, float]:
+    """(metric, rows right) as floats; a metric that is not finite (a diverged run) is chance."""
+    metric, rows = (float(v) for v in values)
+    return (metric, rows) if np.isfinite(metric) else (task.chance, 0.0)
 
 
 def evaluated_dials(key: RunKey, budget: Budget) -> tuple[int, ...]:
@@ -170,46 +195,58 @@ def evaluated_dials(key: RunKey, budget: Budget) -> tuple[int, ...]:
     return (key.difficulty,)
 
 
+def _evaluations(evaluate, params, key: RunKey, budget: Budget, seed: int) -> dict[int, tuple]:
+    """(metric, rows right) at every evaluated difficulty, on the held-out draw ``seed``."""
+    task = TASKS[key.task]
+    return {
+        d: _measured(evaluate(params, held_out(key.task, d, budget.eval_examples, seed)), task)
+        for d in evaluated_dials(key, budget)
+    }
+
+
 def train(key: RunKey, budget: Budget) -> dict[str, Any]:
     """Trains one run until it passes at every evaluated difficulty or the budget ends.
 
     Returns:
       The run's record: the key's fields, ``budget``, ``metrics`` and ``rows_right`` (difficulty
-      -> last held-out metric and share of rows entirely right), ``passed`` (difficulty -> bool),
-      ``steps``, ``seconds`` (compilation included), ``parameters``, ``chance``, ``threshold``
-      and ``curve`` (one ``{step, loss, metrics}`` per evaluation).
+      -> the final parameters' metric and share of rows entirely right on the confirmation
+      set), ``passed`` (difficulty -> bool, from ``metrics``), ``steps``, ``diverged`` (the
+      loss stopped being finite; the run then scores chance), ``seconds`` (compilation
+      included), ``parameters``, ``chance``, ``threshold`` and ``curve`` (one ``{step, loss,
+      metrics}`` per evaluation, on the watched held-out set).
     """
     task = TASKS[key.task]
     init, optimizer, train_step, evaluate = compiled(key.cell, key.task, budget)
     start = time.perf_counter()
-    rng = np.random.default_rng([key.seed, 0])  # The training stream; EVAL_SEED is apart.
-    first = as_arrays(task.train_batch(rng, budget.batch, key.difficulty or 0))
-    mask = _mask_of(first["lengths"], first["inputs"].shape[1])
-    params = init(jax.random.key(key.seed), first["inputs"], mask)
+    rng = np.random.default_rng([key.seed, 0])  # The training stream; the held-out are apart.
+    batch = as_arrays(task.train_batch(rng, budget.batch, key.difficulty or 0))
+    mask = _mask_of(batch["lengths"], batch["inputs"].shape[1])
+    params = init(jax.random.key(key.seed), batch["inputs"], mask)
     opt_state = optimizer.init(params)
     opt_state[1].hyperparams["learning_rate"] = jnp.asarray(key.learning_rate, jnp.float32)
-    curve, batch, step = [], first, 0
-    dials = evaluated_dials(key, budget)
-    while step < budget.steps:
+    curve, step, diverged = [], 0, False
+    while step < budget.steps and not diverged:
         params, opt_state, loss = train_step(params, opt_state, batch)
         step += 1
-        if step % budget.eval_every == 0 or step == budget.steps:
-            results = {
-                d: evaluate(params, held_out(key.task, d, budget.eval_examples)) for d in dials
-            }
-            metrics = {d: float(m) for d, (m, _) in results.items()}
-            rows = {d: float(r) for d, (_, r) in results.items()}
+        diverged = not np.isfinite(float(loss))
+        if step % budget.eval_every == 0 or step == budget.steps or diverged:
+            watched = _evaluations(evaluate, params, key, budget, EVAL_SEED)
+            metrics = {d: m for d, (m, _) in watched.items()}
             curve.append({"step": step, "loss": float(loss), "metrics": metrics})
             if budget.early_stop and all(task.passes(m) for m in metrics.values()):
                 break
         batch = as_arrays(task.train_batch(rng, budget.batch, key.difficulty or 0))
+    final = _evaluations(evaluate, params, key, budget, CONFIRM_SEED)
+    metrics = {d: m for d, (m, _) in final.items()}
     return {
         **dataclasses.asdict(key),
+        "version": RECORD_VERSION,
         "budget": dataclasses.asdict(budget),
         "metrics": metrics,
-        "rows_right": rows,
+        "rows_right": {d: r for d, (_, r) in final.items()},
         "passed": {d: task.passes(m) for d, m in metrics.items()},
         "steps": step,
+        "diverged": diverged,
         "seconds": round(time.perf_counter() - start, 2),
         "parameters": count_params(params),
         "chance": task.chance,
@@ -227,13 +264,31 @@ def _with_int_dials(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+def _read_back(record: dict[str, Any], key: RunKey, budget: Budget) -> dict[str, Any] | None:
+    """A stored record if it is this key's run with this budget, else None (train again).
+
+    ``passed`` is recomputed from the stored metrics, so a changed threshold takes effect.
+    """
+    same_key = all(record.get(f.name) == getattr(key, f.name) for f in dataclasses.fields(key))
+    if not same_key or record.get("version") != RECORD_VERSION:
+        return None
+    if Budget(**record["budget"]) != budget:
+        return None
+    record = _with_int_dials(record)
+    if tuple(record["metrics"]) != evaluated_dials(key, budget):
+        return None  # The task's difficulties changed since the run was trained.
+    task = TASKS[key.task]
+    record["passed"] = {d: task.passes(m) for d, m in record["metrics"].items()}
+    return record
+
+
 def run(key: RunKey, budget: Budget, folder: Path, log=print) -> dict[str, Any]:
     """The record of a run: read from ``folder`` if it finished with this budget, else trained."""
     path = Path(folder) / key.file_name()
     if path.exists():
-        record = json.loads(path.read_text())
-        if record["budget"] == dataclasses.asdict(budget):
-            return _with_int_dials(record)
+        record = _read_back(json.loads(path.read_text()), key, budget)
+        if record is not None:
+            return record
     record = train(key, budget)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, record)
@@ -242,4 +297,4 @@ def run(key: RunKey, budget: Budget, folder: Path, log=print) -> dict[str, Any]:
         f"{key.cell} {key.task} difficulty={key.difficulty} lr={key.learning_rate:g} "
         f"seed={key.seed}: {passed} ({record['steps']} steps, {record['seconds']:.1f} s)"
     )
-    return _with_int_dials(json.loads(path.read_text()))
+    return _read_back(json.loads(path.read_text()), key, budget)

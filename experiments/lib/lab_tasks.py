@@ -104,7 +104,7 @@ def selective_copy(rng: np.random.Generator, batch: int, blanks: int) -> Batch:
 
 
 def mqar(rng: np.random.Generator, batch: int, pairs: int) -> Batch:
-    """Multi-query associative recall (Arora et al. 2023), as zoology's ``multiquery_ar.py``.
+    """Multi-query associative recall (Arora et al. 2023), after zoology's ``multiquery_ar.py``.
 
     Keys 1..63, values 64..127, 0 is the empty token. The first ``2 * pairs`` steps are
     ``k_1 v_1 k_2 v_2 ...`` (distinct keys); the remaining ``6 * pairs`` steps (time is
@@ -112,6 +112,11 @@ def mqar(rng: np.random.Generator, batch: int, pairs: int) -> Batch:
     power law (gap g with probability proportional to ``a * g^(a - 1)``, a = 0.01), zeros
     elsewhere; at a query the target is that key's value (only queries are scored). Chance:
     1/64. Pass: accuracy >= 0.9. Dial: ``pairs``, at the fixed state size of the budget.
+
+    Two choices differ from zoology's function defaults: the filler is 0, as in zoology's
+    published configs (``random_non_queries=False``; the function's default fills random
+    tokens, which may repeat keys), and the length is tied to the load (8 steps per pair;
+    zoology sets length and pairs apart, 16 per pair in its sweeps) so that one dial moves.
 
     Returns:
       inputs, targets <int32>[batch, 8 * pairs]; the mask is the query positions.
@@ -233,8 +238,8 @@ TASKS: dict[str, Task] = {
              "per-token accuracy", 1 / 14, 0.95),
         Task("mqar", mqar, (2, 4, 8, 16, 32), MQAR_VOCAB, MQAR_VOCAB, "query accuracy",
              1 / 64, 0.9),
-        Task("parity", parity, (32, 64, 128, 256), 2, 2, "accuracy", 0.5, 0.9, True),
-        Task("cycle_navigation", cycle_navigation, (32, 64, 128, 256), 3, CYCLE, "accuracy",
+        Task("parity", parity, (64, 128, 256), 2, 2, "accuracy", 0.5, 0.9, True),
+        Task("cycle_navigation", cycle_navigation, (64, 128, 256), 3, CYCLE, "accuracy",
              0.2, 0.9, True),
     )
 }  # fmt: skip
