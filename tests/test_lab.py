@@ -167,7 +167,12 @@ def tagger_outputs(cell: str, inputs, lengths, **kwargs):
 
 
 @pytest.mark.parametrize("cell", ["lstm", "mingru", "experiments.lib.lab_control:MemorylessCell"])
-def test_tagger_predicts_every_step_and_ignores_padding(cell):
+def test_tagger_predicts_every_step_and_a_row_is_its_own_sequence(cell):
+    """A row's real steps are scored the same padded in a batch or run alone, unpadded.
+
+    Post-padding cannot reach a real step of a causal model; running each row alone at its
+    own length also catches anything that mixes rows or reads the padded time axis.
+    """
     from rnn_jax.layers import RecurrenceOptions
 
     tokens = lab_tasks.parity(rng(), 4, 12).inputs
@@ -183,6 +188,8 @@ def test_tagger_predicts_every_step_and_ignores_padding(cell):
     changed = np.asarray(tagger_outputs(cell, other_padding, lengths, **kwargs))
     for row, n in enumerate(lengths):
         np.testing.assert_allclose(changed[row, :n], outputs[row, :n], rtol=1e-6)
+        alone = tagger_outputs(cell, tokens[row : row + 1, :n], [n], **kwargs)
+        np.testing.assert_allclose(np.asarray(alone)[0], outputs[row, :n], rtol=1e-5, atol=1e-6)
 
 
 def test_tagger_reads_float_features():
