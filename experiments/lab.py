@@ -146,11 +146,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             if budget.early_stop
             else ", never stopping early. "
         )
-        + "Learning rates swept "
+        + "A run's verdict (its metric and pass) is its final parameters on a second, "
+        f"independent draw of {budget.eval_examples} held-out examples. Learning rates swept "
         f"at the base difficulty: {', '.join(f'{r:g}' for r in rates)}. Horizon: the largest "
-        "difficulty at which 2 of 3 seeds pass at the best rate (a dash: none; ≥: the task's "
-        "last difficulty passed, nothing longer tried). Parity and "
-        "cycle navigation train on lengths 1-40; their dial is the test length. "
+        "difficulty at which 2 of 3 seeds pass at the best rate (a dash: none; ≥: the last "
+        "difficulty walked passed, nothing longer tried). Parity and cycle navigation train on "
+        "lengths 1-40; their dial is the test length, beyond every training length. "
         "Gradient horizon at init: the same model for the adding task, untrained (initialized "
         f"at seed {lab_gradients.INIT_SEED}), on {budget.batch} adding sequences of T={length} "
         "steps: how many steps back from the last step the batch mean of ||d y_T / d x_t|| "

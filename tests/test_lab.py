@@ -619,3 +619,20 @@ def test_unknown_cell_or_task_stops_with_one_line(capsys):
     with pytest.raises(SystemExit):
         lab.main(["--tasks", "adding,juggling", "--quick"])
     assert "unknown task(s) juggling" in capsys.readouterr().err
+
+
+def test_budget_flags_change_every_run_and_take_positive_integers(capsys):
+    from experiments import lab
+    from experiments.lib.lab_runs import FULL, QUICK
+
+    args = lab.parse_args(
+        ["--steps", "500", "--layers", "3", "--max-dials", "1", "--no-early-stop"]
+    )
+    budget = lab.budget_of(args)
+    assert (budget.steps, budget.layers, budget.max_dials, budget.early_stop) == (500, 3, 1, False)
+    assert (budget.batch, budget.width) == (FULL.batch, FULL.width)
+    assert lab.budget_of(lab.parse_args(["--quick"])) == QUICK
+    for value in ("0", "-2", "many"):
+        with pytest.raises(SystemExit):
+            lab.parse_args(["--steps", value])
+        assert f"'{value}' is not allowed: a positive integer" in capsys.readouterr().err
