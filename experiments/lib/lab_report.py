@@ -226,25 +226,30 @@ def heatmap_figure(
     task_names: Sequence[str],
     max_dials: int | None = None,
 ):
-    """Cells x tasks: colour = difficulties passed (0: none), the horizon written in each square."""
+    """Cells x tasks: colour = share of the walked difficulties passed, the horizon written in.
+
+    The share, not the count, so that passing a task's last difficulty is the same colour
+    whether the task walks three difficulties or five.
+    """
     cells = list(horizons)
     grid = np.zeros((len(cells), len(task_names)))
-    top = max(len(walked(name, max_dials)) for name in task_names)
     fig, (ax,) = reporting.new_figure(
-        width=1.6 * len(task_names) + 2.5, height=0.5 * len(cells) + 1.8
+        width=1.7 * len(task_names) + 2.5, height=0.45 * len(cells) + 1.8
     )
     for i, cell in enumerate(cells):
         for j, name in enumerate(task_names):
             horizon = horizons[cell].get(name)
-            grid[i, j] = 0 if horizon is None else TASKS[name].dials.index(horizon) + 1
+            dials = walked(name, max_dials)
+            grid[i, j] = 0 if horizon is None else (dials.index(horizon) + 1) / len(dials)
             # viridis is dark at the bottom: white text there, black on the light end.
-            colour = "white" if grid[i, j] < top / 2 else "black"
-            text = "–" if horizon is None else str(horizon)
+            colour = "white" if grid[i, j] < 0.5 else "black"
+            text = horizon_text(name, horizon, max_dials) or "–"
             ax.text(j, i, text, ha="center", va="center", color=colour)
-    ax.imshow(grid, cmap="viridis", vmin=0, vmax=top)
-    ax.set_xticks(range(len(task_names)), [f"{n}\n({DIAL_NAMES[n]})" for n in task_names])
+    ax.imshow(grid, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    labels = [f"{n.replace('_', ' ')}\n({DIAL_NAMES[n]})" for n in task_names]
+    ax.set_xticks(range(len(task_names)), labels)
     ax.set_yticks(range(len(cells)), [cell_label(c) for c in cells])
-    ax.set_title("Horizon: the largest difficulty 2 of 3 seeds pass")
+    ax.set_title("Horizon: the largest difficulty 2 of 3 seeds pass (colour: share passed)")
     return fig
 
 
