@@ -434,9 +434,7 @@ def test_the_learning_rate_of_a_run_is_the_one_adam_applies():
     mask = np.arange(16)[None, :] < np.asarray(batch["lengths"])[:, None]
     params = init(jax.random.key(0), batch["inputs"], mask)
     for rate in (1e-3, 1e-2):
-        state = optimizer.init(params)
-        state[1].hyperparams["learning_rate"] = jnp.asarray(rate, jnp.float32)
-        moved, _, _ = train_step(params, state, batch)
+        moved, _, _ = train_step(params, lab_runs.optimizer_state(optimizer, params, rate), batch)
         differences = jax.tree.map(lambda a, b: np.abs(np.ravel(a - b)), moved, params)
         steps = np.concatenate(jax.tree.leaves(differences))
         steps = steps[steps > rate / 100]  # Parameters with a gradient of any size.

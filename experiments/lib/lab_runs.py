@@ -195,6 +195,13 @@ def evaluated_dials(key: RunKey, budget: Budget) -> tuple[int, ...]:
     return (key.difficulty,)
 
 
+def optimizer_state(optimizer, params, learning_rate: float):
+    """A fresh state of ``compiled``'s optimizer whose Adam steps at ``learning_rate``."""
+    state = optimizer.init(params)
+    state[1].hyperparams["learning_rate"] = jnp.asarray(learning_rate, jnp.float32)
+    return state
+
+
 def _evaluations(evaluate, params, key: RunKey, budget: Budget, seed: int) -> dict[int, tuple]:
     """(metric, rows right) at every evaluated difficulty, on the held-out draw ``seed``."""
     task = TASKS[key.task]
@@ -222,8 +229,7 @@ def train(key: RunKey, budget: Budget) -> dict[str, Any]:
     batch = as_arrays(task.train_batch(rng, budget.batch, key.difficulty or 0))
     mask = _mask_of(batch["lengths"], batch["inputs"].shape[1])
     params = init(jax.random.key(key.seed), batch["inputs"], mask)
-    opt_state = optimizer.init(params)
-    opt_state[1].hyperparams["learning_rate"] = jnp.asarray(key.learning_rate, jnp.float32)
+    opt_state = optimizer_state(optimizer, params, key.learning_rate)
     curve, step, diverged = [], 0, False
     while step < budget.steps and not diverged:
         params, opt_state, loss = train_step(params, opt_state, batch)
