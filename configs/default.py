@@ -87,8 +87,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.warmup_epochs = 0.0  # warmup_cosine only.
     config.grad_clip_norm = 1.0  # > 0 clips gradients by global norm (0 = off).
     config.batch_size = 64  # Global batch, split over all devices.
-    # CPU only: JAX devices the CPU is split into, each running its slice of every batch under
-    # pmap (0 = one per core, as many as divide the batch sizes). Accelerators ignore it.
+    # How every device runs its slice of each batch (rnn_jax/training/parallel.py): 'pmap', or
+    # 'shard_map' over a one-axis mesh with global arrays (what JAX recommends since 0.8). The
+    # same numbers, bitwise; a run may resume under the other (docs/configuration.md).
+    config.parallelism = "pmap"
+    # CPU only: JAX devices the CPU is split into, each running its slice of every batch
+    # (0 = one per core, as many as divide the batch sizes). Accelerators ignore it.
     # 1 by default, so a config gives the same numbers on any machine (several devices sum the
     # gradients in another order); the speed-up: experiments/results/cores/table.md.
     config.cpu_devices = 1

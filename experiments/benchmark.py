@@ -105,7 +105,7 @@ def course_specs(shape: dict, batch: dict, quick: bool, peers: dict[str, bool]) 
         if varied:  # The other place for x W than 'auto' picks on this backend; bfloat16.
             specs += grids.variant_specs(cell, shape, batch)
         if varied and jax.local_device_count() > 1:  # --cpu-devices on CPU; or accelerators.
-            specs.append(grids.rnn_jax_spec(cell, shape, batch, pmap=True))
+            specs.append(grids.rnn_jax_spec(cell, shape, batch, parallelism="pmap"))
         keras, torch = varied and peers["keras"], varied and peers["pytorch"]
         specs += grids.peer_specs(
             cell, shape, batch, keras=keras, torch=(True, False) if torch else ()

@@ -64,7 +64,9 @@ def worker(cells: Sequence[str], shape: dict, pmap: bool) -> None:
 
     batch = timing.make_batch(shape)
     for cell in cells:
-        candidate = candidates.rnn_jax_candidate(cell, shape, batch, pmap=pmap)
+        candidate = candidates.rnn_jax_candidate(
+            cell, shape, batch, parallelism="pmap" if pmap else None
+        )
         for _ in range(timing.WARMUP):
             candidate.train()
         # What the process runs on, for the driver to check against the setting.

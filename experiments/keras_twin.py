@@ -118,13 +118,15 @@ def rnn_jax_epochs(result, data) -> list[dict]:
     checkpoints = Checkpoints(
         str(result.workdir / "checkpoints"), config.keep_checkpoints, read_only=True
     )
-    p_eval_step = parallel.pmap_step(train_steps.eval_step, donate_state=False)
+    data_parallel = parallel.create(config.parallelism)
+    _, eval_step = train_steps.compile_steps(data_parallel)
     epochs = []
     for entry in result.history:
         state = checkpoints.restore(entry["step"], template)["state"]
         test = train_steps.evaluate(
-            p_eval_step,
-            parallel.replicate(state),
+            eval_step,
+            data_parallel,
+            data_parallel.replicate(state),
             data.test,
             config.eval_batch_size,
             config.bucket_width,

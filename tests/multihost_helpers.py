@@ -18,29 +18,37 @@ from rnn_jax.training import parallel, train_steps
 FAULTS = {"none": None, "sigterm": signal.SIGTERM, "sigkill": signal.SIGKILL}
 
 
-def with_fault(real_pmap_step, signum: int | None, at_step: int):
-    """``parallel.pmap_step`` whose training step sends ``signum`` to this process at a step."""
+def with_fault(real_create, signum: int | None, at_step: int):
+    """``parallel.create`` whose compiled training step sends ``signum`` to this process at a step
+    (after the step's ``at_step``-th call has returned)."""
 
-    def pmap_step(step, *, donate_state):
-        pmapped = real_pmap_step(step, donate_state=donate_state)
-        if step is not train_steps.train_step or signum is None:
-            return pmapped
-        calls = []
+    def create(parallelism):
+        data_parallel = real_create(parallelism)
+        real_compile = data_parallel.compile
 
-        def counted(*args):
-            out = pmapped(*args)
-            calls.append(1)
-            if len(calls) == at_step:
-                print(f"fault {signal.Signals(signum).name} at {time.time()}", flush=True)
-                os.kill(os.getpid(), signum)
-            return out
+        def compile_step(step, *args, **kwargs):
+            compiled = real_compile(step, *args, **kwargs)
+            if step is not train_steps.train_step or signum is None:
+                return compiled
+            calls = []
 
-        return counted
+            def counted(*step_args):
+                out = compiled(*step_args)
+                calls.append(1)
+                if len(calls) == at_step:
+                    print(f"fault {signal.Signals(signum).name} at {time.time()}", flush=True)
+                    os.kill(os.getpid(), signum)
+                return out
 
-    return pmap_step
+            return counted
+
+        data_parallel.compile = compile_step
+        return data_parallel
+
+    return create
 
 
 if __name__ == "__main__":
     fault, at_step, *flags = sys.argv[1:]
-    parallel.pmap_step = with_fault(parallel.pmap_step, FAULTS[fault], int(at_step))
+    parallel.create = with_fault(parallel.create, FAULTS[fault], int(at_step))
     app.run(main.main, argv=[sys.argv[0], *flags], flags_parser=main._parse_flags)

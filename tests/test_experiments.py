@@ -582,3 +582,33 @@ def test_the_keras_twin_has_our_parameter_count(cell):
     ours = models.create_model(config).init(jax.random.key(0), jnp.ones((1, 12), jnp.int32))
     twin = keras_twin.keras_model(config, steps_per_epoch=10)
     assert twin.count_params() == count_params(ours["params"])
+
+
+@pytest.mark.slow  # Two CPU devices: a process of its own.
+def test_parallelism_quick_finds_plain_jits_all_reduce_inside_the_backward_loop(tmp_path):
+    """The three paths train on 2 devices; the LSTM under plain jit holds an all-reduce inside a
+    loop (run once per time step), pmap and shard_map one all-reduce after the backward pass."""
+    import subprocess
+    import sys
+
+    from tests.test_train import REPO
+
+    out = tmp_path / "parallelism"
+    run = subprocess.run(
+        [sys.executable, "-m", "experiments.parallelism", "--quick", "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    check_report(out, ["table.md", "table.csv", "results.json"])
+    rows = {r["path"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
+    assert list(rows) == ["one device", "pmap", "shard_map", "jit"]
+    assert all(r["train_examples_per_second"] > 0 for r in rows.values())
+    assert (rows["one device"]["all_reduces"], rows["one device"]["all_reduces_in_loops"]) == (0, 0)
+    for path in ("pmap", "shard_map"):
+        assert (rows[path]["all_reduces"], rows[path]["all_reduces_in_loops"]) == (1, 0), path
+    assert rows["jit"]["all_reduces_in_loops"] >= 1
+    time_steps = json.loads((out / "results.json").read_text())["shape"]["time"]
+    assert rows["jit"]["all_reduces_per_step"] >= time_steps

@@ -1,6 +1,9 @@
 """Multi-host training with real processes: two JAX processes on 127.0.0.1, one CPU device each,
 joined by JAX's distributed runtime as ``launch.sh`` documents (the JAX_* variables), on the
-real IMDB data. Faults come from ``tests.multihost_helpers``; every wait is bounded."""
+real IMDB data, under both data-parallel paths (``config.parallelism``): the reference runs
+under ``pmap`` on one process, the two processes under ``shard_map``, and each fault is injected
+under one path and resumed under the other. Faults come from ``tests.multihost_helpers``; every
+wait is bounded."""
 
 import json
 import os
@@ -11,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rnn_jax.inference import ensemble
@@ -72,8 +76,20 @@ class Process:
         return (self.stderr.strip().splitlines() or [""])[-1]
 
 
-def launch(workdir, cache, *, processes=2, faults=None, extra=None, address=None, devices=1):
-    """Starts the processes of one run; ``faults[i]`` = (fault, step), ``extra[i]`` = flags."""
+def launch(
+    workdir,
+    cache,
+    *,
+    processes=2,
+    faults=None,
+    extra=None,
+    address=None,
+    devices=1,
+    parallelism="pmap",
+    common=(),
+):
+    """Starts the processes of one run; ``faults[i]`` = (fault, step), ``extra[i]`` = flags of
+    process i, ``common`` = flags of every process."""
     address = address or f"127.0.0.1:{free_port()}"
     started = []
     for index in range(processes):
@@ -90,7 +106,9 @@ def launch(workdir, cache, *, processes=2, faults=None, extra=None, address=None
             f"--workdir={workdir}",
             f"--config.cache_dir={cache}",
             f"--config.cpu_devices={devices}",
+            f"--config.parallelism={parallelism}",
             f"--distributed_timeout={TIMEOUT}",
+            *common,
             *(extra or {}).get(index, []),
         ]
         started.append(Process([fault, str(step), *flags], env))
@@ -115,18 +133,21 @@ def finished(processes):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """The reference runs, shared: one process with 2 CPU devices, and 2 processes."""
+    """The reference runs, shared: one process with 2 CPU devices under pmap, and 2 processes
+    under shard_map."""
     base = tmp_path_factory.mktemp("multihost")
     cache = base / "cache"
     finished(launch(base / "one", cache, processes=1, devices=2))
-    two = finished(launch(base / "two", cache))
+    two = finished(launch(base / "two", cache, parallelism="shard_map"))
     return base, cache, two
 
 
-def test_two_processes_train_exactly_like_one_process_with_two_devices(runs):
+def test_two_processes_under_shard_map_train_exactly_like_one_process_with_two_devices(runs):
+    """The global arrays of 2 processes x 1 device compute what pmap computes on 2 devices."""
     base, _, two = runs
     assert metrics(base / "two") == metrics(base / "one")
     assert "JAX: process 1 of 2, coordinator 127.0.0.1:" in two[1].stderr
+    assert "data parallel: shard_map over 2 cpu device(s), 2 process(es)" in two[0].stderr
     # Process 0 alone wrote the workdir's files: one TensorBoard events file, not two.
     events = [n for n in os.listdir(base / "two" / "tensorboard") if "tfevents" in n]
     assert len(events) == 1
@@ -146,9 +167,9 @@ def test_a_checkpoint_of_two_processes_restores_in_one(runs):
 
 
 def test_sigterm_at_different_steps_stops_both_at_the_first_and_the_rerun_resumes_exactly(runs):
-    """Process 1 is preempted after step 17, process 0 would be after step 19: both stop at 17
-    (neither waits in a collective for the other), save together, exit 143; a rerun of both
-    ends exactly like the uninterrupted run."""
+    """Under pmap, process 1 is preempted after step 17, process 0 would be after step 19: both
+    stop at 17 (neither waits in a collective for the other), save together, exit 143; a rerun
+    of both under shard_map ends exactly like the uninterrupted run."""
     base, cache, _ = runs
     workdir = base / "term"
     stopped = launch(workdir, cache, faults={0: ("sigterm", 19), 1: ("sigterm", 17)})
@@ -156,17 +177,18 @@ def test_sigterm_at_different_steps_stops_both_at_the_first_and_the_rerun_resume
         p.wait()
         assert p.code == 128 + signal.SIGTERM, p.stderr[-3000:]
         assert p.last_line.startswith("interrupted: SIGTERM at step 17 (epoch 2)"), p.last_line
-    resumed = finished(launch(workdir, cache))
+    resumed = finished(launch(workdir, cache, parallelism="shard_map"))
     assert "Resumed from checkpoint step 17" in resumed[0].stderr
     assert metrics(workdir) == metrics(base / "two")
 
 
 def test_a_dead_peer_stops_the_survivor_in_bounded_time_and_the_rerun_ends_the_same(runs):
-    """kill -9 of process 1 mid-epoch 2: process 0 stops with one line (exit 1) within the
-    timeout, epoch 1's checkpoint is intact, and rerunning both ends like the uninterrupted run."""
+    """kill -9 of process 1 mid-epoch 2 under shard_map: process 0 stops with one line (exit 1)
+    within the timeout, epoch 1's checkpoint is intact, and rerunning both under pmap ends like
+    the uninterrupted run."""
     base, cache, _ = runs
     workdir = base / "dead_peer"
-    survivor, victim = launch(workdir, cache, faults={1: ("sigkill", 17)})
+    survivor, victim = launch(workdir, cache, faults={1: ("sigkill", 17)}, parallelism="shard_map")
     victim.wait()
     assert victim.code == -signal.SIGKILL
     survivor.wait(timeout=3 * TIMEOUT)
@@ -182,6 +204,89 @@ def test_a_dead_peer_stops_the_survivor_in_bounded_time_and_the_rerun_ends_the_s
     resumed = finished(launch(workdir, cache))
     assert f"Resumed from checkpoint step {STEPS_PER_EPOCH}" in resumed[0].stderr
     assert metrics(workdir) == metrics(base / "two")
+
+
+NO_DROPOUT = ("--config.dropout_rate=0", "--config.embed_dropout_rate=0")
+
+
+def by_name(tree) -> dict:
+    """A checkpoint's leaves by Orbax's name for them (``state/params/embedding/...``)."""
+    import jax
+    import numpy as np
+    import orbax.checkpoint as ocp
+
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {"/".join(ocp.tree.str_keypath(path)): np.asarray(leaf) for path, leaf in leaves}
+
+
+def restores_exactly_on_both_paths(workdir: Path, step: int) -> None:
+    """The checkpoint of ``step``, read as the code resumes it and placed by each path (this
+    process: one device), holds exactly the arrays saved on disk."""
+    import ml_collections
+    import orbax.checkpoint as ocp
+
+    from rnn_jax import models
+    from rnn_jax.training import parallel, resumption, train_steps
+    from rnn_jax.training import workdir as workdirs
+    from rnn_jax.training.checkpointing import Checkpoints
+
+    saved = by_name(
+        ocp.StandardCheckpointer().restore(workdir / "checkpoints" / str(step) / "default")
+    )
+    config = ml_collections.ConfigDict(workdirs.read_config(str(workdir)))
+    fresh = train_steps.create_train_state(config, models.create_model(config), 1)
+    checkpoints = Checkpoints(str(workdir / "checkpoints"), 2, read_only=True)
+    state, sums, restored_step = resumption.resume(checkpoints, fresh)
+    checkpoints.close()
+    assert restored_step == step
+    for parallelism in parallel.PARALLELISMS:
+        data_parallel = parallel.create(parallelism)
+        placed = {"state": data_parallel.replicate(state), "sums": data_parallel.replicate(sums)}
+        read = by_name(data_parallel.fetch(placed))
+        assert read.keys() == saved.keys()
+        for name, array in saved.items():
+            assert read[name].dtype == array.dtype and np.array_equal(read[name], array), name
+
+
+def test_a_run_resumes_on_another_device_count_under_the_other_path(runs):
+    """Stopped mid-epoch 2 on 2 devices under pmap, resumed on 1 under shard_map, and the other
+    way round: the checkpoint restores exactly under either path, and both runs end alike. (No
+    dropout here: the device count then changes only the order the gradients are summed in, so
+    the two runs must agree to float rounding; with dropout, each device draws its own masks.)"""
+    base, cache, _ = runs
+    ends = []
+    for first, second in [((2, "pmap"), (1, "shard_map")), ((1, "shard_map"), (2, "pmap"))]:
+        workdir = base / f"devices_{first[0]}_to_{second[0]}"
+        (stopped,) = launch(
+            workdir,
+            cache,
+            processes=1,
+            devices=first[0],
+            parallelism=first[1],
+            faults={0: ("sigterm", 17)},
+            common=NO_DROPOUT,
+        )
+        assert stopped.wait().code == 128 + signal.SIGTERM, stopped.stderr[-3000:]
+        restores_exactly_on_both_paths(workdir, 17)
+        (resumed,) = finished(
+            launch(
+                workdir,
+                cache,
+                processes=1,
+                devices=second[0],
+                parallelism=second[1],
+                common=NO_DROPOUT,
+            )
+        )
+        assert "Resumed from checkpoint step 17" in resumed.stderr
+        ends.append(metrics(workdir))
+    (history, summary), (other_history, other_summary) = ends
+    assert [h["step"] for h in history] == [h["step"] for h in other_history]
+    for entry, other in zip(history, other_history, strict=True):
+        for key in ("train_loss", "val_loss"):
+            assert entry[key] == pytest.approx(other[key], rel=1e-4), (key, entry, other)
+    assert summary["test_loss"] == pytest.approx(other_summary["test_loss"], rel=1e-4)
+    assert abs(summary["test_accuracy"] - other_summary["test_accuracy"]) <= 2 / 256
 
 
 def test_an_unreachable_coordinator_is_one_line_within_the_timeout(tmp_path):

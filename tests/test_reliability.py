@@ -105,6 +105,7 @@ def runner(tmp_path_factory):
     for name, field, value, job_env in [
         ("cfg_cell", "cell", "transformer", env),
         ("cfg_fraction", "validation_fraction", "1.0", env),
+        ("cfg_parallelism", "parallelism", "pjit", env),
         ("cfg_devices", "batch_size", "15", two_devices),
     ]:
         add(name, main_args(base / name, cache, **{field: value}), workdir=base / name, env=job_env)
@@ -238,6 +239,7 @@ def test_validate_accepts_the_default_and_tiny_configs(device_count):
         ("ngram_order", 1),
         ("kernel_init", "no_such_init"),
         ("compute_dtype", "float16"),
+        ("parallelism", "jit"),
     ],
 )
 def test_validate_names_the_field_the_value_and_what_is_allowed(field, value):
@@ -317,6 +319,10 @@ def test_validate_refuses_a_batch_not_divisible_by_the_devices(field):
             "cfg_fraction",
             "error: config.validation_fraction=1.0 is not allowed: a fraction in [0, 1) "
             "(0: no validation, train on all training reviews)",
+        ),
+        (
+            "cfg_parallelism",
+            "error: config.parallelism='pjit' is not allowed: one of pmap, shard_map",
         ),
         (
             "cfg_devices",

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -119,9 +120,10 @@ def test_evaluate_counts_every_example_exactly_once(bucket_width):
     model = models.create_model(config)
     state = train_steps.create_train_state(config, model, steps_per_epoch=10)
     data = random_batch(37, config.max_len, config.vocab_size, seed=5)  # 37 = 2*16 + 5
-    p_eval = parallel.pmap_step(train_steps.eval_step, donate_state=False)
+    data_parallel = parallel.create("pmap")
+    _, eval_step = train_steps.compile_steps(data_parallel)
     metrics = train_steps.evaluate(
-        p_eval, parallel.replicate(state), data, batch_size=16, bucket_width=bucket_width
+        eval_step, data_parallel, data_parallel.replicate(state), data, 16, bucket_width
     )
     logits = np.asarray(model.apply({"params": state.params}, data["token_ids"]))
     losses = optax.sigmoid_binary_cross_entropy(logits, data["label"].astype(float))
@@ -139,8 +141,8 @@ def interrupt_at(monkeypatch, stop_after: int):
     """Sends this process SIGTERM once the training step has run ``stop_after`` times."""
     from tests.multihost_helpers import with_fault
 
-    faulty = with_fault(parallel.pmap_step, signal.SIGTERM, stop_after)
-    monkeypatch.setattr(parallel, "pmap_step", faulty)
+    faulty = with_fault(parallel.create, signal.SIGTERM, stop_after)
+    monkeypatch.setattr(parallel, "create", faulty)
 
 
 @pytest.mark.slow  # Whole runs.
@@ -198,11 +200,16 @@ def test_train_and_evaluate_writes_the_workdir_and_resumes_identically(
     assert steps == [steps_per_epoch, 2 * steps_per_epoch]
 
 
-def run_script(script: str, *args: str, xla_flags: str) -> dict:
-    """Runs ``script`` in a fresh Python (JAX's devices are fixed once it starts); its JSON line."""
+def run_script(script: str, *args: str, xla_flags: str, pythonpath: str = "") -> dict:
+    """Runs ``script`` in a fresh Python (JAX's devices are fixed once it starts); its JSON line.
+
+    ``pythonpath``: a folder to import from besides the repository (a researcher's cells).
+    """
     # After the session's own flags (tests/conftest.py), which they override where they overlap.
     flags = f"{os.environ.get('XLA_FLAGS', '')} {xla_flags}"
     env = dict(os.environ, XLA_FLAGS=flags, TF_CPP_MIN_LOG_LEVEL="2")
+    if pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [pythonpath, env.get("PYTHONPATH")]))
     out = subprocess.run(
         [sys.executable, "-c", script, *args],
         cwd=REPO,
@@ -215,7 +222,7 @@ def run_script(script: str, *args: str, xla_flags: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-PMAP_SCRIPT = """
+STEP_SCRIPT = """
 import json, sys
 import jax, jax.numpy as jnp, numpy as np, optax
 assert jax.device_count() == 2, jax.devices()
@@ -223,6 +230,7 @@ from tests.test_train import random_batch, tiny_config
 from rnn_jax import models
 from rnn_jax.training import parallel, train_steps
 from rnn_jax.cells import CELLS
+
 out = {}
 for cell in sorted(CELLS):
     # SGD (an update proportional to the gradient: a sum instead of a mean shows) and dropout.
@@ -232,10 +240,6 @@ for cell in sorted(CELLS):
     state = train_steps.create_train_state(config, model, steps_per_epoch=10)
     state = state.replace(step=jnp.asarray(3, jnp.int32))
     batch = random_batch(16, config.max_len, config.vocab_size, seed=1)
-    p_step = parallel.pmap_step(train_steps.train_step, donate_state=False)
-    zero = train_steps.zero_metrics()
-    multi, sums = p_step(parallel.replicate(state), parallel.replicate(zero), parallel.shard(batch))
-    replicas = jax.device_get(multi.params)
     # The reference, from train_step's documented rule: device d draws its dropout from
     # fold_in(fold_in(key, step), d) on its half of the batch; the gradients are averaged.
     key = jax.random.fold_in(jax.random.wrap_key_data(state.dropout_key), 3)
@@ -249,26 +253,41 @@ for cell in sorted(CELLS):
     def diff(a, b):
         return max(float(np.max(np.abs(x - y))) for x, y in
                    zip(jax.tree.leaves(a), jax.tree.leaves(b)))
-    moved = diff(reference, state.params)
-    out[cell] = {
-        "replica_diffs": [diff(jax.tree.map(lambda x: x[d], replicas), reference) for d in (0, 1)],
-        "moved": moved,
-        "count": float(jax.device_get(sums["count"])[0]),
-    }
+    out[cell] = {"moved": diff(reference, state.params)}
+    params = {}
+    for parallelism in parallel.PARALLELISMS:
+        data_parallel = parallel.create(parallelism)
+        step, _ = train_steps.compile_steps(data_parallel)
+        zero = train_steps.zero_metrics()
+        new, sums = step(data_parallel.replicate(state), data_parallel.replicate(zero),
+                         data_parallel.shard(batch))
+        replicas = [jax.tree.map(lambda x, y: np.asarray(x.addressable_shards[d].data).reshape(
+            np.shape(y)), new.params, state.params) for d in (0, 1)]
+        params[parallelism] = data_parallel.fetch(new.params)
+        out[cell][parallelism] = {
+            "replica_diffs": [diff(r, reference) for r in replicas],
+            "count": float(data_parallel.fetch(sums)["count"]),
+        }
+    out[cell]["bitwise_equal"] = all(
+        np.array_equal(a, b) for a, b in zip(*map(jax.tree.leaves, params.values())))
 print(json.dumps(out))
 """
 
 
 @pytest.mark.slow  # Compiles the step for two devices in a process of its own.
-def test_two_device_pmap_step_averages_each_devices_own_dropout_gradients():
-    """Both replicas equal an SGD step on the mean of the two halves' gradients, each half with
-    its own dropout key, for every registered cell."""
-    result = run_script(PMAP_SCRIPT, xla_flags="--xla_force_host_platform_device_count=2")
+def test_a_two_device_step_averages_each_devices_own_dropout_gradients_on_both_paths():
+    """Every device's copy equals an SGD step on the mean of the two halves' gradients, each
+    half with its own dropout key, for every registered cell, under pmap and under shard_map;
+    and the two paths' parameters are bitwise equal."""
+    result = run_script(STEP_SCRIPT, xla_flags="--xla_force_host_platform_device_count=2")
     assert set(result) == set(CELLS)
     for cell, r in result.items():
         assert r["moved"] > 1e-3, cell  # A real step, not a no-op.
-        assert max(r["replica_diffs"]) < 1e-6 * max(1.0, r["moved"]) + 1e-7, (cell, r)
-        assert r["count"] == 16.0
+        for parallelism in parallel.PARALLELISMS:
+            diffs = r[parallelism]["replica_diffs"]
+            assert max(diffs) < 1e-6 * max(1.0, r["moved"]) + 1e-7, (cell, parallelism, r)
+            assert r[parallelism]["count"] == 16.0
+        assert r["bitwise_equal"], cell
 
 
 CPU_DEVICES_SCRIPT = """
@@ -397,13 +416,15 @@ def test_a_refit_trains_on_every_training_review_and_tests_its_last_epoch(
     assert steps == [steps_per_epoch, 2 * steps_per_epoch]
     # The test numbers are those of the last checkpoint (the first one's differ).
     data = train.load_data(config)
-    p_eval_step = parallel.pmap_step(train_steps.eval_step, donate_state=False)
+    data_parallel = parallel.create("pmap")
+    _, eval_step = train_steps.compile_steps(data_parallel)
     checkpoints = Checkpoints(str(tmp_path / "checkpoints"), 2, read_only=True)
     template = {"state": train_steps.create_train_state(config, models.create_model(config), 1)}
     losses = []
     for step in steps:
         state = checkpoints.restore(step, template | {"sums": train_steps.zero_metrics()})["state"]
-        metrics = train_steps.evaluate(p_eval_step, parallel.replicate(state), data.test, 64)
+        replicated = data_parallel.replicate(state)
+        metrics = train_steps.evaluate(eval_step, data_parallel, replicated, data.test, 64)
         losses.append(metrics["loss"])
     assert summary["test_loss"] == pytest.approx(losses[1], rel=1e-5)
     assert losses[0] != pytest.approx(losses[1], rel=1e-3)
@@ -435,27 +456,31 @@ def test_cosine_schedule_run_cannot_change_its_epochs(tmp_path):
         workdirs.prepare_workdir(config, str(tmp_path))
 
 
-def test_the_train_step_compiles_once(caplog):
+@pytest.mark.parametrize("parallelism", parallel.PARALLELISMS)
+def test_the_train_step_compiles_once(caplog, parallelism):
     """Replicated inputs are placed like the step's outputs: no recompilation between steps."""
     config = tiny_config(cell="rnn")
     model = models.create_model(config)
     state = train_steps.create_train_state(config, model, steps_per_epoch=10)
-    p_step = parallel.pmap_step(train_steps.train_step, donate_state=True)
-    state, sums = parallel.replicate(state), parallel.replicate(train_steps.zero_metrics())
-    batch = parallel.shard(random_batch(16, config.max_len, config.vocab_size))
+    data_parallel = parallel.create(parallelism)
+    train_step, _ = train_steps.compile_steps(data_parallel)
+    state = data_parallel.replicate(state)
+    sums = data_parallel.replicate(train_steps.zero_metrics())
+    batch = data_parallel.shard(random_batch(16, config.max_len, config.vocab_size))
     with jax.log_compiles(), caplog.at_level("WARNING"):
         for _ in range(3):
-            state, sums = p_step(state, sums, batch)
-        sums = parallel.replicate(train_steps.zero_metrics())  # As at the end of every epoch.
-        state, sums = p_step(state, sums, batch)
+            state, sums = train_step(state, sums, batch)
+        sums = data_parallel.replicate(train_steps.zero_metrics())  # As after every epoch.
+        state, sums = train_step(state, sums, batch)
+    # pmap compiles jit(shard_map(_fun)) of a <[devices, rows, time]> batch; shard_map the step
+    # of a global batch split over 'data' (its type reads int32[16@data,32]).
+    batch_type = re.compile(r"int32\[(1,16|16@data),32\]")
     compiles = [
-        r
+        r.getMessage()[:200]
         for r in caplog.records
-        if "Compiling" in r.getMessage()
-        and "_fun" in r.getMessage()
-        and "int32[1,16,32]" in r.getMessage()
+        if r.getMessage().startswith("Compiling jit(") and batch_type.search(r.getMessage())
     ]
-    assert len(compiles) == 1, [r.getMessage()[:200] for r in compiles]
+    assert len(compiles) == 1, compiles
 
 
 def script_validation(monkeypatch, metrics=None, signal_at=None):
@@ -498,9 +523,11 @@ def test_the_best_epoch_is_the_argmax_of_validation_and_outlives_keep_checkpoint
     best = checkpoints.restore(2 * steps_per_epoch, train_steps.checkpoint_template(config, model))
     checkpoints.close()
     data = train.load_data(config)
-    p_eval = parallel.pmap_step(train_steps.eval_step, donate_state=False)
+    data_parallel = parallel.create("pmap")
+    _, eval_step = train_steps.compile_steps(data_parallel)
+    best_state = data_parallel.replicate(best["state"])
     test = train_steps.evaluate(
-        p_eval, parallel.replicate(best["state"]), data.test, config.eval_batch_size
+        eval_step, data_parallel, best_state, data.test, config.eval_batch_size
     )
     assert (test["accuracy"], test["loss"]) == (summary["test_accuracy"], summary["test_loss"])
 

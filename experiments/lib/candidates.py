@@ -24,12 +24,28 @@ EXPERIMENTAL_RNN = "jax.experimental.rnn"
 
 
 def jax_candidate(
-    framework: str, variant: str, cell: str, model, inputs: tuple, labels, pmap: bool = False
+    framework: str,
+    variant: str,
+    cell: str,
+    model,
+    inputs: tuple,
+    labels,
+    parallelism: str | None = None,
 ):
     """Compiles ``value_and_grad`` + Adam, and the forward pass, of ``model``.
 
-    With ``pmap``, as ``rnn_jax.training.train`` runs: the batch split over the local devices, the
-    gradients averaged with ``lax.pmean``; otherwise one ``jit`` on the default device.
+    Args:
+      framework: the candidate's framework (its table label).
+      variant: what distinguishes it within the framework.
+      cell: the cell's name.
+      model: a Flax module taking ``*inputs``.
+      inputs: the batch's arrays the model reads.
+      labels: the batch's labels.
+      parallelism: None: one ``jit`` on the default device. ``"pmap"`` or ``"shard_map"``: as
+        ``rnn_jax.training.train`` runs (``rnn_jax.training.parallel``: the batch split over
+        every device, the gradients averaged with ``lax.pmean``). ``"jit"``: plain ``jit`` with
+        the state replicated and the batch split over a one-axis mesh, the all-reduce left to
+        XLA's partitioner (measured, not offered by rnn_jax: see ``experiments.parallelism``).
     """
     import jax
     import optax
@@ -48,7 +64,7 @@ def jax_candidate(
 
         loss, grads = jax.value_and_grad(loss_fn)(params)
         if axis_name is not None:
-            grads = jax.lax.pmean(grads, axis_name)
+            grads, loss = jax.lax.pmean((grads, loss), axis_name)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), loss
 
@@ -58,21 +74,33 @@ def jax_candidate(
     state = [(params, optimizer.init(params))]
     temp_bytes = None
     started = time.perf_counter()
-    if pmap:
-        devices = jax.local_device_count()
-        state[0] = parallel.replicate(state[0])
-        inputs, labels = jax.tree.map(
-            lambda x: x.reshape(devices, -1, *x.shape[1:]), (inputs, labels)
+    if parallelism in parallel.PARALLELISMS:
+        data_parallel = parallel.create(parallelism)
+        state[0] = data_parallel.replicate(state[0])
+        placed = data_parallel.shard({str(i): x for i, x in enumerate((*inputs, labels))})
+        *inputs, labels = (placed[str(i)] for i in range(len(inputs) + 1))
+        inputs = tuple(inputs)
+        replicated, sharded = parallel.REPLICATED, parallel.SHARDED
+        step = data_parallel.compile(
+            train_step, (replicated, sharded, sharded), (replicated, replicated), donate_state=True
         )
-        step = parallel.pmap_step(train_step, donate_state=True)
-        forward = parallel.pmap_step(forward, donate_state=False)
+        forward = data_parallel.compile(forward, (replicated, sharded), sharded, donate_state=False)
+        hlo = step.lower(state[0], inputs, labels).compile().as_text()
         state[0], loss = step(state[0], inputs, labels)  # Compiles (and takes one step).
         loss.block_until_ready()
     else:
-        inputs, labels = jax.device_put((inputs, labels))
+        if parallelism == "jit":
+            replicated, sharded = jit_shardings()
+            state[0] = jax.device_put(state[0], replicated)
+            inputs, labels = jax.device_put((inputs, labels), sharded)
+        elif parallelism is None:
+            inputs, labels = jax.device_put((inputs, labels))
+        else:
+            raise ValueError(f"parallelism={parallelism!r}: None, jit or {parallel.PARALLELISMS}")
         step = jax.jit(train_step, donate_argnums=0).lower(state[0], inputs, labels).compile()
         memory = step.memory_analysis()
         temp_bytes = None if memory is None else memory.temp_size_in_bytes
+        hlo = step.as_text()
         forward = jax.jit(forward)
     compile_seconds = time.perf_counter() - started
 
@@ -83,7 +111,22 @@ def jax_candidate(
     def infer():
         forward(state[0], inputs).block_until_ready()
 
-    return Candidate(framework, variant, cell, compile_seconds, train, infer, temp_bytes)
+    return Candidate(framework, variant, cell, compile_seconds, train, infer, temp_bytes, hlo)
+
+
+def jit_shardings():
+    """Plain ``jit``'s placements: replicated, and rows split over a mesh of every device.
+
+    The mesh's axis is ``Auto`` (the partitioner chooses every other sharding): in ``Explicit``
+    mode a scan whose initial carry is replicated zeros and whose steps read batch-split inputs
+    is refused ("carry input and carry output must have equal types").
+    """
+    import jax
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    mesh = jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+    return NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
 
 
 def rnn_jax_candidate(
@@ -91,7 +134,7 @@ def rnn_jax_candidate(
     shape: dict,
     batch: dict,
     unroll: int = 1,
-    pmap: bool = False,
+    parallelism: str | None = None,
     input_projection: str = "auto",
     compute_dtype: str = "float32",
     time_parallel: str = "auto",
@@ -99,6 +142,7 @@ def rnn_jax_candidate(
 ) -> Candidate:
     """rnn_jax's ``SentimentClassifier`` of ``cell`` at ``shape``, compiled.
 
+    ``parallelism``: as ``jax_candidate`` takes it (None: one device).
     The candidate's variant names every option that differs from its default, and the unroll
     unless ``time_parallel`` is named (the labels of the committed tables).
     """
@@ -125,10 +169,11 @@ def rnn_jax_candidate(
         variant += f", lstm_backend={lstm_backend}"
     if compute_dtype != "float32":
         variant += f", {compute_dtype}"
-    if pmap:
-        variant += f", pmap over {jax.local_device_count()} {jax.default_backend()} devices"
+    if parallelism is not None:
+        devices = f"{jax.device_count()} {jax.default_backend()} devices"
+        variant += f", {parallelism} over {devices}"
     inputs = (batch["token_ids"],)
-    return jax_candidate(RNN_JAX, variant, cell, model, inputs, batch["labels"], pmap)
+    return jax_candidate(RNN_JAX, variant, cell, model, inputs, batch["labels"], parallelism)
 
 
 def flax_peer(cell: str, shape: dict):

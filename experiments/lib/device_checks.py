@@ -329,12 +329,13 @@ def pmap_row() -> dict:
         state = train_steps.create_train_state(config, model, steps_per_epoch=1)
         sums = train_steps.zero_metrics()
         jitted, _ = jax.jit(train_steps.train_step)(state, sums, batch)
-        p_step = parallel.pmap_step(train_steps.train_step, donate_state=False)
-        state_r, sums_r = parallel.replicate(state), parallel.replicate(sums)
-        pmapped, _ = p_step(state_r, sums_r, parallel.shard(batch))
+        data_parallel = parallel.create("pmap")
+        p_step, _ = train_steps.compile_steps(data_parallel)
+        state_r, sums_r = data_parallel.replicate(state), data_parallel.replicate(sums)
+        pmapped, _ = p_step(state_r, sums_r, data_parallel.shard(batch))
     before = jax.device_get(state.params)
     expected = jax.tree.map(np.subtract, jax.device_get(jitted.params), before)
-    actual = jax.tree.map(np.subtract, parallel.unreplicate(pmapped.params), before)
+    actual = jax.tree.map(np.subtract, data_parallel.fetch(pmapped.params), before)
     error = relative_error(actual, expected)
     return {
         "check": "pmap vs jit",

@@ -32,6 +32,7 @@ class Candidate:
       train: runs one training step and waits for its result.
       infer: runs one forward pass (logits) and waits for its result.
       temp_bytes: XLA's temporary buffers of the compiled train step (JAX only), else None.
+      hlo: the compiled train step's optimized HLO text (JAX only), else None.
     """
 
     framework: str
@@ -41,6 +42,7 @@ class Candidate:
     train: Callable[[], None]
     infer: Callable[[], None]
     temp_bytes: int | None = None
+    hlo: str | None = dataclasses.field(default=None, repr=False)
     train_times: list[float] = dataclasses.field(default_factory=list)
     infer_times: list[float] = dataclasses.field(default_factory=list)
 

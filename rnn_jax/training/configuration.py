@@ -11,6 +11,7 @@ from rnn_jax.cells import ACTIVATIONS, get_cell_class, get_initializer
 from rnn_jax.data.vocabulary import INDEX_FROM
 from rnn_jax.layers import RecurrenceOptions, resolve
 from rnn_jax.models import COMPUTE_DTYPES, POOLINGS, make_cells
+from rnn_jax.training.parallel import PARALLELISMS
 
 OPTIMIZERS = ("adam", "keras_adam", "rmsprop", "sgd")
 SCHEDULES = ("constant", "warmup_cosine")
@@ -62,6 +63,7 @@ def _check_names(c: ml_collections.ConfigDict) -> None:
         ("pooling", POOLINGS),
         ("activation", sorted(ACTIVATIONS)),
         ("compute_dtype", list(COMPUTE_DTYPES)),
+        ("parallelism", PARALLELISMS),
     ]:
         _require(c[field] in names, field, c[field], "one of " + ", ".join(names))
     try:

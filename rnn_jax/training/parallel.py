@@ -1,26 +1,57 @@
-"""Everything ``pmap``: data parallelism over the local devices (multi-host: ``distributed``).
+"""Data parallelism: one training step on every device, as ``pmap`` or as ``shard_map``.
 
-The train state is replicated on every local device; each global batch is split along its first
-axis, one slice per device; gradients are averaged with ``lax.pmean`` inside the step (see
-``train.train_step``'s ``axis_name``). A single device runs the very same code with a leading
-axis of 1, so there is one code path to test.
+``config.parallelism`` picks one of two ``DataParallel``s (``create``). The loop above uses
+their four operations only -- ``replicate`` the state, ``shard`` a batch, ``compile`` a step,
+``fetch`` a replicated value back to the host -- and never asks which one runs:
 
-In JAX >= 0.8 ``pmap`` is implemented with ``jit`` + ``shard_map`` and is in maintenance mode;
-keeping it behind this module's functions (``replicate``, ``unreplicate``, ``shard``,
-``pmap_step``) means moving to ``jit`` with a ``('data',)`` mesh touches only this file.
+* ``Pmap`` (``'pmap'``, the default the design card names): every array carries a leading axis
+  of local devices; the state is copied onto each, a batch is reshaped to
+  <[local_devices, rows / local_devices, ...]>, and ``jax.pmap`` maps the step over that axis.
+* ``ShardMap`` (``'shard_map'``, what JAX recommends since 0.8): a one-axis mesh ``('data',)``
+  over every device of every process; the state is one global ``jax.Array`` replicated
+  (``P()``), a batch one global array whose rows are split over the mesh (``P('data')``), built
+  from each process's own rows by ``jax.make_array_from_process_local_data`` (the same call for
+  one process and many); the step is ``jit(shard_map(step))``. No array has a device axis.
+
+Either way each device runs ``step(..., axis_name=AXIS_NAME)`` on its own rows, and the step
+averages its gradients with one ``lax.pmean`` (``train_steps.train_step``). ``pmap`` is itself
+``jit(shard_map)`` since JAX 0.8, so both compile the same per-device program and the same
+all-reduce: their losses, parameters and checkpoints are bitwise equal (``tests/test_parallel.py``).
+
+Why ``check_vma=False`` (as ``pmap`` sets it): with JAX's varying-axes checking on, the gradient
+of a replicated parameter inside ``shard_map`` is already summed over the devices (the transpose
+of the implicit broadcast of an invariant value is a ``psum``), and ``pmean`` of that sum is a
+no-op: a step written for ``pmap`` would apply ``devices`` times the mean gradient, silently. It
+would also refuse every scan whose initial carry is a constant (zeros are invariant, the steps'
+states vary over ``'data'``). With it off, the body is the per-device program ``pmap`` runs.
+
+Reading back: a replicated value is read from this process's first device (``fetch``), never
+by indexing a global array, which is a gather across every device (and fails across hosts).
+Checkpoints hold what ``fetch`` returns, plain arrays without a device axis, so a run resumes on
+any device count and under either path.
+
+The CPU's split into several devices (``use_cpu_devices``) lives here as well: it decides how
+many devices either path runs on.
 """
 
+import abc
 import functools
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import flax.jax_utils
 import jax
 import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
-AXIS_NAME = "batch"
+AXIS_NAME = "data"
+PARALLELISMS = ("pmap", "shard_map")
+
+# Where a step's argument or result lives: the same on every device, or split along its rows.
+REPLICATED = "replicated"
+SHARDED = "sharded"
 
 
 def usable_cores() -> int:
@@ -31,7 +62,7 @@ def usable_cores() -> int:
 
 
 def use_cpu_devices(requested: int, batch_sizes: tuple[int, ...]) -> int | None:
-    """Splits the host CPU into several JAX devices, so ``pmap`` runs one batch slice per core.
+    """Splits the host CPU into several JAX devices, so each core runs one slice of a batch.
 
     XLA runs the small matmuls and gate math of a recurrent step on about one core; with one CPU
     device per core, each core runs its own slice of the batch (the speed-up on this project's
@@ -75,50 +106,155 @@ def use_cpu_devices(requested: int, batch_sizes: tuple[int, ...]) -> int | None:
 COLLECTIVE_TIMEOUT_SECONDS = 3600
 
 
+class DataParallel(abc.ABC):
+    """Runs a step on every device, each on its own rows of the batch.
+
+    A step is ``step(*args, axis_name=...)``; with ``AXIS_NAME`` bound it may ``pmean`` or
+    ``psum`` over the devices. ``compile`` says for each argument and result whether it is
+    ``REPLICATED`` (placed with ``replicate``) or ``SHARDED`` (placed with ``shard``).
+    """
+
+    name: str
+
+    @abc.abstractmethod
+    def replicate(self, tree: Any) -> Any:
+        """A pytree of host or device arrays, copied onto every device."""
+
+    @abc.abstractmethod
+    def shard(self, batch: dict[str, np.ndarray]) -> Any:
+        """This process's rows of a global batch, split over its devices.
+
+        Args:
+          batch: arrays <[rows, ...]>, this process's rows (``batching.shard_for_process``),
+            ``rows`` a multiple of its local device count.
+        """
+
+    @abc.abstractmethod
+    def compile(
+        self,
+        step: Callable,
+        inputs: Sequence[str],
+        outputs: str | Sequence[str],
+        *,
+        donate_state: bool,
+    ) -> Callable:
+        """``step`` run on every device with ``axis_name=AXIS_NAME``, compiled on first call.
+
+        Args:
+          step: ``step(*args, axis_name=...)``.
+          inputs: ``REPLICATED`` or ``SHARDED`` for each positional argument.
+          outputs: the same for the result (one string), or for each item of a result tuple.
+          donate_state: let XLA reuse the first argument's buffers (the train state).
+        """
+
+    def fetch(self, tree: Any) -> Any:
+        """A replicated pytree as host numpy arrays, read from this process's first device."""
+        shards = jax.tree.map(lambda x: x.addressable_shards[0].data, tree)
+        return jax.tree.map(self._drop_device_axis, jax.device_get(shards))
+
+    def _drop_device_axis(self, shard: np.ndarray) -> np.ndarray:
+        return shard
+
+    def describe(self) -> str:
+        """The log line: which path runs, on which devices."""
+        devices = f"{jax.device_count()} {jax.default_backend()} device(s)"
+        return f"data parallel: {self.name} over {devices}, {jax.process_count()} process(es)"
+
+
+class Pmap(DataParallel):
+    """``jax.pmap`` over this process's devices: every array has a leading device axis."""
+
+    name = "pmap"
+
+    def replicate(self, tree: Any) -> Any:
+        """Copies placed exactly as the pmapped steps place their outputs.
+
+        A pmap of the identity whose axis has the step's name: a step fed a freshly replicated
+        state reuses the compilation it made for its own outputs (with
+        ``flax.jax_utils.replicate`` it compiled three times per run).
+        """
+        devices = jax.local_device_count()
+        stacked = jax.tree.map(
+            lambda x: np.broadcast_to(np.asarray(x), (devices, *np.shape(x))), tree
+        )
+        return _pmap_identity()(stacked)
+
+    def shard(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        devices = jax.local_device_count()
+        return {k: v.reshape(devices, -1, *v.shape[1:]) for k, v in batch.items()}
+
+    def compile(self, step, inputs, outputs, *, donate_state):
+        del inputs, outputs  # Every argument and result is mapped over the device axis.
+        return jax.pmap(
+            functools.partial(step, axis_name=AXIS_NAME),
+            axis_name=AXIS_NAME,
+            donate_argnums=(0,) if donate_state else (),
+        )
+
+    def _drop_device_axis(self, shard: np.ndarray) -> np.ndarray:
+        # A device's block of a pmapped array is <[1, ...]>. (Not shard[0]: a scalar would come
+        # back as a NumPy scalar, which Orbax does not take as a restore target.)
+        return shard.reshape(shard.shape[1:])
+
+
 @functools.cache
-def _replicator() -> Callable:
+def _pmap_identity() -> Callable:
     return jax.pmap(lambda tree: tree, axis_name=AXIS_NAME)
 
 
-def replicate(tree: Any) -> Any:
-    """Copies a pytree onto every local device (adds a leading device axis).
+class ShardMap(DataParallel):
+    """``jit(shard_map(step))`` over a one-axis mesh of every device; global arrays throughout."""
 
-    The copies are placed exactly as the pmapped steps place their outputs (a pmap whose axis
-    has the same name), so a step fed a freshly replicated state reuses the compilation it made
-    for its own outputs (with ``flax.jax_utils.replicate`` it compiled three times per run).
+    name = "shard_map"
+
+    def __init__(self):
+        self.mesh = jax.make_mesh(
+            (jax.device_count(),), (AXIS_NAME,), axis_types=(jax.sharding.AxisType.Explicit,)
+        )
+
+    def sharding(self, placement: str) -> NamedSharding:
+        """Where ``REPLICATED`` and ``SHARDED`` values live on the mesh."""
+        return NamedSharding(self.mesh, self.spec(placement))
+
+    @staticmethod
+    def spec(placement: str) -> P:
+        if placement not in (REPLICATED, SHARDED):
+            raise ValueError(f"placement {placement!r}: one of {REPLICATED!r}, {SHARDED!r}")
+        return P() if placement == REPLICATED else P(AXIS_NAME)
+
+    def replicate(self, tree: Any) -> Any:
+        sharding = self.sharding(REPLICATED)
+        # Every process holds the whole value: its "local data" is the global array.
+        return jax.tree.map(
+            lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), tree
+        )
+
+    def shard(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+        sharding = self.sharding(SHARDED)
+        return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
+
+    def compile(self, step, inputs, outputs, *, donate_state):
+        out_specs = (
+            self.spec(outputs) if isinstance(outputs, str) else tuple(map(self.spec, outputs))
+        )
+        mapped = jax.shard_map(
+            functools.partial(step, axis_name=AXIS_NAME),
+            mesh=self.mesh,
+            in_specs=tuple(map(self.spec, inputs)),
+            out_specs=out_specs,
+            check_vma=False,  # As pmap: see the module docstring.
+        )
+        return jax.jit(mapped, donate_argnums=(0,) if donate_state else ())
+
+
+def create(parallelism: str) -> DataParallel:
+    """The ``DataParallel`` that ``config.parallelism`` names, over every device there is.
+
+    Raises:
+      ValueError: ``parallelism`` is not one of ``PARALLELISMS``.
     """
-    devices = jax.local_device_count()
-    stacked = jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (devices, *np.shape(x))), tree)
-    return _replicator()(stacked)
-
-
-def unreplicate(tree: Any) -> Any:
-    """The first device's copy of a replicated pytree, fetched to the host as numpy."""
-    return jax.device_get(flax.jax_utils.unreplicate(tree))
-
-
-def shard(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Splits this host's batch over its local devices.
-
-    Args:
-      batch: arrays with a leading axis of size B (this host's share of the global batch).
-
-    Returns:
-      The same arrays reshaped to <[local_devices, B / local_devices, ...]>.
-    """
-    devices = jax.local_device_count()
-    return {k: v.reshape(devices, -1, *v.shape[1:]) for k, v in batch.items()}
-
-
-def pmap_step(step: Callable, *, donate_state: bool) -> Callable:
-    """``pmap`` over local devices with ``AXIS_NAME`` bound, so the step can ``pmean``.
-
-    Args:
-      step: ``step(state, ..., axis_name=...)``; receives ``axis_name=AXIS_NAME``.
-      donate_state: let XLA reuse the first argument's buffers (the train state).
-    """
-    return jax.pmap(
-        functools.partial(step, axis_name=AXIS_NAME),
-        axis_name=AXIS_NAME,
-        donate_argnums=(0,) if donate_state else (),
-    )
+    if parallelism == "pmap":
+        return Pmap()
+    if parallelism == "shard_map":
+        return ShardMap()
+    raise ValueError(f"parallelism={parallelism!r}: one of {', '.join(PARALLELISMS)}")

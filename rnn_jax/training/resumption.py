@@ -25,8 +25,14 @@ def resume(checkpoints: Checkpoints, state):
     return restored["state"], restored["sums"], step
 
 
-def restore_best(checkpoints: Checkpoints, state, step: int):
+def restore_best(checkpoints: Checkpoints, data_parallel: parallel.DataParallel, state, step: int):
     """The replicated state of the checkpoint best on validation (without validation: the last).
+
+    Args:
+      checkpoints: the run's checkpoints.
+      data_parallel: places the restored state as ``state`` is placed.
+      state: the final, replicated state.
+      step: its step.
 
     Returns:
       ``(state, best_step)``; the final ``state`` and ``step`` when that is the best, or when
@@ -37,8 +43,8 @@ def restore_best(checkpoints: Checkpoints, state, step: int):
         return state, best_step
     try:
         _, best = checkpoints.restore_first(
-            [best_step], {"state": parallel.unreplicate(state), "sums": train_steps.zero_metrics()}
+            [best_step], {"state": data_parallel.fetch(state), "sums": train_steps.zero_metrics()}
         )
     except NoUsableCheckpointError:
         return state, step
-    return parallel.replicate(best["state"]), best_step
+    return data_parallel.replicate(best["state"]), best_step

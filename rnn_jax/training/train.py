@@ -3,7 +3,8 @@
 It reads top to bottom as the job does: check the config, prepare the workdir (``workdir``),
 read IMDB (``rnn_jax.data``), build the model (``rnn_jax.models``) and its train state
 (``train_steps``), resume from the latest checkpoint (``resumption``, ``checkpointing``), train
-epoch by epoch under ``pmap`` (``parallel``), and test the checkpoint best on validation.
+epoch by epoch on every device (``parallel``: ``pmap`` or ``shard_map``, as the config says), and
+test the checkpoint best on validation.
 
 Running the same command on the same workdir resumes from the latest checkpoint. Every source of
 randomness is a function of the seed and the step (data order of ``(seed, epoch)``, dropout keys
@@ -47,8 +48,9 @@ class Job:
     data: input_pipeline.ImdbData
     steps_per_epoch: int
     learning_rate_fn: Callable[[int], Any]
-    p_train_step: Callable
-    p_eval_step: Callable
+    data_parallel: parallel.DataParallel  # Places arrays and reads them back (pmap or shard_map).
+    train_step: Callable  # train_steps.train_step, compiled by parallel.
+    eval_step: Callable
     checkpoints: Checkpoints
     tensorboard: Any  # tensorboardX.SummaryWriter (workdirs.open_tensorboard)
     writer: bool  # This process writes the workdir's files (process 0 of a multi-host run).
@@ -61,7 +63,8 @@ class Job:
         """``train_steps.evaluate`` of a split, batched as the config says."""
         c = self.config
         return train_steps.evaluate(
-            self.p_eval_step,
+            self.eval_step,
+            self.data_parallel,
             state,
             self.data.split(split),
             c.eval_batch_size,
@@ -158,7 +161,7 @@ def train_epoch(
     started = time.perf_counter()
     for batch in batches:
         batch = batching.shard_for_process(batch, *process)
-        state, sums = job.p_train_step(state, sums, parallel.shard(batch))
+        state, sums = job.train_step(state, sums, job.data_parallel.shard(batch))
         step += 1
         progress.update()
         # Every process stops at the same step, whichever received the signal (in a multi-host
@@ -167,10 +170,10 @@ def train_epoch(
         if interrupt.signum is not None and step % steps_per_epoch:
             break
         if step % config.log_every_steps == 0:  # Host syncs (one process: the only ones).
-            host_sums = parallel.unreplicate(sums)
+            host_sums = job.data_parallel.fetch(sums)
             check_finite(epoch, last_good_step, sums=host_sums)
             progress.set_postfix(train_steps.normalize(host_sums))
-    host_sums = parallel.unreplicate(sums)  # Also waits for the last step.
+    host_sums = job.data_parallel.fetch(sums)  # Also waits for the last step.
     seconds = time.perf_counter() - started
     progress.close()
     return state, sums, host_sums, step, seconds
@@ -210,7 +213,10 @@ def finish_epoch(
     workdirs.log_epoch(entry, config.num_epochs, job.tensorboard)
     job.checkpoints.save(
         step,
-        {"state": parallel.unreplicate(state), "sums": jax.device_get(train_steps.zero_metrics())},
+        {
+            "state": job.data_parallel.fetch(state),
+            "sums": jax.device_get(train_steps.zero_metrics()),
+        },
         val_metrics={"val_accuracy": val["accuracy"], "val_loss": val["loss"]}
         if job.has_validation
         else None,
@@ -244,14 +250,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     num_params = count_params(state.params)
     logging.info("Model:\n%s", summary(model, state.params, config.max_len))
     logging.info("%s", recurrence_path(model))
+    data_parallel = parallel.create(config.parallelism)
+    logging.info("%s", data_parallel.describe())
+    train_step, eval_step = train_steps.compile_steps(data_parallel)
     job = Job(
         config,
         workdir,
         data,
         steps_per_epoch,
         create_learning_rate_fn(config, steps_per_epoch),
-        p_train_step=parallel.pmap_step(train_steps.train_step, donate_state=True),
-        p_eval_step=parallel.pmap_step(train_steps.eval_step, donate_state=False),
+        data_parallel=data_parallel,
+        train_step=train_step,
+        eval_step=eval_step,
         checkpoints=Checkpoints(
             os.path.join(workdir, "checkpoints"),
             config.keep_checkpoints,
@@ -265,7 +275,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     history = workdirs.load_history(workdir, before_epoch=int(state.step) // steps_per_epoch)
 
     state, step = train_epochs(job, state, sums, history, last_good_step)
-    state, best_step = restore_best(job.checkpoints, state, step)
+    state, best_step = restore_best(job.checkpoints, job.data_parallel, state, step)
     job.checkpoints.close()
     test_metrics = evaluate_on_test(job, state, best_step)
     result = workdirs.make_summary(
@@ -301,7 +311,7 @@ def train_epochs(job: Job, state, sums, history: list[dict], last_good_step: int
     """
     step = int(state.step)
     start_epoch, start_batch = divmod(step, job.steps_per_epoch)
-    state, sums = parallel.replicate(state), parallel.replicate(sums)
+    state, sums = job.data_parallel.replicate(state), job.data_parallel.replicate(sums)
     # Leaving the block waits for the last asynchronous save, also when NaN or a signal ends the
     # run: a process that exits before the save is written would lose its last good checkpoint.
     with (
@@ -321,7 +331,7 @@ def train_epochs(job: Job, state, sums, history: list[dict], last_good_step: int
             )
             check_finite(epoch, last_good_step, sums=host_sums)
             if step % job.steps_per_epoch:  # A signal stopped the epoch: save where it stopped.
-                state_now = parallel.unreplicate(state)
+                state_now = job.data_parallel.fetch(state)
                 job.checkpoints.save(step, {"state": state_now, "sums": host_sums})
             else:
                 finish_epoch(
@@ -334,7 +344,7 @@ def train_epochs(job: Job, state, sums, history: list[dict], last_good_step: int
                     start_batch=start_batch,
                     last_good_step=last_good_step,
                 )
-                sums = parallel.replicate(train_steps.zero_metrics())
+                sums = job.data_parallel.replicate(train_steps.zero_metrics())
                 last_good_step, start_batch = step, 0
             interrupt.signum = distributed.stop_everywhere(interrupt.signum)
             if interrupt.signum is not None:  # The one way out on SIGINT/SIGTERM.

@@ -85,10 +85,11 @@ def train_step(
     """One optimizer step; adds the batch's metrics to ``sums``.
 
     Args:
-      state: the train state (on one device, or replicated under ``pmap``).
+      state: the train state (on one device, or replicated: ``parallel``).
       sums: running metric sums of the epoch (``zero_metrics`` layout).
       batch: ``token_ids`` <int32>[batch, time], ``label`` <int32>[batch] (this device's share).
-      axis_name: the ``pmap`` axis; gradients are averaged and sums added over it.
+      axis_name: the devices' axis (``parallel``); gradients are averaged and sums added over
+        it.
 
     Returns:
       The new state and sums.
@@ -128,11 +129,28 @@ def eval_step(
       state: the train state.
       batch: ``token_ids`` <int32>[batch, time], ``label`` <int32>[batch], ``mask``
         <bool>[batch].
-      axis_name: the ``pmap`` axis; sums are added over it.
+      axis_name: the devices' axis; sums are added over it.
     """
     logits = state.apply_fn({"params": state.params}, batch["token_ids"], train=False)
     metrics = batch_metrics(logits, batch["label"], batch["mask"].astype(logits.dtype))
     return metrics if axis_name is None else jax.lax.psum(metrics, axis_name)
+
+
+def compile_steps(data_parallel: parallel.DataParallel) -> tuple[Callable, Callable]:
+    """``(train_step, eval_step)`` on every device: state and sums replicated, batches sharded.
+
+    The train step donates the state it is given (its buffers become the new state's).
+    """
+    replicated, sharded = parallel.REPLICATED, parallel.SHARDED
+    return (
+        data_parallel.compile(
+            train_step,
+            (replicated, replicated, sharded),
+            (replicated, replicated),
+            donate_state=True,
+        ),
+        data_parallel.compile(eval_step, (replicated, sharded), replicated, donate_state=False),
+    )
 
 
 def normalize(sums: Metrics) -> dict[str, float]:
@@ -143,7 +161,8 @@ def normalize(sums: Metrics) -> dict[str, float]:
 
 
 def evaluate(
-    p_eval_step: Callable,
+    eval_step: Callable,
+    data_parallel: parallel.DataParallel,
     state: TrainState,
     data: dict[str, np.ndarray],
     batch_size: int,
@@ -153,7 +172,8 @@ def evaluate(
     """Loss and accuracy over every example of ``data`` exactly once.
 
     Args:
-      p_eval_step: ``parallel.pmap_step(eval_step, ...)``.
+      eval_step: ``eval_step`` compiled by ``compile_steps``.
+      data_parallel: what compiled it; places the batches and reads the sums back.
       state: replicated train state.
       data: a split (``token_ids``, ``length``, ``label`` arrays).
       batch_size: global evaluation batch size.
@@ -163,7 +183,7 @@ def evaluate(
     total = None
     for batch in batching.eval_batches(data, batch_size, bucket_width, padding):
         batch = batching.shard_for_process(batch, jax.process_index(), jax.process_count())
-        sums = p_eval_step(state, parallel.shard(batch))
+        sums = eval_step(state, data_parallel.shard(batch))
         total = sums if total is None else jax.tree.map(jnp.add, total, sums)
-    total = parallel.unreplicate(total)
+    total = data_parallel.fetch(total)
     return normalize(total) | {"count": int(total["count"])}

@@ -22,7 +22,9 @@ from rnn_jax.data import files
 from rnn_jax.layers import RecurrenceOptions
 
 # Fields that may change between a run and its resumption: they change no trained parameter
-# (eval_batch_size regroups evaluation's float sums: a validation loss may move in its 7th digit).
+# (eval_batch_size regroups evaluation's float sums: a validation loss may move in its 7th digit;
+# another device count averages the gradients in another order and draws dropout per device, so
+# the rest of the run follows a nearby trajectory; parallelism changes nothing, bitwise).
 # num_epochs may grow only under a constant schedule (a cosine schedule's length depends on it).
 RESUMABLE_FIELDS = frozenset(
     {
@@ -34,6 +36,8 @@ RESUMABLE_FIELDS = frozenset(
         "eval_batch_size",
         "num_epochs",
         "evaluate_test",
+        "parallelism",
+        "cpu_devices",
     }
 )
 
@@ -51,6 +55,7 @@ ADDED_FIELDS = {field.name: field.default for field in dataclasses.fields(Recurr
     "evaluate_test": True,
     "compute_dtype": "float32",
     "residual": False,
+    "parallelism": "pmap",
 }
 
 
@@ -225,6 +230,7 @@ def make_summary(
         "num_params": num_params,
         "devices": devices,
         "backend": backend,
+        "parallelism": config.parallelism,
     }
 
 
