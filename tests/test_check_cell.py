@@ -20,7 +20,13 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("name, kwargs", VARIANTS)
 def test_every_registered_cell_passes(name, kwargs):
     checked = check_cell(CELLS[name], **kwargs)
-    assert {"contract", "float64 gradients", "padding invariance", "flax.linen.RNN"} <= set(checked)
+    assert {
+        "contract",
+        "float64 gradients",
+        "padding invariance",
+        "resets restart the state",
+        "flax.linen.RNN",
+    } <= set(checked)
     assert ("linear in h" in checked) == issubclass(CELLS[name], LinearRecurrentCell)
 
 
@@ -122,8 +128,8 @@ def test_the_command_line_checks_a_cell_from_the_researchers_own_module(tmp_path
     good = run_cli(tmp_path, "own_cells:LeakyCell")
     assert good.returncode == 0, good.stderr
     lines = good.stdout.strip().splitlines()
-    assert all(line.startswith("PASS  ") for line in lines[:-1]) and len(lines) == 11
-    assert lines[-1].startswith("LeakyCell: all 10 properties hold")
+    assert all(line.startswith("PASS  ") for line in lines[:-1]) and len(lines) == 12
+    assert lines[-1].startswith("LeakyCell: all 11 properties hold")
 
     bad = run_cli(tmp_path, "own_cells:CutCell")
     assert bad.returncode == 1

@@ -110,7 +110,13 @@ class Plan:
 
 
 def resolve(
-    cell, options: RecurrenceOptions, *, dtype=None, has_initial_carry: bool = False, backend=None
+    cell,
+    options: RecurrenceOptions,
+    *,
+    dtype=None,
+    has_initial_carry: bool = False,
+    has_reset: bool = False,
+    backend=None,
 ) -> Plan:
     """The plan for a layer of ``cell`` (see the module docstring for every rule).
 
@@ -119,6 +125,7 @@ def resolve(
       options: what the layer was asked.
       dtype: the dtype the layer computes in (a cell's own ``dtype`` overrides it).
       has_initial_carry: the caller passes its own initial carry.
+      has_reset: the layer resets its state inside sequences (a fused kernel cannot).
       backend: the JAX backend to plan for; JAX's default backend if None.
 
     Raises:
@@ -136,6 +143,8 @@ def resolve(
     why_not_fused = getattr(cell, "why_not_fused", None)
     if why_not_fused is None:
         reason = f"cell is {type(cell).__module__}.{name}, which has no fused kernel"
+    elif has_reset:
+        reason = "the layer resets its state inside the sequence, which a fused kernel cannot"
     else:
         reason = why_not_fused(dtype=dtype, has_initial_carry=has_initial_carry)
     if reason is None and backend != "gpu":

@@ -8,14 +8,15 @@ Also a command line, one line per property::
 What it proves, each against the cell's own step run in a Python loop: the contract (shapes,
 dtypes, ``initialize_carry``, extra leading axes); ``__call__ == step(project_inputs(x))``; the
 layer equals the loop on every scan path (input projection in the step and before it, unroll
-with remat; for a linear cell, sequential and parallel), both directions (a cell's fused kernel,
-e.g. cuDNN on a GPU, is checked by its own tests: it needs the device); jit equals eager; float64
-finite-difference gradients of outputs and final carry with respect to parameters, inputs and
-initial carry; pre-, post- and un-padded sequences end in the same state; a reverse layer starts
-at the true last token; ``flax.linen.RNN`` runs it; 10,000 steps stay finite forward and
-backward; bfloat16 runs finite; and for a cell linear in h, that its final state is affine in
-its initial one (its parallel evaluation is among the layer's paths). Imports ``cells`` and
-``layers``.
+with remat; for a linear cell, sequential and parallel), in both directions; resets (a reset
+step starts from the initial carry, and what follows equals those steps run alone); jit equals
+eager; float64 finite-difference gradients of outputs and final carry with respect to
+parameters, inputs and initial carry; pre-, post- and un-padded sequences end in the same state;
+a reverse layer starts at the true last token; ``flax.linen.RNN`` runs it; 10,000 steps stay
+finite forward and backward; bfloat16 runs finite; and for a cell linear in h, that its final
+state is affine in its initial one (its parallel evaluation is among the layer's paths). A
+cell's fused kernel (cuDNN on a GPU) is checked by its own tests: it needs the device. Imports
+``cells`` and ``layers``.
 """
 
 import functools

@@ -24,6 +24,10 @@ from rnn_jax.layers import Recurrence, RecurrenceOptions
 # Small and all different, so a transposed axis cannot pass by accident.
 BATCH, TIME, IN_FEATURES, HIDDEN = 3, 6, 4, 5
 LENGTHS = np.array([TIME, 2, 0])  # A full row, a short one, and one without a real step.
+# Where each row restarts: mid-row, on the short row's last real step, and on a padded step
+# (which does nothing).
+RESETS = np.zeros((BATCH, TIME), bool)
+RESETS[0, 3] = RESETS[1, 1] = RESETS[2, 0] = True
 LONG_TIME = 10_000
 TIGHT = {"rtol": 1e-9, "atol": 1e-9}  # float64: only summation order may differ.
 
@@ -79,14 +83,21 @@ def _keep_where(keep, new, old):
     return jnp.where(keep.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
 
 
-def python_loop(subject: Subject, x, mask, carry, *, reverse: bool = False):
+def python_loop(subject: Subject, x, mask, carry, *, reverse: bool = False, reset=None):
     """The reference: the cell's ``__call__`` once per real step, the state frozen on padding.
+
+    ``reset`` <bool>[batch, time]: a real step where it is True starts from the cell's initial
+    carry (``initialize_carry``) instead of the state before it.
 
     Returns:
       ``(final_carry, outputs)``, outputs <[batch, time, H]> zero on padded steps.
     """
+    fresh = _as_f64(subject.cell.initialize_carry(jax.random.key(0), x[:, 0].shape))
     outputs = [None] * x.shape[1]
     for t in reversed(range(x.shape[1])) if reverse else range(x.shape[1]):
+        if reset is not None:
+            restart = reset[:, t] & mask[:, t]
+            carry = jax.tree.map(functools.partial(_keep_where, restart), fresh, carry)
         new_carry, y = step(subject, carry, x[:, t])
         carry = jax.tree.map(functools.partial(_keep_where, mask[:, t]), new_carry, carry)
         outputs[t] = jnp.where(mask[:, t, None], y, 0.0)
@@ -96,9 +107,11 @@ def python_loop(subject: Subject, x, mask, carry, *, reverse: bool = False):
 DEFAULT_OPTIONS = RecurrenceOptions()
 
 
-def layer_run(subject: Subject, x, mask, carry, *, reverse=False, options=DEFAULT_OPTIONS):
+def layer_run(
+    subject: Subject, x, mask, carry, *, reverse=False, options=DEFAULT_OPTIONS, reset=None
+):
     layer = Recurrence(subject.cell, return_sequences=True, reverse=reverse, options=options)
-    return layer.apply({"params": {"cell": subject.params}}, x, mask, carry)
+    return layer.apply({"params": {"cell": subject.params}}, x, mask, carry, reset)
 
 
 def _close(name: str, actual, expected, **tol) -> None:
@@ -145,16 +158,22 @@ def call_is_step_of_projection(subject: Subject) -> str:
     return "equal"
 
 
-def layer_equals_loop(subject: Subject) -> str:
-    """``Recurrence`` (every evaluation path, both directions) equals the Python loop."""
+def layer_paths(subject: Subject) -> list[RecurrenceOptions]:
+    """Every way ``Recurrence`` can evaluate the cell here (a fused kernel needs its device)."""
+    if is_linear(subject.cell):
+        return [RecurrenceOptions(time_parallel=mode) for mode in ("sequential", "parallel")]
     paths = [
         RecurrenceOptions(input_projection="in_step"),
         RecurrenceOptions(input_projection="in_step", unroll=2, remat=True),
     ]
     if hasattr(subject.cell, "project_inputs"):
         paths.append(RecurrenceOptions(input_projection="before_scan"))
-    if is_linear(subject.cell):
-        paths = [RecurrenceOptions(time_parallel=mode) for mode in ("sequential", "parallel")]
+    return paths
+
+
+def layer_equals_loop(subject: Subject) -> str:
+    """``Recurrence`` (every evaluation path, both directions) equals the Python loop."""
+    paths = layer_paths(subject)
     for reverse in (False, True):
         expected = python_loop(subject, subject.x, subject.mask, subject.carry, reverse=reverse)
         for options in paths:
@@ -162,6 +181,43 @@ def layer_equals_loop(subject: Subject) -> str:
                 subject, subject.x, subject.mask, subject.carry, reverse=reverse, options=options
             )
             _close(f"Recurrence(reverse={reverse}, {options}) vs loop", actual, expected)
+    return f"{len(paths)} path(s) x 2 directions"
+
+
+def resets_restart_the_state(subject: Subject) -> str:
+    """A reset step starts from the initial carry, on every path and in both directions.
+
+    The layer with resets equals the Python loop that swaps in ``initialize_carry`` at those
+    steps; and what follows a reset equals the same steps run alone from the initial carry (so
+    nothing before a reset reaches past it, whatever the incoming carry).
+    """
+    reset = jnp.asarray(RESETS)
+    paths = layer_paths(subject)
+    for reverse in (False, True):
+        expected = python_loop(
+            subject, subject.x, subject.mask, subject.carry, reverse=reverse, reset=reset
+        )
+        for options in paths:
+            actual = layer_run(
+                subject,
+                subject.x,
+                subject.mask,
+                subject.carry,
+                reverse=reverse,
+                options=options,
+                reset=reset,
+            )
+            _close(
+                f"Recurrence(reverse={reverse}, {options}) with resets vs loop", actual, expected
+            )
+    carry, outputs = layer_run(subject, subject.x, subject.mask, subject.carry, reset=reset)
+    start = int(np.argmax(RESETS[0]))
+    alone = layer_run(subject, subject.x[:1, start:], None, None)
+    _close(
+        "after a reset vs the same steps alone from the initial carry",
+        (_row(carry, 0), outputs[:1, start:]),
+        alone,
+    )
     return f"{len(paths)} path(s) x 2 directions"
 
 
@@ -306,6 +362,7 @@ def check_properties(cell_class: type, cell_kwargs: dict) -> list[tuple[str, Cal
         ("contract", contract),
         ("__call__ == step(project_inputs)", call_is_step_of_projection),
         ("layer == Python loop", layer_equals_loop),
+        ("resets restart the state", resets_restart_the_state),
         ("jit == eager", jit_equals_eager),
         ("float64 gradients", gradients),
         ("padding invariance", padding_invariance),
