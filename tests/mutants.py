@@ -106,8 +106,8 @@ MUTANTS = [
     (
         "resume ignores the checkpoint",
         "rnn_jax/training/resumption.py",
-        'return restored["state"], restored["sums"], step',
-        "return state, train_steps.zero_metrics(), step",
+        "return restored, step",
+        "return fresh, step",
         "tests/test_train.py::test_train_and_evaluate_writes_the_workdir_and_resumes_identically[0]",
     ),
     (
@@ -144,6 +144,20 @@ MUTANTS = [
         "return shard.reshape(shard.shape[1:])",
         "return shard[0]",
         "tests/test_multihost.py::test_two_processes_under_shard_map_train_exactly_like_one_process_with_two_devices",
+    ),
+    (
+        "resets: the scan keeps the state",
+        "rnn_jax/layers/recurrence.py",
+        "state = jax.tree.map(lambda new, old: jnp.where(restart, new, old), fresh_carry, state)",
+        "state = state",
+        "tests/test_check_cell.py::test_every_registered_cell_passes[lstm]",
+    ),
+    (
+        "resets: the linear recurrence keeps a",
+        "rnn_jax/layers/recurrence.py",
+        "a = jnp.where(restart, 0.0, a).astype(h0.dtype)",
+        "a = a.astype(h0.dtype)",
+        "tests/test_check_cell.py::test_every_registered_cell_passes[mingru]",
     ),
     (
         "SimpleRNN ignores activation",
