@@ -13,6 +13,9 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.seed = 0
+    # What is trained: 'sentiment' (the IMDB classifier, everything below by default) or
+    # 'language_model' (bytes of the reviews' text; configs/lm_lstm.py and docs/language_model.md).
+    config.task = "sentiment"
 
     # Data (tfds imdb_reviews/plain_text; Keras's imdb vocabulary rules).
     config.data_dir = ""  # '' = $TFDS_DATA_DIR, else tfds's default ~/tensorflow_datasets.
@@ -32,6 +35,8 @@ def get_config() -> ml_collections.ConfigDict:
 
     # Model.
     config.cell = "lstm"  # rnn, lstm, gru, mgu, mingru, minlstm, rglru, or package.module:Class.
+    # The cell's constructor arguments as a JSON object, e.g. '{"reset_after": false}' ('': none).
+    config.cell_kwargs = ""
     config.embed_dim = 128
     config.hidden_size = 128
     config.num_layers = 1
@@ -102,6 +107,12 @@ def get_config() -> ml_collections.ConfigDict:
     # test once, on the checkpoint best on validation, without training again.
     config.evaluate_test = True
     config.num_epochs = 5
+
+    # Language model only (task='language_model'): batch_size streams of whole reviews are read
+    # chunk_length tokens at a time, the carries handed from chunk to chunk (truncated BPTT);
+    # an epoch is steps_per_epoch steps (0: one pass over the training text), then validation.
+    config.chunk_length = 128
+    config.steps_per_epoch = 0
 
     # Checkpoints and logging.
     config.keep_checkpoints = 2  # Latest N kept, plus the best by validation accuracy.

@@ -7,7 +7,6 @@ loss and accuracy of the chosen split over every example exactly once, as JSON. 
 """
 
 import json
-import sys
 
 from absl import app, flags
 
@@ -34,8 +33,7 @@ def main(argv):
         ensemble.EvaluationError,
         WorkdirError,
     ) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+        inference.exit_with_error(f"error: {error}")
     print(json.dumps({"split": _SPLIT.value, **metrics}))
 
 

@@ -26,8 +26,7 @@ def main(argv):
     try:
         run = inference.load_run(_WORKDIR.value)
     except inference.RunNotFoundError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+        inference.exit_with_error(f"error: {error}")
     probabilities = inference.predict_texts(run, texts)
     _, known = inference.encode_texts(run, texts)
     for text, probability, n in zip(texts, probabilities, known, strict=True):

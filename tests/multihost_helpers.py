@@ -13,7 +13,7 @@ import time
 from absl import app
 
 from rnn_jax import main
-from rnn_jax.training import parallel, train_steps
+from rnn_jax.training import lm_steps, parallel, train_steps
 
 FAULTS = {"none": None, "sigterm": signal.SIGTERM, "sigkill": signal.SIGKILL}
 
@@ -28,7 +28,7 @@ def with_fault(real_create, signum: int | None, at_step: int):
 
         def compile_step(step, *args, **kwargs):
             compiled = real_compile(step, *args, **kwargs)
-            if step is not train_steps.train_step or signum is None:
+            if step not in (train_steps.train_step, lm_steps.train_step) or signum is None:
                 return compiled
             calls = []
 

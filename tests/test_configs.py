@@ -11,8 +11,10 @@ from ml_collections import config_flags
 
 from configs import best, default
 from rnn_jax import models
+from rnn_jax.data.text import VOCAB_SIZE
 from rnn_jax.models import count_params
 from rnn_jax.training import configuration
+from rnn_jax.training.language_modelling import create_language_model
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_FILES = sorted(p for p in (REPO / "configs").glob("*.py") if p.name != "__init__.py")
@@ -35,12 +37,17 @@ def test_config_loads_validates_and_builds_its_model(path):
     config = load(path)
     assert set(config.keys()) == set(default.get_config().keys()), "variants add no fields"
     configuration.validate(config, jax.device_count())
-    model = models.create_model(config)
     token_ids = jnp.ones((2, 7), jnp.int32)
+    if config.task == "language_model":
+        model = create_language_model(config)
+        expected = (2, 7, VOCAB_SIZE)  # A next-token distribution at every position.
+    else:
+        model, expected = models.create_model(config), (2,)  # A logit per review.
     variables = jax.eval_shape(lambda: model.init(jax.random.key(0), token_ids))
     assert count_params(variables["params"]) > 0
-    logits = jax.eval_shape(model.apply, variables, token_ids)
-    assert logits.shape == (2,)
+    outputs = jax.eval_shape(model.apply, variables, token_ids)
+    logits = outputs[0] if config.task == "language_model" else outputs
+    assert logits.shape == expected
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])

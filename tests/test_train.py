@@ -17,7 +17,7 @@ import pytest
 from configs import default
 from rnn_jax import models
 from rnn_jax.cells import CELLS
-from rnn_jax.data import batching
+from rnn_jax.data import batching, input_pipeline
 from rnn_jax.inference import runs as inference
 from rnn_jax.training import parallel, train, train_steps
 from rnn_jax.training import workdir as workdirs
@@ -356,6 +356,11 @@ NEW_VALUES = {
     "unroll": 2,
     "input_projection": "in_step",
     "remat": True,
+    "parallelism": "shard_map",
+    "task": "language_model",
+    "chunk_length": 64,
+    "steps_per_epoch": 10,
+    "cell_kwargs": '{"reset_after": false}',
 }
 
 
@@ -415,7 +420,7 @@ def test_a_refit_trains_on_every_training_review_and_tests_its_last_epoch(
     steps = sorted(int(s) for s in os.listdir(tmp_path / "checkpoints") if s.isdigit())
     assert steps == [steps_per_epoch, 2 * steps_per_epoch]
     # The test numbers are those of the last checkpoint (the first one's differ).
-    data = train.load_data(config)
+    data = input_pipeline.load_imdb_for(config)
     data_parallel = parallel.create("pmap")
     _, eval_step = train_steps.compile_steps(data_parallel)
     checkpoints = Checkpoints(str(tmp_path / "checkpoints"), 2, read_only=True)
@@ -522,7 +527,7 @@ def test_the_best_epoch_is_the_argmax_of_validation_and_outlives_keep_checkpoint
     model = models.create_model(config)
     best = checkpoints.restore(2 * steps_per_epoch, train_steps.checkpoint_template(config, model))
     checkpoints.close()
-    data = train.load_data(config)
+    data = input_pipeline.load_imdb_for(config)
     data_parallel = parallel.create("pmap")
     _, eval_step = train_steps.compile_steps(data_parallel)
     best_state = data_parallel.replicate(best["state"])

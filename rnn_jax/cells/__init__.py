@@ -18,6 +18,7 @@ from rnn_jax.cells.registry import (
     is_cell_class,
     is_linear,
     linear_cell_names,
+    parse_cell_kwargs,
     register_cell,
 )
 
@@ -40,5 +41,6 @@ __all__ = [
     "is_cell_class",
     "is_linear",
     "linear_cell_names",
+    "parse_cell_kwargs",
     "register_cell",
 ]

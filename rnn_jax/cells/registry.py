@@ -6,6 +6,7 @@ researcher's own module (importable, e.g. on ``PYTHONPATH``). ``register_cell`` 
 """
 
 import importlib
+import json
 
 import flax.linen as nn
 
@@ -90,6 +91,32 @@ def get_cell_class(spec: str) -> type[RecurrentCell]:
             f"unknown cell {spec!r}: one of {', '.join(sorted(CELLS))}, or package.module:ClassName"
         )
     return CELLS[spec]
+
+
+def parse_cell_kwargs(text: str) -> dict:
+    """A cell's constructor arguments, as configs and command lines give them: a JSON object.
+
+    ``""`` is none. JSON arrays become tuples (a Flax module's attributes must be hashable), so
+    ``'{"decay_range": [0.5, 0.9]}'`` gives ``decay_range=(0.5, 0.9)``.
+
+    Raises:
+      ValueError: not JSON, not an object, or naming ``features`` (the model sets the width).
+    """
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise ValueError(f"{text!r} is not JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{text!r} is not a JSON object, e.g. '{{\"reset_after\": false}}'")
+    if "features" in value:
+        raise ValueError(f"{text!r} names features: the model sets the width (hidden_size)")
+
+    def hashable(v):
+        return tuple(hashable(x) for x in v) if isinstance(v, list) else v
+
+    return {k: hashable(v) for k, v in value.items()}
 
 
 def is_linear(cell: type | object) -> bool:

@@ -103,7 +103,7 @@ def _assemble(splits, vocab, full_lengths, source_index, path, from_cache) -> Im
 # Building the dataset.
 
 
-def _validation_split(num_examples: int, fraction: float, seed: int) -> tuple[np.ndarray, ...]:
+def validation_split(num_examples: int, fraction: float, seed: int) -> tuple[np.ndarray, ...]:
     """Row indices ``(train, validation)``, each sorted, from one seeded permutation.
 
     ``fraction == 0`` keeps every row for training (validation is empty): the refit of a config
@@ -159,7 +159,7 @@ def _encode_splits(
     (train_texts, train_labels), (test_texts, test_labels) = train, test
     word_index: dict[str, int] = {}
     train_rows = _words_to_provisional_ids(train_texts, word_index)
-    train_idx, val_idx = _validation_split(len(train_rows), validation_fraction, split_seed)
+    train_idx, val_idx = validation_split(len(train_rows), validation_fraction, split_seed)
     # Count the training rows only, before test words even enter word_index.
     counts = np.bincount(
         np.concatenate([train_rows[i] for i in train_idx] + [np.zeros(0, np.int32)]),

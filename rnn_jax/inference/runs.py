@@ -2,6 +2,8 @@
 
 import dataclasses
 import os
+import sys
+from typing import NoReturn
 
 import jax
 import ml_collections
@@ -19,6 +21,18 @@ from rnn_jax.training.checkpointing import Checkpoints, NoUsableCheckpointError
 
 class RunNotFoundError(RuntimeError):
     """The workdir holds no usable run (no config, vocabulary or checkpoint)."""
+
+
+def exit_with_error(message: str, code: int = 1) -> NoReturn:
+    """The one line a command line ends with, and its exit code, with nothing after it.
+
+    The process ends at once: a checkpoint that failed to read leaves TensorStore callbacks
+    behind that print tracebacks ("Event loop is closed") while the interpreter shuts down. The
+    commands that use it only read, so nothing is left unwritten.
+    """
+    print(message, file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(code)
 
 
 @dataclasses.dataclass
@@ -42,16 +56,25 @@ def load_run(workdir: str) -> Run:
       RunNotFoundError: a file the run needs is missing or damaged (not valid JSON), or no
         checkpoint restores; the message says which, and what to do. Nothing is rewritten.
     """
-    for name in ("config.json", "vocab.json"):
-        if not os.path.exists(os.path.join(workdir, name)):
-            raise RunNotFoundError(
-                f"{os.path.join(workdir, name)} not found: is {workdir!r} the --workdir of a "
-                "training run?"
-            )
+    if not os.path.exists(os.path.join(workdir, "config.json")):
+        raise RunNotFoundError(
+            f"{os.path.join(workdir, 'config.json')} not found: is {workdir!r} the --workdir of "
+            "a training run?"
+        )
     try:
         config = ml_collections.ConfigDict(workdirs.read_config(workdir))
     except workdirs.WorkdirError as error:  # A damaged config.json; the message says what to do.
         raise RunNotFoundError(str(error)) from None
+    if config.task != "sentiment":
+        raise RunNotFoundError(
+            f"{workdir} holds a {config.task} run, not a sentiment classifier: use "
+            f"python -m rnn_jax.generate --workdir={workdir} for a language model"
+        )
+    if not os.path.exists(os.path.join(workdir, "vocab.json")):
+        raise RunNotFoundError(
+            f"{os.path.join(workdir, 'vocab.json')} not found: is {workdir!r} the --workdir of "
+            "a training run?"
+        )
     try:
         vocab = Vocabulary.from_json(os.path.join(workdir, "vocab.json"))
     except ValueError as error:

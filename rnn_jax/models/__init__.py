@@ -1,6 +1,7 @@
-"""Models built from the layers: the IMDB classifier, a sequence regressor, their summary.
+"""Models built from the layers: the IMDB classifier, the language model, sequence models.
 
-``classifier`` is ``SentimentClassifier`` and ``create_model(config)``; ``sequence`` the
+``classifier`` is ``SentimentClassifier`` and ``create_model(config)``; ``language_model`` the
+byte-level ``LanguageModel`` that reads a stream chunk by chunk; ``sequence`` the
 ``SequenceRegressor`` and the per-step ``SequenceTagger``; ``cell_stack`` turns a config's cell
 names into cells; ``summary`` counts and describes. Imports ``layers`` and ``cells``; knows
 nothing of data or training.
@@ -15,11 +16,13 @@ from rnn_jax.models.classifier import (
     ngram_ids,
     pool,
 )
+from rnn_jax.models.language_model import LanguageModel
 from rnn_jax.models.sequence import SequenceRegressor, SequenceTagger
 from rnn_jax.models.summary import count_params, recurrence_path, summary
 
 __all__ = [
     "COMPUTE_DTYPES",
+    "LanguageModel",
     "POOLINGS",
     "SentimentClassifier",
     "SequenceRegressor",

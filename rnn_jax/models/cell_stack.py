@@ -4,7 +4,13 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from rnn_jax.cells import ACTIVATIONS, RecurrentCell, get_cell_class, get_initializer
+from rnn_jax.cells import (
+    ACTIVATIONS,
+    RecurrentCell,
+    get_cell_class,
+    get_initializer,
+    parse_cell_kwargs,
+)
 
 
 def make_cells(
@@ -17,12 +23,16 @@ def make_cells(
     activation: str | None = None,
     param_dtype: Any = jnp.float32,
     dtype: Any = None,
+    cell_kwargs: str = "",
 ) -> list[RecurrentCell]:
     """``num_layers`` unbound cells of the kind ``cell`` names, as configs name their options.
 
-    An option left None keeps the cell class's own default (e.g. the minGRU's linear
-    candidate, a researcher cell's activation); only what is asked is passed.
+    An option left None (or ``activation=""``, as configs say it) keeps the cell class's own
+    default (e.g. the minGRU's linear candidate, a researcher cell's activation); only what is
+    asked is passed. ``cell_kwargs``: the cell's constructor arguments as a JSON object
+    (``parse_cell_kwargs``), e.g. a chrono initialization's ``'{"t_max": 64}'``.
     """
+    activation = activation or None
     if activation is not None and activation not in ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}; allowed: {', '.join(ACTIVATIONS)}")
     asked = {
@@ -33,6 +43,7 @@ def make_cells(
         else get_initializer(recurrent_init),
     }
     kwargs = {name: value for name, value in asked.items() if value is not None}
+    kwargs |= parse_cell_kwargs(cell_kwargs)  # The config's JSON: the cell's own arguments.
     cell_class = get_cell_class(cell)
     return [
         cell_class(features=hidden_size, param_dtype=param_dtype, dtype=dtype, **kwargs)

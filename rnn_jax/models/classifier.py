@@ -115,6 +115,7 @@ class SentimentClassifier(nn.Module):
         input. 0: words only.
       ngram_order: the longest n-gram embedded when ``ngram_buckets > 0`` (2: bigrams).
       kernel_init, recurrent_init, activation: cell options, by name (see ``make_cells``).
+      cell_kwargs: the cell's constructor arguments as a JSON object ('' for none).
       recurrence: how the recurrent layers are evaluated (``rnn_jax.layers.RecurrenceOptions``:
         unroll, input projection, time-parallel scan, fused kernels, remat).
       pad_id: the padding token (the data's ``PAD_ID``, 0); its steps are masked, so padding side
@@ -140,6 +141,7 @@ class SentimentClassifier(nn.Module):
     kernel_init: str = "glorot_uniform"
     recurrent_init: str = "orthogonal"
     activation: str = "tanh"
+    cell_kwargs: str = ""
     recurrence: RecurrenceOptions = RecurrenceOptions()
     pad_id: int = 0
     param_dtype: Any = jnp.float32
@@ -190,6 +192,7 @@ class SentimentClassifier(nn.Module):
             activation=self.activation,
             param_dtype=self.param_dtype,
             dtype=self.dtype,
+            cell_kwargs=self.cell_kwargs,
         )
         features = RecurrentStack(
             cells,

@@ -9,12 +9,24 @@ from rnn_jax.models.cell_stack import make_cells
 from rnn_jax.models.classifier import SentimentClassifier
 
 
-def recurrence_path(model: SentimentClassifier) -> str:
-    """Which evaluation ``model``'s recurrent layers run on this backend, in words (for the log)."""
+def recurrence_path(model, has_reset: bool = False) -> str:
+    """Which evaluation a model's recurrent layers run on this backend, in words (for the log).
+
+    Args:
+      model: a model with the classifier's ``cell``, ``hidden_size``, ``activation``,
+        ``dtype`` and ``recurrence`` attributes (``SentimentClassifier``, ``LanguageModel``).
+      has_reset: its layers reset their state inside sequences (a language model).
+    """
     (cell,) = make_cells(
-        model.cell, model.hidden_size, 1, activation=model.activation, dtype=model.dtype
+        model.cell,
+        model.hidden_size,
+        1,
+        activation=model.activation,
+        dtype=model.dtype,
+        cell_kwargs=model.cell_kwargs,
     )
-    return resolve(cell, model.recurrence, dtype=model.dtype).describe()
+    plan = resolve(cell, model.recurrence, dtype=model.dtype, has_reset=has_reset)
+    return plan.describe()
 
 
 def count_params(params) -> int:

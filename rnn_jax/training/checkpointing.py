@@ -1,12 +1,12 @@
-"""Orbax checkpoints of a run: the latest few, plus the best by validation accuracy (if any).
+"""Orbax checkpoints of a run: the latest few, plus the best on validation (if any).
 
 One ``CheckpointManager`` (current ``args=`` API) holds every checkpoint under
 ``<workdir>/checkpoints/<step>``. Its preservation policy keeps the ``keep`` most recent steps and
-the step with the best ``val_accuracy``, ties going to the lower ``val_loss`` (epoch-end saves
-carry these metrics; a save made on SIGTERM
-mid-epoch carries none). Orbax writes each step to a temporary directory and renames it when
-complete, and prunes old steps only after the new one is finalized, so nothing the run needs is
-deleted before its replacement is safely on disk.
+the step that ranks best on validation (``ranking``: the best ``val_accuracy``, ties going to
+the lower ``val_loss``; for a language model the lowest ``val_bpc``). Epoch-end saves carry these
+metrics; a save made on SIGTERM mid-epoch carries none. Orbax writes each step to a temporary
+directory and renames it when complete, and prunes old steps only after the new one is finalized,
+so nothing the run needs is deleted before its replacement is safely on disk.
 
 A checkpoint that fails to restore (truncated or damaged files) is moved to
 ``<workdir>/broken_checkpoints/`` -- never deleted -- and the next older one is tried. A
@@ -27,8 +27,14 @@ import orbax.checkpoint as ocp
 from absl import logging
 
 
-def ranking(metrics: dict) -> tuple[float, float]:
-    """Higher is better: validation accuracy, then (on ties) lower validation loss."""
+def ranking(metrics: dict) -> tuple[float, ...]:
+    """Higher is better (a checkpoint's validation metrics, as its epoch saved them).
+
+    A language model: the lower validation bits per character. A classifier: the higher
+    validation accuracy, then (on ties) the lower validation loss.
+    """
+    if "val_bpc" in metrics:
+        return (-metrics["val_bpc"],)
     return metrics["val_accuracy"], -metrics.get("val_loss", 0.0)  # (Older runs: no loss.)
 
 

@@ -7,11 +7,12 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from rnn_jax.cells import ACTIVATIONS, get_cell_class, get_initializer
+from rnn_jax.cells import ACTIVATIONS, get_cell_class, get_initializer, parse_cell_kwargs
 from rnn_jax.data.vocabulary import INDEX_FROM
 from rnn_jax.layers import RecurrenceOptions, resolve
 from rnn_jax.models import COMPUTE_DTYPES, POOLINGS, make_cells
 from rnn_jax.training.parallel import PARALLELISMS
+from rnn_jax.training.tasks import TASKS
 
 OPTIMIZERS = ("adam", "keras_adam", "rmsprop", "sgd")
 SCHEDULES = ("constant", "warmup_cosine")
@@ -61,15 +62,20 @@ def _check_names(c: ml_collections.ConfigDict) -> None:
         ("padding", PAD_MODES),
         ("truncating", PAD_MODES),
         ("pooling", POOLINGS),
-        ("activation", sorted(ACTIVATIONS)),
+        ("activation", ["", *sorted(ACTIVATIONS)]),  # '': the cell's own default.
         ("compute_dtype", list(COMPUTE_DTYPES)),
         ("parallelism", PARALLELISMS),
+        ("task", TASKS),
     ]:
         _require(c[field] in names, field, c[field], "one of " + ", ".join(names))
     try:
         get_cell_class(c.cell)
     except ValueError as error:  # Every failure of a cell's module is one (registry).
         raise ConfigError(f"config.cell={c.cell!r} is not allowed: {error}") from None
+    try:
+        parse_cell_kwargs(c.cell_kwargs)
+    except ValueError as error:
+        raise ConfigError(f"config.cell_kwargs={c.cell_kwargs!r} is not allowed: {error}") from None
 
 
 def _check_numbers(c: ml_collections.ConfigDict) -> None:
@@ -84,6 +90,7 @@ def _check_numbers(c: ml_collections.ConfigDict) -> None:
         "eval_batch_size",
         "keep_checkpoints",
         "log_every_steps",
+        "chunk_length",
     ]:
         _require(c[field] > 0, field, c[field], "a positive integer")
     reserved = INDEX_FROM + 1  # Ids 0..3: padding, start, out-of-vocabulary, unused.
@@ -111,6 +118,7 @@ def _check_numbers(c: ml_collections.ConfigDict) -> None:
         "cpu_devices",
         "bucket_width",
         "ngram_buckets",
+        "steps_per_epoch",
     ]:
         _require(c[field] >= 0, field, c[field], "zero or more")
     _require(c.ngram_order >= 2, "ngram_order", c.ngram_order, "2 or more (2: bigrams)")
@@ -138,6 +146,13 @@ def _check_combinations(c: ml_collections.ConfigDict) -> None:
         c.warmup_epochs,
         f"at most num_epochs={c.num_epochs}",
     )
+    if c.task == "language_model":  # It reads a stream left to right, one chunk at a time.
+        _require(
+            not c.bidirectional,
+            "bidirectional",
+            c.bidirectional,
+            "False for a language model (it predicts each byte from the ones before it)",
+        )
 
 
 def _check_recurrence(c: ml_collections.ConfigDict, backend: str) -> None:
@@ -153,17 +168,24 @@ def _check_recurrence(c: ml_collections.ConfigDict, backend: str) -> None:
     except ValueError as error:
         raise ConfigError(f"config.{error}") from None
     try:  # The cell builds and steps (a researcher's cell may not; shapes only, no compute).
-        (cell,) = make_cells(c.cell, c.hidden_size, 1, activation=c.activation)
+        (cell,) = make_cells(
+            c.cell, c.hidden_size, 1, activation=c.activation, cell_kwargs=c.cell_kwargs
+        )
         x = jax.ShapeDtypeStruct((1, 3), jnp.float32)
         jax.eval_shape(lambda x: cell.init_with_output(jax.random.key(0), _carry(cell, x), x), x)
     except Exception as error:
         first = (str(error).strip().splitlines() or [""])[0]
+        what = f"config.cell={c.cell!r}" + (
+            f" with cell_kwargs {c.cell_kwargs}" * bool(c.cell_kwargs)
+        )
         raise ConfigError(
-            f"config.cell={c.cell!r} is not allowed: building it and one step raised "
+            f"{what} is not allowed: building it and one step raised "
             f"{type(error).__name__}: {first}"
         ) from None
-    try:
-        resolve(cell, options, dtype=COMPUTE_DTYPES[c.compute_dtype], backend=backend)
+    try:  # A language model's layers reset at every review, which a fused kernel cannot.
+        resets = c.task == "language_model"
+        dtype = COMPUTE_DTYPES[c.compute_dtype]
+        resolve(cell, options, dtype=dtype, backend=backend, has_reset=resets)
     except ValueError as error:
         raise ConfigError(f"config.{error}") from None
 

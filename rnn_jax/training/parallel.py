@@ -13,6 +13,10 @@ their four operations only -- ``replicate`` the state, ``shard`` a batch, ``comp
   from each process's own rows by ``jax.make_array_from_process_local_data`` (the same call for
   one process and many); the step is ``jit(shard_map(step))``. No array has a device axis.
 
+A value that differs between rows -- a batch, or the carries of a language model's streams,
+which pass from step to step -- is ``SHARDED``: ``shard`` places this process's rows, and
+``gather`` brings every process's rows back to the host (for a checkpoint).
+
 Either way each device runs ``step(..., axis_name=AXIS_NAME)`` on its own rows, and the step
 averages its gradients with one ``lax.pmean`` (``train_steps.train_step``). ``pmap`` is itself
 ``jit(shard_map)`` since JAX 0.8, so both compile the same per-device program and the same
@@ -121,12 +125,19 @@ class DataParallel(abc.ABC):
         """A pytree of host or device arrays, copied onto every device."""
 
     @abc.abstractmethod
-    def shard(self, batch: dict[str, np.ndarray]) -> Any:
-        """This process's rows of a global batch, split over its devices.
+    def shard(self, tree: Any) -> Any:
+        """This process's rows of a global batch (or of any pytree of rows), over its devices.
 
         Args:
-          batch: arrays <[rows, ...]>, this process's rows (``batching.shard_for_process``),
-            ``rows`` a multiple of its local device count.
+          tree: arrays <[rows, ...]>, this process's rows (``process_rows``), ``rows`` a
+            multiple of its local device count.
+        """
+
+    @abc.abstractmethod
+    def gather(self, tree: Any) -> Any:
+        """A ``SHARDED`` pytree as host arrays <[rows of every process, ...]>, in process order.
+
+        Every process calls it together (several processes exchange their rows).
         """
 
     @abc.abstractmethod
@@ -179,9 +190,14 @@ class Pmap(DataParallel):
         )
         return _pmap_identity()(stacked)
 
-    def shard(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def shard(self, tree: Any) -> Any:
         devices = jax.local_device_count()
-        return {k: v.reshape(devices, -1, *v.shape[1:]) for k, v in batch.items()}
+        return jax.tree.map(lambda v: np.reshape(v, (devices, -1, *np.shape(v)[1:])), tree)
+
+    def gather(self, tree: Any) -> Any:
+        # A pmapped array holds this process's devices only: <[local devices, rows, ...]>.
+        local = jax.tree.map(lambda x: np.asarray(x).reshape(-1, *x.shape[2:]), tree)
+        return _all_processes(local)
 
     def compile(self, step, inputs, outputs, *, donate_state):
         del inputs, outputs  # Every argument and result is mapped over the device axis.
@@ -229,9 +245,20 @@ class ShardMap(DataParallel):
             lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), tree
         )
 
-    def shard(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+    def shard(self, tree: Any) -> Any:
         sharding = self.sharding(SHARDED)
-        return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
+        return jax.tree.map(
+            lambda v: jax.make_array_from_process_local_data(sharding, np.asarray(v)), tree
+        )
+
+    def gather(self, tree: Any) -> Any:
+        if jax.process_count() == 1:
+            return jax.tree.map(np.asarray, tree)
+        from jax.experimental import multihost_utils
+
+        return jax.tree.map(
+            lambda x: np.asarray(multihost_utils.process_allgather(x, tiled=True)), tree
+        )
 
     def compile(self, step, inputs, outputs, *, donate_state):
         out_specs = (
@@ -245,6 +272,28 @@ class ShardMap(DataParallel):
             check_vma=False,  # As pmap: see the module docstring.
         )
         return jax.jit(mapped, donate_argnums=(0,) if donate_state else ())
+
+
+def _all_processes(tree: Any) -> Any:
+    """Each process's host rows, concatenated in process order on every process."""
+    if jax.process_count() == 1:
+        return tree
+    from jax.experimental import multihost_utils
+
+    return jax.tree.map(
+        lambda x: np.asarray(multihost_utils.process_allgather(x, tiled=True)), tree
+    )
+
+
+def process_rows(tree: Any) -> Any:
+    """This process's contiguous share of the rows of a global host pytree (as batches split)."""
+    index, count = jax.process_index(), jax.process_count()
+
+    def rows(x):
+        share = len(x) // count
+        return x[index * share : (index + 1) * share]
+
+    return jax.tree.map(rows, tree)
 
 
 def create(parallelism: str) -> DataParallel:

@@ -1,15 +1,17 @@
 """The training loop: ``train_and_evaluate(config, workdir)`` trains, validates and tests a model.
 
 It reads top to bottom as the job does: check the config, prepare the workdir (``workdir``),
-read IMDB (``rnn_jax.data``), build the model (``rnn_jax.models``) and its train state
-(``train_steps``), resume from the latest checkpoint (``resumption``, ``checkpointing``), train
-epoch by epoch on every device (``parallel``: ``pmap`` or ``shard_map``, as the config says), and
-test the checkpoint best on validation.
+read the data and build the model of the task the config names (``tasks``: the IMDB classifier
+in ``sentiment``, the byte-level language model in ``language_modelling``), create the train
+state, resume from the latest checkpoint (``resumption``, ``checkpointing``), train epoch by
+epoch on every device (``parallel``: ``pmap`` or ``shard_map``, as the config says), and test
+the checkpoint best on validation.
 
 Running the same command on the same workdir resumes from the latest checkpoint. Every source of
 randomness is a function of the seed and the step (data order of ``(seed, epoch)``, dropout keys
-of ``(seed, step)``), and the running metric sums are checkpointed with the state, so a resumed
-run ends with the same metrics as an uninterrupted one (bitwise on CPU).
+of ``(seed, step)``), and the running metric sums (and a language model's stream carries) are
+checkpointed with the state, so a resumed run ends with the same metrics as an uninterrupted
+one (bitwise on CPU).
 """
 
 import contextlib
@@ -25,14 +27,16 @@ import ml_collections
 from absl import logging
 from tqdm import tqdm
 
-from rnn_jax.data import batching, input_pipeline
-from rnn_jax.models import count_params, create_model, recurrence_path, summary
-from rnn_jax.training import configuration, distributed, parallel, train_steps
+from rnn_jax.data import batching
+from rnn_jax.models import count_params
+from rnn_jax.training import configuration, distributed, parallel, tasks, train_steps
 from rnn_jax.training import workdir as workdirs
 from rnn_jax.training.checkpointing import Checkpoints
 from rnn_jax.training.interrupts import Interrupted, SignalFlag
+from rnn_jax.training.language_modelling import LanguageModellingTask
 from rnn_jax.training.optimizers import create_learning_rate_fn
 from rnn_jax.training.resumption import restore_best, resume
+from rnn_jax.training.sentiment import SentimentTask
 
 
 class NonFiniteLossError(RuntimeError):
@@ -41,49 +45,44 @@ class NonFiniteLossError(RuntimeError):
 
 @dataclasses.dataclass
 class Job:
-    """What stays the same for a whole run: its config, data, compiled steps and outputs."""
+    """What stays the same for a whole run: its config, task, compiled steps and outputs."""
 
     config: ml_collections.ConfigDict
     workdir: str
-    data: input_pipeline.ImdbData
-    steps_per_epoch: int
+    task: tasks.Task  # The data, model, batches and metrics (sentiment or language model).
     learning_rate_fn: Callable[[int], Any]
     data_parallel: parallel.DataParallel  # Places arrays and reads them back (pmap or shard_map).
-    train_step: Callable  # train_steps.train_step, compiled by parallel.
+    train_step: Callable  # The task's step, compiled by data_parallel.
     eval_step: Callable
     checkpoints: Checkpoints
     tensorboard: Any  # tensorboardX.SummaryWriter (workdirs.open_tensorboard)
     writer: bool  # This process writes the workdir's files (process 0 of a multi-host run).
 
     @property
+    def steps_per_epoch(self) -> int:
+        return self.task.steps_per_epoch
+
+    @property
     def has_validation(self) -> bool:
-        return len(self.data.validation["label"]) > 0  # False: a refit on all of train.
+        return self.task.has_validation  # False: a refit on all of train.
 
     def evaluate(self, state, split: str) -> dict[str, float]:
-        """``train_steps.evaluate`` of a split, batched as the config says."""
-        c = self.config
-        return train_steps.evaluate(
-            self.eval_step,
-            self.data_parallel,
-            state,
-            self.data.split(split),
-            c.eval_batch_size,
-            c.bucket_width,
-            c.padding,
-        )
+        """The task's metrics on a split."""
+        return self.task.evaluate(self.eval_step, self.data_parallel, state, split)
+
+    def checkpoint(self, state, sums, stream) -> dict[str, Any]:
+        """What a checkpoint holds, on the host (no device axis): state, sums, and the stream."""
+        item = {"state": self.data_parallel.fetch(state), "sums": sums}
+        if self.task.has_stream:
+            item["stream"] = self.data_parallel.gather(stream)
+        return item
 
 
-def load_data(config: ml_collections.ConfigDict) -> input_pipeline.ImdbData:
-    """IMDB as the config asks for it (``input_pipeline.load_imdb_for``).
-
-    Raises:
-      configuration.ConfigError: ``validation_fraction`` leaves no review for validation or
-        for training (with ``max_examples``, it can).
-    """
-    try:
-        return input_pipeline.load_imdb_for(config)
-    except input_pipeline.SplitSizeError as error:
-        raise configuration.ConfigError(f"config.validation_fraction: {error}") from None
+def create_task(config: ml_collections.ConfigDict) -> tasks.Task:
+    """The task ``config.task`` names, its data read and its model built."""
+    if config.task == "language_model":
+        return LanguageModellingTask(config)
+    return SentimentTask(config)
 
 
 def check_finite(
@@ -123,6 +122,7 @@ def train_epoch(
     job: Job,
     state,
     sums,
+    stream,
     *,
     epoch: int,
     start_batch: int,
@@ -135,19 +135,11 @@ def train_epoch(
     and saved with its metric) as if none had come.
 
     Returns:
-      ``(state, sums, host_sums, step, seconds)``: the replicated state and sums, a host copy
-      of the sums, the global step reached and the seconds trained.
+      ``(state, sums, stream, host_sums, step, seconds)``: the placed state, sums and stream,
+      a host copy of the sums, the global step reached and the seconds trained.
     """
     config, steps_per_epoch = job.config, job.steps_per_epoch
-    batches = batching.train_batches(
-        job.data.train,
-        config.batch_size,
-        seed=config.seed,
-        epoch=epoch,
-        start_batch=start_batch,
-        bucket_width=config.bucket_width,
-        padding=config.padding,
-    )
+    batches = job.task.train_batches(epoch, start_batch)
     progress = tqdm(
         total=steps_per_epoch,
         initial=start_batch,
@@ -161,7 +153,7 @@ def train_epoch(
     started = time.perf_counter()
     for batch in batches:
         batch = batching.shard_for_process(batch, *process)
-        state, sums = job.train_step(state, sums, job.data_parallel.shard(batch))
+        state, sums, stream = job.train_step(state, sums, stream, job.data_parallel.shard(batch))
         step += 1
         progress.update()
         # Every process stops at the same step, whichever received the signal (in a multi-host
@@ -176,12 +168,13 @@ def train_epoch(
     host_sums = job.data_parallel.fetch(sums)  # Also waits for the last step.
     seconds = time.perf_counter() - started
     progress.close()
-    return state, sums, host_sums, step, seconds
+    return state, sums, stream, host_sums, step, seconds
 
 
 def finish_epoch(
     job: Job,
     state,
+    stream,
     host_sums: dict,
     history: list[dict],
     *,
@@ -191,21 +184,19 @@ def finish_epoch(
     last_good_step: int | None,
 ) -> None:
     """After an epoch's last step: validate, log, save the checkpoint and ``history.json``."""
-    config, step = job.config, (epoch + 1) * job.steps_per_epoch
-    val = {"loss": None, "accuracy": None}  # A refit on all of train has no validation.
+    config, step, task = job.config, (epoch + 1) * job.steps_per_epoch, job.task
+    val = None  # A refit on all of train has no validation.
     if job.has_validation:
         val = job.evaluate(state, "validation")
         check_finite(epoch, last_good_step, val_loss=val["loss"], step=step)
-    train_metrics = train_steps.normalize(host_sums)
+    trained = (job.steps_per_epoch - start_batch) * task.units_per_step
     entry = {
         "epoch": epoch + 1,
         "step": step,
-        "train_loss": train_metrics["loss"],
-        "train_accuracy": train_metrics["accuracy"],
-        "val_loss": val["loss"],
-        "val_accuracy": val["accuracy"],
+        **task.epoch_metrics("train", train_steps.normalize(host_sums)),
+        **task.epoch_metrics("val", val),
         "epoch_seconds": seconds,
-        "examples_per_second": (job.steps_per_epoch - start_batch) * config.batch_size / seconds,
+        f"{task.unit}_per_second": trained / seconds,
         "learning_rate": float(job.learning_rate_fn(step - 1)),  # The epoch's last step's.
         "resumed_mid_epoch": start_batch > 0,
     }
@@ -213,13 +204,8 @@ def finish_epoch(
     workdirs.log_epoch(entry, config.num_epochs, job.tensorboard)
     job.checkpoints.save(
         step,
-        {
-            "state": job.data_parallel.fetch(state),
-            "sums": jax.device_get(train_steps.zero_metrics()),
-        },
-        val_metrics={"val_accuracy": val["accuracy"], "val_loss": val["loss"]}
-        if job.has_validation
-        else None,
+        job.checkpoint(state, jax.device_get(train_steps.zero_metrics()), stream),
+        val_metrics=task.validation_metrics(entry) if job.has_validation else None,
     )
     if job.writer:
         workdirs.write_history(job.workdir, history)
@@ -228,11 +214,13 @@ def finish_epoch(
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Trains (or resumes), evaluates the best checkpoint on test, writes the workdir.
 
-    "Best" is by validation accuracy; a run without validation (``validation_fraction=0``, the
-    refit of a config chosen on validation) tests its last checkpoint.
+    "Best" is by validation (``checkpointing.ranking``); a run without validation
+    (``validation_fraction=0``, the refit of a config chosen on validation) tests its last
+    checkpoint.
 
     Args:
-      config: a config with every field of ``configs/default.py``.
+      config: a config with every field of ``configs/default.py``; ``config.task`` says what
+        is trained (``tasks.TASKS``).
       workdir: output directory; an existing run there is resumed.
 
     Returns:
@@ -241,77 +229,72 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     configuration.validate(config, jax.device_count())
     writer = distributed.is_writer()
     workdirs.prepare_workdir(config, workdir, write=writer)
-    data = load_data(config)
+    task = create_task(config)
     if writer:
-        data.vocab.to_json(os.path.join(workdir, "vocab.json"))
-    model = create_model(config)
-    steps_per_epoch = num_steps_per_epoch(config, len(data.train["label"]))
-    state = train_steps.create_train_state(config, model, steps_per_epoch)
+        task.write_files(workdir)
+    state = task.create_state()
     num_params = count_params(state.params)
-    logging.info("Model:\n%s", summary(model, state.params, config.max_len))
-    logging.info("%s", recurrence_path(model))
+    logging.info("%s", task.describe(state.params))
     data_parallel = parallel.create(config.parallelism)
     logging.info("%s", data_parallel.describe())
-    train_step, eval_step = train_steps.compile_steps(data_parallel)
+    train_step, eval_step = task.compile(data_parallel)
     job = Job(
         config,
         workdir,
-        data,
-        steps_per_epoch,
-        create_learning_rate_fn(config, steps_per_epoch),
+        task,
+        create_learning_rate_fn(config, task.steps_per_epoch),
         data_parallel=data_parallel,
         train_step=train_step,
         eval_step=eval_step,
         checkpoints=Checkpoints(
             os.path.join(workdir, "checkpoints"),
             config.keep_checkpoints,
-            track_best=len(data.validation["label"]) > 0,
+            track_best=task.has_validation,
             move_damaged=writer,
         ),
         tensorboard=workdirs.open_tensorboard(workdir, write=writer),
         writer=writer,
     )
-    state, sums, last_good_step = resume(job.checkpoints, state)
-    history = workdirs.load_history(workdir, before_epoch=int(state.step) // steps_per_epoch)
+    fresh = {"state": state, "sums": train_steps.zero_metrics()}
+    if task.has_stream:
+        fresh["stream"] = task.initial_stream()
+    restored, last_good_step = resume(job.checkpoints, fresh)
+    history = workdirs.load_history(
+        workdir, before_epoch=int(restored["state"].step) // task.steps_per_epoch
+    )
 
-    state, step = train_epochs(job, state, sums, history, last_good_step)
-    state, best_step = restore_best(job.checkpoints, job.data_parallel, state, step)
+    state, step = train_epochs(job, restored, history, last_good_step)
+    state, best_step = restore_best(job.checkpoints, job.data_parallel, state, step, fresh)
     job.checkpoints.close()
     test_metrics = evaluate_on_test(job, state, best_step)
-    result = workdirs.make_summary(
-        config,
-        history,
-        test_metrics,
-        num_params,
-        best_step,
-        devices=jax.device_count(),
-        backend=jax.default_backend(),
-    )
+    result = task.summary(history, test_metrics, num_params, best_step)
     if writer:
         workdirs.write_summary(workdir, result)
     return result
 
 
-def train_epochs(job: Job, state, sums, history: list[dict], last_good_step: int | None):
-    """Trains from ``state.step`` to the last epoch, saving a checkpoint after each epoch.
+def train_epochs(job: Job, restored: dict, history: list[dict], last_good_step: int | None):
+    """Trains from the restored step to the last epoch, saving a checkpoint after each epoch.
 
     Args:
       job: the run.
-      state: the (restored or fresh) train state, on the host.
-      sums: its running metric sums of the epoch, on the host.
+      restored: the (restored or fresh) checkpoint item on the host: ``state``, its running
+        metric ``sums`` of the epoch, and the task's ``stream`` if it has one.
       history: the finished epochs' entries; each epoch finished here is appended.
       last_good_step: the step of the latest checkpoint, None if there is none.
 
     Returns:
-      ``(state, step)``: the replicated final state and its step.
+      ``(state, step)``: the placed final state and its step.
 
     Raises:
       Interrupted: SIGINT or SIGTERM arrived; a checkpoint of the step reached was saved.
       NonFiniteLossError: NaN/Inf in training or validation; nothing was saved.
     """
-    step = int(state.step)
+    placed = job.data_parallel
+    step = int(restored["state"].step)
     start_epoch, start_batch = divmod(step, job.steps_per_epoch)
-    state, sums = job.data_parallel.replicate(state), job.data_parallel.replicate(sums)
+    state, sums = placed.replicate(restored["state"]), placed.replicate(restored["sums"])
+    stream = placed.shard(parallel.process_rows(restored.get("stream", ())))
     # Leaving the block waits for the last asynchronous save, also when NaN or a signal ends the
     # run: a process that exits before the save is written would lose its last good checkpoint.
     with (
@@ -320,10 +303,11 @@ def train_epochs(job: Job, state, sums, history: list[dict], last_good_step: int
         contextlib.closing(job.tensorboard),
     ):
         for epoch in range(start_epoch, job.config.num_epochs):
-            state, sums, host_sums, step, seconds = train_epoch(
+            state, sums, stream, host_sums, step, seconds = train_epoch(
                 job,
                 state,
                 sums,
+                stream,
                 epoch=epoch,
                 start_batch=start_batch,
                 interrupt=interrupt,
@@ -331,12 +315,12 @@ def train_epochs(job: Job, state, sums, history: list[dict], last_good_step: int
             )
             check_finite(epoch, last_good_step, sums=host_sums)
             if step % job.steps_per_epoch:  # A signal stopped the epoch: save where it stopped.
-                state_now = job.data_parallel.fetch(state)
-                job.checkpoints.save(step, {"state": state_now, "sums": host_sums})
+                job.checkpoints.save(step, job.checkpoint(state, host_sums, stream))
             else:
                 finish_epoch(
                     job,
                     state,
+                    stream,
                     host_sums,
                     history,
                     epoch=epoch,
@@ -344,7 +328,7 @@ def train_epochs(job: Job, state, sums, history: list[dict], last_good_step: int
                     start_batch=start_batch,
                     last_good_step=last_good_step,
                 )
-                sums = job.data_parallel.replicate(train_steps.zero_metrics())
+                sums = placed.replicate(train_steps.zero_metrics())
                 last_good_step, start_batch = step, 0
             interrupt.signum = distributed.stop_everywhere(interrupt.signum)
             if interrupt.signum is not None:  # The one way out on SIGINT/SIGTERM.
@@ -354,33 +338,17 @@ def train_epochs(job: Job, state, sums, history: list[dict], last_good_step: int
     return state, step
 
 
-def num_steps_per_epoch(config: ml_collections.ConfigDict, num_train: int) -> int:
-    """Optimizer steps per epoch (the remainder is dropped).
-
-    Raises:
-      configuration.ConfigError: fewer training reviews than ``batch_size``.
-    """
-    steps_per_epoch = batching.num_train_batches(num_train, config.batch_size)
-    if steps_per_epoch == 0:
-        raise configuration.ConfigError(
-            f"config.batch_size={config.batch_size} is not allowed: at most the {num_train} "
-            f"training reviews (max_examples={config.max_examples}, "
-            f"validation_fraction={config.validation_fraction})"
-        )
-    return steps_per_epoch
-
-
 def evaluate_on_test(job: Job, state, best_step: int | None) -> dict:
-    """Test loss and accuracy of ``state`` once (all None when ``evaluate_test`` is False)."""
+    """The task's test metrics of ``state`` once (None values when ``evaluate_test`` is False)."""
     if not job.config.evaluate_test:  # Tuning on validation: test stays unseen until chosen.
         logging.info("test not evaluated (evaluate_test=False; checkpoint step %s)", best_step)
         return {"loss": None, "accuracy": None, "count": 0}
     metrics = job.evaluate(state, "test")
     logging.info(
-        "test loss %.4f acc %.4f (%d reviews, checkpoint step %s)",
-        metrics["loss"],
-        metrics["accuracy"],
+        "test %s (%d %s, checkpoint step %s)",
+        " ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "count"),
         metrics["count"],
+        "reviews" if job.task.unit == "examples" else job.task.unit,
         best_step,
     )
     return metrics

@@ -6,6 +6,7 @@ turns them into means on the host, once per log interval or epoch.
 
 from collections.abc import Callable
 
+import flax.linen as nn
 import flax.struct
 import jax
 import jax.numpy as jnp
@@ -30,15 +31,25 @@ class TrainState(train_state.TrainState):
 
 
 def create_train_state(
-    config: ml_collections.ConfigDict, model: SentimentClassifier, steps_per_epoch: int
+    config: ml_collections.ConfigDict,
+    model: nn.Module,
+    steps_per_epoch: int,
+    tokens: Array | None = None,
 ) -> TrainState:
-    """Initializes parameters from ``config.seed`` and wraps them with the optimizer."""
-    params_key, dropout_key = jax.random.split(jax.random.key(config.seed))
-    dummy = jnp.ones((1, config.max_len), jnp.int32)
-    params = jax.jit(model.init)(params_key, dummy)["params"]
+    """Initializes parameters from ``config.seed`` and wraps them with the optimizer.
+
+    Args:
+      config: the run's config.
+      model: the classifier, or any model initialized from a batch of token ids.
+      steps_per_epoch: sizes the learning-rate schedule.
+      tokens: <int32>[1, time], what ``model.init`` reads; default ``config.max_len`` ones.
+    """
+    params_key, key = jax.random.split(jax.random.key(config.seed))
+    tokens = jnp.ones((1, config.max_len), jnp.int32) if tokens is None else tokens
+    params = jax.jit(model.init)(params_key, tokens)["params"]
     tx = create_optimizer(config, create_learning_rate_fn(config, steps_per_epoch))
     return TrainState.create(
-        apply_fn=model.apply, params=params, tx=tx, dropout_key=jax.random.key_data(dropout_key)
+        apply_fn=model.apply, params=params, tx=tx, dropout_key=jax.random.key_data(key)
     )
 
 
@@ -94,10 +105,7 @@ def train_step(
     Returns:
       The new state and sums.
     """
-    # A new dropout key every step (and device), derived from the step so a resumed run repeats it.
-    key = jax.random.fold_in(jax.random.wrap_key_data(state.dropout_key), state.step)
-    if axis_name is not None:
-        key = jax.random.fold_in(key, jax.lax.axis_index(axis_name))
+    key = dropout_key(state, axis_name)
     labels = batch["label"]
 
     def loss_fn(params):
@@ -113,11 +121,27 @@ def train_step(
         grads = jax.lax.pmean(grads, axis_name)
         loss = jax.lax.pmean(loss, axis_name)
         metrics = jax.lax.psum(metrics, axis_name)
+    return state.apply_gradients(grads=grads), add_step(sums, metrics, loss, grads, state.step)
+
+
+def add_step(sums: Metrics, metrics: Metrics, loss: Array, grads, step: Array) -> Metrics:
+    """``sums`` plus one step's metric sums.
+
+    The first step whose loss or gradients are not finite is recorded in
+    ``first_nonfinite_step``.
+    """
     first_bad = sums["first_nonfinite_step"]
     finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
-    first_bad = jnp.where((first_bad < 0) & ~finite, state.step, first_bad)
-    sums = {k: sums[k] + metrics[k] for k in metrics} | {"first_nonfinite_step": first_bad}
-    return state.apply_gradients(grads=grads), sums
+    first_bad = jnp.where((first_bad < 0) & ~finite, step, first_bad)
+    return {k: sums[k] + metrics[k] for k in metrics} | {"first_nonfinite_step": first_bad}
+
+
+def dropout_key(state: TrainState, axis_name: str | None) -> Array:
+    """A new dropout key every step (and device), from the step: a resumed run repeats it."""
+    key = jax.random.fold_in(jax.random.wrap_key_data(state.dropout_key), state.step)
+    if axis_name is not None:
+        key = jax.random.fold_in(key, jax.lax.axis_index(axis_name))
+    return key
 
 
 def eval_step(

@@ -56,6 +56,10 @@ ADDED_FIELDS = {field.name: field.default for field in dataclasses.fields(Recurr
     "compute_dtype": "float32",
     "residual": False,
     "parallelism": "pmap",
+    "task": "sentiment",
+    "cell_kwargs": "",
+    "chunk_length": 128,
+    "steps_per_epoch": 0,
 }
 
 
@@ -212,8 +216,6 @@ def make_summary(
       backend: JAX's backend (``"cpu"``, ``"gpu"``, ``"tpu"``).
     """
     best = next((h for h in history if h["step"] == best_step), None)
-    train_seconds = sum(h["epoch_seconds"] for h in history)
-    trained = sum(h["examples_per_second"] * h["epoch_seconds"] for h in history)
     return {
         "cell": config.cell,
         "test_accuracy": test_metrics["accuracy"],
@@ -222,15 +224,30 @@ def make_summary(
         "best_val_accuracy": None if best is None else best["val_accuracy"],
         "best_epoch": None if best is None else best["epoch"],
         "epochs": len(history),
-        "train_seconds": train_seconds,
-        "seconds_per_epoch": float(np.median([h["epoch_seconds"] for h in history]))
-        if history
-        else math.nan,
-        "examples_per_second": trained / train_seconds if train_seconds else math.nan,
+        **speed(history, "examples"),
         "num_params": num_params,
         "devices": devices,
         "backend": backend,
         "parallelism": config.parallelism,
+    }
+
+
+def speed(history: list[dict], unit: str) -> dict[str, float]:
+    """Training time and speed over every epoch of ``history``, in the ``unit`` it counts.
+
+    Returns:
+      ``train_seconds`` (all epochs), ``seconds_per_epoch`` (the median) and
+      ``<unit>_per_second`` (all of them trained, over all the seconds).
+    """
+    rate = f"{unit}_per_second"
+    train_seconds = sum(h["epoch_seconds"] for h in history)
+    trained = sum(h[rate] * h["epoch_seconds"] for h in history)
+    return {
+        "train_seconds": train_seconds,
+        "seconds_per_epoch": float(np.median([h["epoch_seconds"] for h in history]))
+        if history
+        else math.nan,
+        rate: trained / train_seconds if train_seconds else math.nan,
     }
 
 
@@ -239,32 +256,34 @@ def write_summary(workdir: str, summary: dict[str, Any]) -> None:
 
 
 def log_epoch(entry: dict, num_epochs: int, tensorboard) -> None:
-    """One log line and the TensorBoard scalars (``tensorboard/``) of a finished epoch."""
-    validation = (
-        f"val loss {entry['val_loss']:.4f} acc {entry['val_accuracy']:.4f}"
-        if entry["val_loss"] is not None
-        else "no validation"
+    """One log line and the TensorBoard scalars (``tensorboard/``) of a finished epoch.
+
+    Every number of ``entry`` but its counters is a scalar (``train_loss``, ``val_bpc``,
+    ``examples_per_second``, ``learning_rate``, ...); a measure not taken (None) is left out.
+    """
+    scalars = {
+        k: v
+        for k, v in entry.items()
+        if k not in ("epoch", "step", "epoch_seconds", "resumed_mid_epoch")
+        and isinstance(v, int | float)
+        and not isinstance(v, bool)
+    }
+    measures = " | ".join(
+        f"{k} {v:.4f}" for k, v in scalars.items() if k.startswith(("train_", "val_"))
     )
+    rate = next((k for k in scalars if k.endswith("_per_second")), None)
+    speed_text = f"{scalars[rate]:.0f} {rate.removesuffix('_per_second')}/s" if rate else ""
     logging.info(
-        "epoch %d/%d: train loss %.4f acc %.4f | %s | %.1f s %.0f ex/s",
+        "epoch %d/%d: %s%s | %.1f s %s",
         entry["epoch"],
         num_epochs,
-        entry["train_loss"],
-        entry["train_accuracy"],
-        validation,
+        measures,
+        "" if entry.get("val_loss") is not None else " | no validation",
         entry["epoch_seconds"],
-        entry["examples_per_second"],
+        speed_text,
     )
-    for name in (
-        "train_loss",
-        "train_accuracy",
-        "val_loss",
-        "val_accuracy",
-        "examples_per_second",
-        "learning_rate",
-    ):
-        if entry[name] is not None:
-            tensorboard.add_scalar(name, entry[name], entry["step"])
+    for name, value in scalars.items():
+        tensorboard.add_scalar(name, value, entry["step"])
     tensorboard.flush()
 
 
