@@ -1,19 +1,15 @@
 """The cell lab's cards, one after another or in worker processes (one per core).
 
-A card (one cell on one task) is independent of every other, and a small recurrent run keeps
-about one core busy, so ``--workers 2`` on two cores runs two cards at once. Each worker is a
-fresh process (``spawn``: forking a process that has started JAX's threads is unsafe) that
-compiles its own programs; every run still lands in its own file under ``<out>/runs/``, so a
-killed lab loses only the runs in flight, one per worker.
+A card (one cell on one task) is independent of every other, so ``--workers 2`` on two cores
+runs two cards at once (``experiments.lib.processes``); every run still lands in its own file
+under ``<out>/runs/``, so a killed lab loses only the runs in flight, one per worker.
 """
 
 import functools
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
-from experiments.lib import lab_protocol, lab_runs
+from experiments.lib import lab_protocol, lab_runs, processes
 from experiments.lib.lab_protocol import Card
 from experiments.lib.lab_tasks import TASKS
 
@@ -56,7 +52,4 @@ def run_cards(
     card = functools.partial(
         one_card, budget=budget, folder=folder, rates=rates, exhaustive=exhaustive
     )
-    if workers <= 1:
-        return [card(job) for job in jobs]
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        return list(pool.map(card, jobs))
+    return processes.map_jobs(card, jobs, workers)

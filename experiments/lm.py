@@ -1,0 +1,228 @@
+"""Language modelling on the reviews' text: bits per character of every cell, over seeds.
+
+    python -m experiments.lm [--cells control,rnn,lstm,...] [--seeds N] [--baseline CELL]
+        [--match-params CELL] [--workers N] [--quick] [--out DIR] [--workdirs DIR]
+
+Every cell (a registered name, ``control`` -- the lab's memoryless control -- or a researcher's
+``package.module:ClassName``) is trained as a byte-level language model at the same character
+budget and width (``experiments.lib.lm.runs.FULL``; ``--match-params CELL`` instead gives each
+cell the width at which it has CELL's parameter count), once per seed, through the training
+pipeline (``configs/lm_lstm.py``). Writes ``report.md`` (the tables, the curves, two samples per
+cell), ``table.md`` (test bits per character, mean ± sd over seeds, and the paired difference to
+``--baseline`` with its 95% interval and a verdict, ``experiments.lib.noise``),
+``baselines.md`` (uniform, unigram, add-k bigram, Kneser-Ney n-grams counted on the training
+text), ``curves.png`` and ``results.json`` (``bpc[cell] = {mean, sd, runs}``, the baselines, every
+run's record). Each finished run is a record under ``<out>/runs/``; a killed study resumes,
+each unfinished run from its own last checkpoint (its workdir under ``--workdirs``).
+"""
+
+import argparse
+import dataclasses
+import functools
+import os
+from collections.abc import Sequence
+
+from experiments.lib import flags, processes, reporting
+from experiments.lib.lab_control import CONTROL
+from experiments.lib.lab_report import cell_label
+from experiments.lib.lm import baselines, runs
+from experiments.lib.lm import report as lm_report
+from rnn_jax.cells import parse_cell_kwargs
+
+DEFAULT_CELLS = ("control", "rnn", "lstm", "gru", "mgu", "mingru", "minlstm", "rglru")
+QUICK_CELLS = ("control", "lstm", "mingru")
+KN_ORDERS, QUICK_KN_ORDERS = (3, 4, 5, 6, 7, 8), (2, 3)
+
+
+def names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = flags.make_parser("lm", __doc__.splitlines()[0], training=False)
+    parser.add_argument(
+        "--cells",
+        help=f"comma-separated (default: {','.join(DEFAULT_CELLS)}; with --quick: "
+        f"{','.join(QUICK_CELLS)})",
+    )
+    parser.add_argument("--seeds", type=int, help="seeds per cell (default 3; with --quick 2)")
+    parser.add_argument("--baseline", default="lstm", help="the cell differences are taken to")
+    parser.add_argument(
+        "--match-params", help="give each cell the width at which it has this cell's parameters"
+    )
+    parser.add_argument(
+        "--kwargs",
+        default="",
+        help="constructor arguments as JSON for every cell but --baseline and control, e.g. "
+        "'{\"decay_range\": [0.5, 0.99]}' (a sweep: one study per value, one --out)",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="runs trained at once")
+    parser.add_argument(
+        "--workdirs",
+        type=str,
+        help="where the runs train (default runs/experiments/lm, or _quick)",
+    )
+    args = flags.parse(parser, argv)
+    args.cells = names(args.cells or ",".join(QUICK_CELLS if args.quick else DEFAULT_CELLS))
+    args.seeds = args.seeds or (2 if args.quick else 3)
+    args.workdirs = args.workdirs or str(flags.default_workdirs("lm", args.quick))
+    for cell in {*args.cells, args.baseline, args.match_params} - {None}:
+        try:
+            lm_report.label(cell)
+        except ValueError as error:
+            parser.error(str(error))
+    try:
+        parse_cell_kwargs(args.kwargs)
+    except ValueError as error:
+        parser.error(f"--kwargs: {error}")
+    if args.baseline not in args.cells:
+        parser.error(f"--baseline {args.baseline} is not among --cells {','.join(args.cells)}")
+    if args.seeds < 1 or args.workers < 1:
+        parser.error("--seeds and --workers take positive integers")
+    return args
+
+
+def kwargs_of(cell: str, args) -> str:
+    """``--kwargs`` for every cell but the baseline and the control."""
+    return "" if cell in (args.baseline, CONTROL) else args.kwargs
+
+
+def widths(args, budget: runs.Budget) -> dict[str, int]:
+    """Each cell's width: the budget's, or the one matching ``--match-params``'s parameters."""
+    if not args.match_params:
+        return dict.fromkeys(args.cells, budget.width)
+    target = runs.parameters(args.match_params, budget.width, budget)
+    return {
+        cell: runs.matched_width(cell, target, budget, kwargs_of(cell, args)) for cell in args.cells
+    }
+
+
+def baseline_rows(args, budget: runs.Budget) -> tuple[list[dict], dict]:
+    """The count-based models' rows, estimated on the training text the runs read."""
+    from rnn_jax.data import text
+
+    read = text.load_review_text(
+        validation_fraction=0.04,  # configs/lm_lstm.py's.
+        data_dir=args.data_dir or None,
+        cache_dir=args.cache_dir or None,
+        max_examples=budget.max_examples or None,
+    )
+    orders = QUICK_KN_ORDERS if args.quick else KN_ORDERS
+    rows = [
+        {"model": "uniform over 257 tokens", "validation_bpc": baselines.uniform()}
+        | {"test_bpc": baselines.uniform()},
+        {
+            "model": f"unigram, add-{baselines.ADD_K:g}",
+            "validation_bpc": baselines.unigram(read.train, read.validation),
+            "test_bpc": baselines.unigram(read.train, read.test),
+        },
+        {
+            "model": f"bigram, add-{baselines.ADD_K:g}",
+            "validation_bpc": baselines.bigram(read.train, read.validation),
+            "test_bpc": baselines.bigram(read.train, read.test),
+        },
+    ]
+    best, scores = baselines.best_kneser_ney(read.train, read.validation, orders)
+    for order, score in scores.items():
+        rows.append(
+            {
+                "model": f"interpolated Kneser-Ney, order {order}",
+                "validation_bpc": score,
+                "test_bpc": best.bits_per_character(read.test) if order == best.order else None,
+            }
+        )
+    # The same n-gram counted on as many characters as each run trains on (the cells' budget).
+    seen = baselines.prefix(read.train, budget.characters)
+    budget_model = baselines.KneserNey(seen, best.order)
+    rows.append(
+        {
+            "model": f"interpolated Kneser-Ney, order {best.order}, counted on "
+            f"{budget.characters / 1e6:.1f} M characters (the runs' budget)",
+            "validation_bpc": budget_model.bits_per_character(read.validation),
+            "test_bpc": budget_model.bits_per_character(read.test),
+        }
+    )
+    summary = {
+        "unigram": rows[1]["test_bpc"],
+        "bigram": rows[2]["test_bpc"],
+        "kneser_ney": {
+            "order": best.order,
+            "test_bpc": rows[3 + orders.index(best.order)]["test_bpc"],
+        },
+        "kneser_ney_budget": {"order": best.order, "test_bpc": rows[-1]["test_bpc"]},
+        "kneser_ney_validation": scores,
+    }
+    return rows, summary
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.quick:  # A smoke run's numbers mean nothing; compiling is most of its time.
+        os.environ["XLA_FLAGS"] = (
+            f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0"
+        )
+    budget = runs.QUICK if args.quick else runs.FULL
+    report = reporting.Report(args, "Language modelling: bits per character on the reviews")
+    width = widths(args, budget)
+    keys = [
+        runs.RunKey(c, s, width[c], kwargs_of(c, args))
+        for c in args.cells
+        for s in range(args.seeds)
+    ]
+    records = processes.map_jobs(
+        functools.partial(runs.run, budget=budget, args=args), keys, args.workers
+    )
+    results = lm_report.bpc_results(records, args.baseline)
+    base_rows, base_summary = baseline_rows(args, budget)
+    resolved = lm_report.smallest_resolved(results)
+    report.text(
+        f"Each cell is a byte-level language model (embedding {budget.embed}, "
+        f"{budget.layers} layer(s) of width "
+        + (
+            f"{budget.width}"
+            if not args.match_params
+            else f"matched to {cell_label(args.match_params)}'s parameters"
+        )
+        + f", a softmax over 256 bytes and the review boundary) trained on "
+        f"{budget.characters / 1e6:.2f} M characters ({budget.steps} steps of {budget.streams} "
+        f"streams x {budget.chunk} characters, truncated backpropagation through time with the "
+        f"state reset at every review), Adam {budget.learning_rate:g} with cosine decay, "
+        f"gradients clipped at 1, at seeds 0-{args.seeds - 1}; each cell with its own default "
+        "activation (the minGRU's and minLSTM's linear candidate). Test: bits per character "
+        + (
+            "on every test review (25,000, 31.9 M bytes)"
+            if not budget.max_examples
+            else f"on the first {budget.max_examples} test reviews"
+        )
+        + f", each from its own beginning, its end included. Differences to "
+        f"{cell_label(args.baseline)} are paired by seed; verdict: {lm_report.noise.RULE}. "
+        + (
+            f"The smallest difference these seeds resolve: {resolved:.4f} bpc."
+            if resolved is not None
+            else ""
+        )
+    )
+    rows = lm_report.cell_rows(records, results)
+    report.table("table", rows, lm_report.CELL_COLUMNS, "Test bits per character")
+    report.table("baselines", base_rows, lm_report.BASELINE_COLUMNS, "Count-based baselines")
+    report.figure("curves", lm_report.curves_figure(records), "Validation curves")
+    report.text(
+        "## Samples (temperature 0.8, the first seed's final parameters)\n\n"
+        + lm_report.samples_text(records)
+    )
+    report.json(
+        "results",
+        {
+            "budget": dataclasses.asdict(budget),
+            "baseline": args.baseline,
+            "bpc": results,
+            "baselines": base_summary,
+            "smallest_resolved_difference": resolved,
+            "runs": records,
+        },
+    )
+    report.finish()
+
+
+if __name__ == "__main__":
+    main()
