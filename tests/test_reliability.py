@@ -240,6 +240,12 @@ def test_validate_accepts_the_default_and_tiny_configs(device_count):
         ("kernel_init", "no_such_init"),
         ("compute_dtype", "float16"),
         ("parallelism", "jit"),
+        ("task", "translation"),
+        ("chunk_length", 0),
+        ("steps_per_epoch", -1),
+        ("cell_kwargs", "[1, 2]"),
+        ("cell_kwargs", '{"activation": "relu"}'),  # config.activation's to set.
+        ("cell_kwargs", '{"no_such_field": 1}'),  # The cell does not build.
     ],
 )
 def test_validate_names_the_field_the_value_and_what_is_allowed(field, value):

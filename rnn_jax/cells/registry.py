@@ -93,6 +93,17 @@ def get_cell_class(spec: str) -> type[RecurrentCell]:
     return CELLS[spec]
 
 
+# Constructor arguments a model sets from its own fields, never from a cell's JSON arguments.
+SET_ELSEWHERE = {
+    "features": "the model's width (hidden_size)",
+    "activation": "config.activation",
+    "kernel_init": "config.kernel_init",
+    "recurrent_kernel_init": "config.recurrent_init",
+    "param_dtype": "the model",
+    "dtype": "config.compute_dtype",
+}
+
+
 def parse_cell_kwargs(text: str) -> dict:
     """A cell's constructor arguments, as configs and command lines give them: a JSON object.
 
@@ -100,7 +111,8 @@ def parse_cell_kwargs(text: str) -> dict:
     ``'{"decay_range": [0.5, 0.9]}'`` gives ``decay_range=(0.5, 0.9)``.
 
     Raises:
-      ValueError: not JSON, not an object, or naming ``features`` (the model sets the width).
+      ValueError: not JSON, not an object, or naming an argument the model sets from its own
+        fields (``SET_ELSEWHERE``: the width, the activation, the initializers, the dtypes).
     """
     if not text:
         return {}
@@ -110,8 +122,9 @@ def parse_cell_kwargs(text: str) -> dict:
         raise ValueError(f"{text!r} is not JSON ({error})") from None
     if not isinstance(value, dict):
         raise ValueError(f"{text!r} is not a JSON object, e.g. '{{\"reset_after\": false}}'")
-    if "features" in value:
-        raise ValueError(f"{text!r} names features: the model sets the width (hidden_size)")
+    for name, field in SET_ELSEWHERE.items():
+        if name in value:
+            raise ValueError(f"{text!r} names {name}, which {field} sets")
 
     def hashable(v):
         return tuple(hashable(x) for x in v) if isinstance(v, list) else v

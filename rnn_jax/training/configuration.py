@@ -175,12 +175,14 @@ def _check_recurrence(c: ml_collections.ConfigDict, backend: str) -> None:
         jax.eval_shape(lambda x: cell.init_with_output(jax.random.key(0), _carry(cell, x), x), x)
     except Exception as error:
         first = (str(error).strip().splitlines() or [""])[0]
-        what = f"config.cell={c.cell!r}" + (
-            f" with cell_kwargs {c.cell_kwargs}" * bool(c.cell_kwargs)
-        )
+        raised = f"{type(error).__name__}: {first}"
+        if c.cell_kwargs:  # The arguments are the likelier culprit; the message says both.
+            raise ConfigError(
+                f"config.cell_kwargs={c.cell_kwargs!r} is not allowed: building {c.cell} with "
+                f"them and one step raised {raised}"
+            ) from None
         raise ConfigError(
-            f"{what} is not allowed: building it and one step raised "
-            f"{type(error).__name__}: {first}"
+            f"config.cell={c.cell!r} is not allowed: building it and one step raised {raised}"
         ) from None
     try:  # A language model's layers reset at every review, which a fused kernel cannot.
         resets = c.task == "language_model"

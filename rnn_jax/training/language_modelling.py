@@ -12,6 +12,7 @@ accuracy, on every predicted token of a split (each review's bytes and its end).
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from rnn_jax.data import batching, streams, text
 from rnn_jax.layers import RecurrenceOptions
@@ -58,6 +59,16 @@ def load_text(config: ml_collections.ConfigDict) -> text.ReviewText:
         )
     except text.SplitSizeError as error:
         raise configuration.ConfigError(f"config.validation_fraction: {error}") from None
+
+
+# Evaluation chunks summed on the device between host reads (LanguageModellingTask.evaluate).
+FETCH_EVERY = 64
+
+
+def _add(total: dict | None, sums: dict) -> dict:
+    """Host sums in float64."""
+    sums = {k: np.asarray(v, np.float64) for k, v in sums.items()}
+    return sums if total is None else {k: total[k] + sums[k] for k in total}
 
 
 class LanguageModellingTask(Task):
@@ -121,12 +132,18 @@ class LanguageModellingTask(Task):
         carries = jax.device_get(self.model.initial_carries(c.eval_batch_size))
         carries = data_parallel.shard(parallel.process_rows(carries))
         process = (jax.process_index(), jax.process_count())
-        total = None
-        for chunk in streams.eval_chunks(documents, c.eval_batch_size, c.chunk_length):
+        # Sums of FETCH_EVERY chunks on the device (float32 counts exact below 2^24), added on
+        # the host in float64: the test text is about 2^25 tokens.
+        total, partial = None, None
+        chunks = streams.eval_chunks(documents, c.eval_batch_size, c.chunk_length)
+        for number, chunk in enumerate(chunks, start=1):
             chunk = batching.shard_for_process(chunk, *process)
             sums, carries = eval_step(state, carries, data_parallel.shard(chunk))
-            total = sums if total is None else jax.tree.map(jnp.add, total, sums)
-        total = data_parallel.fetch(total)
+            partial = sums if partial is None else jax.tree.map(jnp.add, partial, sums)
+            if number % FETCH_EVERY == 0:
+                total, partial = _add(total, data_parallel.fetch(partial)), None
+        if partial is not None:
+            total = _add(total, data_parallel.fetch(partial))
         metrics = train_steps.normalize(total) | {"count": int(total["count"])}
         return metrics | {"bpc": lm_steps.bits_per_character(metrics)}
 

@@ -224,8 +224,12 @@ class ShardMap(DataParallel):
     name = "shard_map"
 
     def __init__(self):
-        self.mesh = jax.make_mesh(
-            (jax.device_count(),), (AXIS_NAME,), axis_types=(jax.sharding.AxisType.Explicit,)
+        # Devices in process order, each process's in a block: a process's rows of the global
+        # batch are then one contiguous block, as batching.shard_for_process and process_rows
+        # cut them (and as pmap places them), which gather's order and a resume rely on.
+        devices = sorted(jax.devices(), key=lambda d: (d.process_index, d.id))
+        self.mesh = jax.sharding.Mesh(
+            np.array(devices), (AXIS_NAME,), axis_types=(jax.sharding.AxisType.Explicit,)
         )
 
     def sharding(self, placement: str) -> NamedSharding:
