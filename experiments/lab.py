@@ -1,22 +1,25 @@
 """The cell lab: each cell's horizon on tasks of memory, recall and state tracking.
 
-    python -m experiments.lab [--cells rnn,lstm,...] [--tasks adding,parity,...] [--workers N]
-        [--layers N] [--steps N] [--max-dials N] [--no-early-stop] [--exhaustive] [--quick]
-        [--out DIR]
+    python -m experiments.lab [--cells rnn,lstm,...] [--kwargs JSON] [--tasks adding,parity,...]
+        [--workers N] [--layers N] [--steps N] [--max-dials N] [--no-early-stop] [--exhaustive]
+        [--quick] [--out DIR]
 
-For every cell (a registered name, ``control`` -- the memoryless control -- or a researcher's
-``package.module:ClassName``) and every task (``experiments.lib.lab_tasks``): a learning-rate
-sweep at the base difficulty, then the difficulty doubling until the cell fails, seeds spent at
-the frontier (``experiments.lib.lab_protocol``). Writes ``report.md``, ``horizons.md`` (cells x
-tasks), ``runs.md`` (every run), ``results.json`` (``horizons``: cell -> task -> horizon or
-null, and every run behind it; ``gradient_horizons``: cell -> how many steps back the untrained
-model's last prediction still feels its input, ``experiments.lib.lab_gradients``),
-``horizons.png`` and ``curves.png``. Each finished run is a file under ``<out>/runs/``: a killed
-lab loses only the run in flight, and a rerun resumes (the gradient horizons, one gradient per
-cell, are measured again). ``--layers``, ``--steps``, ``--max-dials`` and ``--no-early-stop``
-change every run's budget: a run found with another budget is trained again and overwritten,
-so give such a lab its own ``--out``. ``--exhaustive`` keeps its whole-budget runs apart, under
-``<out>/grid_runs/``.
+For every cell (a registered name, ``control`` -- the memoryless control --, ``attention`` --
+two layers of causal attention, the positive control -- or a researcher's
+``package.module:ClassName``, with ``--kwargs`` for its constructor) and every task
+(``experiments.lib.lab.tasks``): a learning-rate sweep at the base difficulty, then the
+difficulty doubling until the cell fails at every rate, seeds spent at the frontier
+(``experiments.lib.lab.protocol``). Writes ``report.md``, ``horizons.md`` (cells x tasks, and
+each cell's language-model bits per character when ``experiments/results/lm`` holds them),
+``rates.md`` (the rate each difficulty passed at), ``runs.md`` (every run), ``results.json``
+(``horizons``: cell -> task -> horizon or null, and every run behind it; ``gradient_horizons``:
+cell -> how many steps back the untrained model's last prediction still feels its input,
+``experiments.lib.lab.gradients``), ``horizons.png`` and ``curves.png``. Each finished run is
+a file under ``<out>/runs/``: a killed lab loses only the run in flight, and a rerun resumes
+(the gradient horizons, one gradient per cell, are measured again). ``--layers``, ``--steps``,
+``--max-dials`` and ``--no-early-stop`` change every run's budget: a run found with another
+budget is trained again and overwritten, so give such a lab its own ``--out``.
+``--exhaustive`` keeps its whole-budget runs apart, under ``<out>/grid_runs/``.
 """
 
 import argparse
@@ -24,21 +27,32 @@ import dataclasses
 import os
 from collections.abc import Sequence
 
-from experiments.lib import (
-    flags,
-    lab_gradients,
-    lab_protocol,
-    lab_report,
-    lab_runs,
-    lab_workers,
-    reporting,
-)
-from experiments.lib.lab_report import cell_label
-from experiments.lib.lab_tasks import TASKS
+from experiments.lib import flags, reporting
+from experiments.lib.lab import gradients as lab_gradients
+from experiments.lib.lab import protocol as lab_protocol
+from experiments.lib.lab import report as lab_report
+from experiments.lib.lab import runs as lab_runs
+from experiments.lib.lab import workers as lab_workers
+from experiments.lib.lab.control import ATTENTION, CONTROL
+from experiments.lib.lab.report import cell_label
+from experiments.lib.lab.tasks import TASKS
+from rnn_jax.cells import parse_cell_kwargs
 
-DEFAULT_CELLS = ("control", "rnn", "lstm", "gru", "mgu", "mingru", "minlstm", "rglru")
+DEFAULT_CELLS = (
+    "control",
+    "attention",
+    "rnn",
+    "lstm",
+    "gru",
+    "mgu",
+    "mingru",
+    "minlstm",
+    "rglru",
+)
 # --quick smokes the pipeline with one cell of each kind, every task (timed in experiments/README).
-QUICK_CELLS = ("control", "rnn", "mingru")
+QUICK_CELLS = ("control", "attention", "rnn", "mingru")
+# The language-modelling study's committed table, whose bits per character join the horizons.
+LM_RESULTS = flags.RESULTS_DIR / "lm" / "results.json"
 
 
 def positive(text: str) -> int:
@@ -63,6 +77,12 @@ def parse_args(argv: Sequence[str] | None):
         "--cells",
         help="comma-separated registered names, control, or package.module:ClassName "
         f"(default: {','.join(DEFAULT_CELLS)}; with --quick: {','.join(QUICK_CELLS)})",
+    )
+    parser.add_argument(
+        "--kwargs",
+        default="",
+        help="constructor arguments as JSON for every cell but the controls, e.g. "
+        "'{\"decay_range\": [0.5, 0.99]}' (a sweep: one lab per value)",
     )
     parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated tasks")
     parser.add_argument("--layers", type=positive, help="recurrent layers (default: the budget's)")
@@ -98,6 +118,10 @@ def parse_args(argv: Sequence[str] | None):
             cell_label(cell)
         except ValueError as error:
             parser.error(str(error))
+    try:
+        parse_cell_kwargs(args.kwargs)
+    except ValueError as error:
+        parser.error(f"--kwargs: {error}")
     unknown = [task for task in args.tasks if task not in TASKS]
     if unknown:
         parser.error(f"unknown task(s) {', '.join(unknown)}: one of {', '.join(TASKS)}")
@@ -126,14 +150,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     rates = lab_protocol.QUICK_LEARNING_RATES if args.quick else lab_protocol.LEARNING_RATES
     report = reporting.Report(args, "Cell lab: horizons on memory, recall and state tracking")
 
-    jobs = [(cell, task) for cell in args.cells for task in args.tasks]
+    kwargs = {c: "" if c in (CONTROL, ATTENTION) else args.kwargs for c in args.cells}
+    jobs = [(cell, task, kwargs[cell]) for cell in args.cells for task in args.tasks]
     cards = lab_workers.run_cards(jobs, budget, args.out / "runs", rates, args.workers)
     grid = []
     if args.exhaustive:
         # Every run of the grid trains its whole budget: early stopping is a shortcut too.
         whole = dataclasses.replace(budget, early_stop=False)
         grid = lab_workers.run_cards(jobs, whole, args.out / "grid_runs", rates, args.workers, True)
-    gradients = lab_gradients.gradient_horizons(args.cells, budget)
+    gradients = lab_gradients.gradient_horizons([(c, kwargs[c]) for c in args.cells], budget)
     length = lab_gradients.measured_length(budget)
     results = lab_report.results(cards, budget, grid, gradients)
     report.text(
@@ -148,22 +173,28 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         + "A run's verdict (its metric and pass) is its final parameters on a second, "
         f"independent draw of {budget.eval_examples} held-out examples. Learning rates swept "
-        f"at the base difficulty: {', '.join(f'{r:g}' for r in rates)}. Horizon: the largest "
-        "difficulty at which 2 of 3 seeds pass at the best rate (a dash: none; ≥: the last "
-        "difficulty walked passed, nothing longer tried). Parity and cycle navigation train on "
-        "lengths 1-40; their dial is the test length, beyond every training length. "
+        f"at the base difficulty: {', '.join(f'{r:g}' for r in rates)}. A difficulty holds when "
+        "2 of 3 seeds pass at some rate, tried from the best of the sweep (the rates table "
+        "says which passed where); the difficulty doubles while seed 0 passes or the "
+        "difficulty holds. Horizon: the largest difficulty that holds (a dash: none; ≥: the "
+        "last difficulty walked passed, nothing longer tried). Attention is the positive "
+        "control: two layers of causal softmax attention at the same width. Parity and cycle "
+        "navigation train on lengths 1-40; their dial is the test length, beyond every "
+        "training length. "
         "Gradient horizon at init: the same model for the adding task, untrained (initialized "
         f"at seed {lab_gradients.INIT_SEED}), on {budget.batch} adding sequences of T={length} "
         "steps: how many steps back from the last step the batch mean of ||d y_T / d x_t|| "
         f"first falls below {lab_gradients.VANISHED:.0%} of its value at the last step "
         f"(> {length - 1}: it never does within T)."
     )
+    bpc = {} if args.quick else lab_report.lm_bpc(LM_RESULTS)
     report.table(
         "horizons",
-        lab_report.horizon_rows(results["horizons"], gradients, budget.max_dials),
-        lab_report.task_columns(args.tasks, length),
+        lab_report.horizon_rows(results["horizons"], gradients, budget.max_dials, bpc),
+        lab_report.task_columns(args.tasks, length, bool(bpc)),
         "Horizons",
     )
+    report.table("rates", lab_report.rate_rows(cards), lab_report.RATE_COLUMNS, "Passing rates")
     report.figure(
         "horizons",
         lab_report.heatmap_figure(results["horizons"], args.tasks, budget.max_dials),

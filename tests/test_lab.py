@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments.lib import lab_tasks
-from experiments.lib.lab_tasks import TASKS
+from experiments.lib.lab import tasks as lab_tasks
+from experiments.lib.lab.tasks import TASKS
 from rnn_jax.cells import LinearRecurrentCell
 
 
@@ -166,7 +166,7 @@ def tagger_outputs(cell: str, inputs, lengths, **kwargs):
     return model.apply(params, inputs, mask)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "mingru", "experiments.lib.lab_control:MemorylessCell"])
+@pytest.mark.parametrize("cell", ["lstm", "mingru", "experiments.lib.lab.control:MemorylessCell"])
 def test_tagger_predicts_every_step_and_a_row_is_its_own_sequence(cell):
     """A row's real steps are scored the same padded in a batch or run alone, unpadded.
 
@@ -199,7 +199,7 @@ def test_tagger_reads_float_features():
 
 
 def test_control_cell_passes_the_cell_contract():
-    from experiments.lib.lab_control import MemorylessCell
+    from experiments.lib.lab.control import MemorylessCell
     from rnn_jax.testing import check_cell
 
     assert "float64 gradients" in check_cell(MemorylessCell)
@@ -208,7 +208,7 @@ def test_control_cell_passes_the_cell_contract():
 def test_the_negative_decay_minGRU_is_a_cell_linear_in_h_whose_decay_can_flip_sign():
     import jax.numpy as jnp
 
-    from experiments.lib.lab_variants import NegativeDecayMinGRUCell
+    from experiments.lib.lab.variants import NegativeDecayMinGRUCell
     from rnn_jax import MinGRUCell
     from rnn_jax.testing import check_cell
 
@@ -225,7 +225,7 @@ def test_the_negative_decay_minGRU_is_a_cell_linear_in_h_whose_decay_can_flip_si
 
 def test_control_step_sees_only_its_own_input():
     """A change at step 2 reaches the control's output at step 2 only; the GRU's at every later."""
-    from experiments.lib.lab_control import cell_spec
+    from experiments.lib.lab.control import cell_spec
 
     tokens = lab_tasks.parity(rng(), 2, 6).inputs
     edited = tokens.copy()
@@ -240,13 +240,35 @@ def test_control_step_sees_only_its_own_input():
         assert (not np.allclose(a[:, 3:], b[:, 3:])) == reaches_later
 
 
+def test_the_attention_control_reads_every_earlier_token_and_no_later_one():
+    """A change at step 2 reaches the attention's outputs at step 2 and after, never before;
+    padding (beyond a row's length) changes nothing."""
+    import jax
+
+    from experiments.lib.lab.control import AttentionTagger
+
+    model = AttentionTagger(hidden_size=8, out_features=2, vocab_size=4)
+    tokens = lab_tasks.parity(rng(), 2, 6).inputs
+    edited = tokens.copy()
+    edited[:, 2] = 1 - edited[:, 2]
+    mask = np.arange(6)[None, :] < np.array([[6], [4]])
+    params = model.init(jax.random.key(0), tokens, mask)
+    a, b = (np.asarray(model.apply(params, t, mask)) for t in (tokens, edited))
+    np.testing.assert_array_equal(a[:, :2], b[:, :2])
+    assert not np.allclose(a[:, 2:4], b[:, 2:4])
+    padded = tokens.copy()
+    padded[1, 4:] = 3  # Beyond row 1's length.
+    c = np.asarray(model.apply(params, padded, mask))
+    np.testing.assert_allclose(c[1, :4], a[1, :4], rtol=1e-6, atol=1e-6)
+
+
 # ----------------------------------------------------------------------------------------------
 # The protocol, with a runner whose pass table is known.
 
 
 def fake_runner(passes, asked):
     """A runner whose run passes where ``passes(difficulty, rate, seed)``; records each key."""
-    from experiments.lib.lab_runs import FULL, evaluated_dials
+    from experiments.lib.lab.runs import FULL, evaluated_dials
 
     def runner(key):
         asked.append(key)
@@ -276,7 +298,7 @@ def frontier_passes(dial, rate, seed):
 
 
 def test_doubling_spends_seeds_only_at_the_frontier():
-    from experiments.lib.lab_protocol import card
+    from experiments.lib.lab.protocol import card
 
     asked = []
     result = card("lstm", "adding", fake_runner(frontier_passes, asked), dials=DIALS)
@@ -292,13 +314,36 @@ def test_doubling_spends_seeds_only_at_the_frontier():
         (64, 3e-3): [0],
         (128, 3e-3): [0, 1],  # The horizon: 2 of 3, the third seed not needed.
         (256, 3e-3): [0, 1, 2],  # Seed 0 passes, 1 fails: seed 2 decides (fails).
-        (512, 3e-3): [0, 1],  # Seeds 0 and 1 fail: the doubling stops here.
+        # Failed at 3e-3, a difficulty is tried at the other rates before it is given up.
+        (256, 1e-3): [0, 1],
+        (256, 1e-2): [0, 1],
+        (512, 3e-3): [0, 1],  # Seeds 0 and 1 fail: the doubling stops here ...
+        (512, 1e-3): [0, 1],  # ... once no rate holds.
+        (512, 1e-2): [0, 1],
     }
+    assert result.rates == {32: 3e-3, 64: 3e-3, 128: 3e-3}
     assert len(result.runs) == len(asked)
 
 
+def test_a_difficulty_fails_only_when_every_rate_fails_there():
+    """The issue's case: at T=16 the rate 1e-3 read just above the line on one machine, so the
+    sweep chose 3e-3, which fails at T=32 where 1e-3 passes. The frontier tries 1e-3 there."""
+    from experiments.lib.lab.protocol import card
+
+    def passes(dial, rate, seed):
+        if rate == 1e-3:
+            return 32 <= dial <= 128  # Just misses the base, then goes further.
+        return dial == 16 if rate == 3e-3 else False
+
+    dials = (16, 32, 64, 128, 256)
+    result = card("rnn", "adding", fake_runner(passes, []), (1e-3, 3e-3, 1e-2), dials)
+    assert result.learning_rate == 3e-3  # The sweep's best: it passes the base.
+    assert result.horizon == 128
+    assert result.rates == {16: 3e-3, 32: 1e-3, 64: 1e-3, 128: 1e-3}
+
+
 def test_the_grid_agrees_where_the_shortcuts_lose_nothing():
-    from experiments.lib.lab_protocol import grid_card
+    from experiments.lib.lab.protocol import grid_card
 
     asked = []
     result = grid_card("lstm", "adding", fake_runner(frontier_passes, asked), dials=DIALS)
@@ -306,26 +351,27 @@ def test_the_grid_agrees_where_the_shortcuts_lose_nothing():
     assert len(asked) == len(set(asked)) == 3 * 5 * 3  # Every rate, difficulty and seed once.
 
 
-def test_the_grid_finds_what_each_shortcut_misses():
-    from experiments.lib.lab_protocol import card, grid_card
+def test_the_grid_finds_what_the_doubling_misses():
+    from experiments.lib.lab.protocol import card, grid_card
 
-    # 3e-3 passes the base first but nothing longer; 1e-3 passes up to 128, later.
+    # 3e-3 passes the base first but nothing longer; 1e-3 passes up to 128: the frontier's
+    # other rates find it too.
     def slow_rate_goes_further(dial, rate, seed):
         return dial == 32 if rate == 3e-3 else dial <= 128
 
-    # Every seed fails at 64 but passes 128: the doubling stops at 64.
+    # Every seed fails at 64 at every rate but passes 128: the doubling stops at 64.
     def a_hole_at_64(dial, rate, seed):
         return dial != 64 and dial <= 128
 
     rates = (3e-3, 1e-3)
-    for passes, protocol, grid in [(slow_rate_goes_further, 32, 128), (a_hole_at_64, 32, 128)]:
+    for passes, protocol, grid in [(slow_rate_goes_further, 128, 128), (a_hole_at_64, 32, 128)]:
         runner = fake_runner(passes, [])
         assert card("gru", "adding", runner, rates, DIALS).horizon == protocol
         assert grid_card("gru", "adding", runner, rates, DIALS).horizon == grid
 
 
 def test_a_seed_that_fails_alone_does_not_stop_the_doubling():
-    from experiments.lib.lab_protocol import card
+    from experiments.lib.lab.protocol import card
 
     def passes(dial, rate, seed):
         return dial <= 64 and not (dial == 32 and seed == 0)
@@ -335,14 +381,14 @@ def test_a_seed_that_fails_alone_does_not_stop_the_doubling():
 
 
 def test_nothing_passes_is_no_horizon():
-    from experiments.lib.lab_protocol import card
+    from experiments.lib.lab.protocol import card
 
     result = card("rnn", "mqar", fake_runner(lambda *_: False, []), learning_rates=(3e-3,))
     assert result.horizon is None
 
 
 def test_a_task_that_extrapolates_trains_once_per_seed():
-    from experiments.lib.lab_protocol import card
+    from experiments.lib.lab.protocol import card
 
     longest = {0: 128, 1: 64, 2: 256}  # Seed -> longest test length it passes.
     asked = []
@@ -356,7 +402,7 @@ def test_a_task_that_extrapolates_trains_once_per_seed():
 def test_a_run_stops_when_it_passes_and_is_read_back(tmp_path, monkeypatch):
     import dataclasses
 
-    from experiments.lib import lab_runs
+    from experiments.lib.lab import runs as lab_runs
 
     budget = dataclasses.replace(lab_runs.QUICK, steps=40, eval_every=5)
     key = lab_runs.RunKey("rnn", "adding", 32, 3e-3, 0)
@@ -379,7 +425,7 @@ def test_a_stored_run_of_another_key_or_version_is_trained_again(tmp_path, monke
     import dataclasses
     import json
 
-    from experiments.lib import lab_runs
+    from experiments.lib.lab import runs as lab_runs
 
     budget = dataclasses.replace(lab_runs.QUICK, steps=10, eval_every=5)
     key = lab_runs.RunKey("rnn", "adding", 16, 3e-3, 0)
@@ -396,7 +442,7 @@ def test_a_stored_run_of_another_key_or_version_is_trained_again(tmp_path, monke
 def test_the_verdict_is_the_final_parameters_on_an_independent_draw(monkeypatch):
     import dataclasses
 
-    from experiments.lib import lab_runs
+    from experiments.lib.lab import runs as lab_runs
 
     watched, confirm = (
         lab_runs.held_out("parity", 64, 64, seed)
@@ -426,7 +472,7 @@ def test_the_learning_rate_of_a_run_is_the_one_adam_applies():
 
     import jax
 
-    from experiments.lib import lab_runs
+    from experiments.lib.lab import runs as lab_runs
 
     budget = dataclasses.replace(lab_runs.QUICK, width=4)
     init, optimizer, train_step, _ = lab_runs.compiled("gru", "parity", budget)
@@ -446,7 +492,7 @@ def test_rows_right_of_a_regression_are_rows_within_the_threshold():
 
     import jax
 
-    from experiments.lib import lab_runs
+    from experiments.lib.lab import runs as lab_runs
 
     budget = dataclasses.replace(lab_runs.QUICK, width=4)
     init, _, _, evaluate = lab_runs.compiled("rnn", "adding", budget)
@@ -461,7 +507,7 @@ def test_rows_right_of_a_regression_are_rows_within_the_threshold():
 
 
 def test_a_horizon_at_the_last_dial_says_nothing_longer_was_tried():
-    from experiments.lib.lab_report import horizon_text
+    from experiments.lib.lab.report import horizon_text
 
     assert horizon_text("adding", 256) == "≥ 256"
     assert horizon_text("adding", 64) == "64"
@@ -488,7 +534,7 @@ class FixedDecayCell(LinearRecurrentCell):
 def tiny_budget():
     import dataclasses
 
-    from experiments.lib.lab_runs import QUICK
+    from experiments.lib.lab.runs import QUICK
 
     return dataclasses.replace(QUICK, batch=2, width=4)
 
@@ -509,7 +555,7 @@ def test_the_vanished_rule_on_hand_made_norms():
 
 
 def test_the_memoryless_control_has_a_gradient_horizon_of_one_step():
-    from experiments.lib import lab_gradients
+    from experiments.lib.lab import gradients as lab_gradients
 
     norms = lab_gradients.step_gradient_norms("control", tiny_budget(), 8)
     assert norms.shape == (8,) and norms[0] > 0  # Its last output reads its last input...
@@ -520,7 +566,7 @@ def test_the_memoryless_control_has_a_gradient_horizon_of_one_step():
 
 
 def test_a_state_that_decays_by_0_9_has_the_horizon_0_9_gives():
-    from experiments.lib import lab_gradients
+    from experiments.lib.lab import gradients as lab_gradients
 
     length, cell = 64, f"{__name__}:FixedDecayCell"
     expected = next(k for k in range(length) if DECAY**k < 0.01)
@@ -534,8 +580,9 @@ def test_a_state_that_decays_by_0_9_has_the_horizon_0_9_gives():
 
 
 def test_gradient_horizons_join_the_horizons_table_and_results():
-    from experiments.lib import lab_gradients, lab_report
-    from experiments.lib.lab_runs import FULL, QUICK
+    from experiments.lib.lab import gradients as lab_gradients
+    from experiments.lib.lab import report as lab_report
+    from experiments.lib.lab.runs import FULL, QUICK
 
     dials = TASKS["adding"].dials
     assert lab_gradients.measured_length(FULL) == dials[-1]  # The adding task's last dial...
@@ -552,7 +599,7 @@ def test_gradient_horizons_join_the_horizons_table_and_results():
 # ----------------------------------------------------------------------------------------------
 # The command.
 
-CUSTOM_CELL = "experiments.lib.lab_control:MemorylessCell"  # A cell named module:Class.
+CUSTOM_CELL = "experiments.lib.lab.control:MemorylessCell"  # A cell named module:Class.
 
 
 @pytest.mark.slow
@@ -560,16 +607,18 @@ def test_quick_lab_writes_the_report_and_resumes(tmp_path):
     import json
 
     from experiments import lab
-    from experiments.lib.lab_runs import QUICK
+    from experiments.lib.lab.runs import QUICK
 
     out = tmp_path / "lab"
-    argv = ["--cells", f"rnn,{CUSTOM_CELL}", "--tasks", "adding,parity", "--quick", "--exhaustive"]
+    cells = ["rnn", CUSTOM_CELL, "attention"]
+    argv = ["--cells", ",".join(cells), "--tasks", "adding,parity", "--quick", "--exhaustive"]
     lab.main([*argv, "--out", str(out), "--workers", "2"])  # Two worker processes.
-    for name in ("report.md", "horizons.md", "runs.md", "shortcuts.md", "horizons.png"):
+    for name in ("report.md", "horizons.md", "rates.md", "runs.md", "shortcuts.md", "horizons.png"):
         assert (out / name).stat().st_size > 0, name
     results = json.loads((out / "results.json").read_text())
-    assert set(results["horizons"]) == set(results["grid_horizons"]) == {"rnn", CUSTOM_CELL}
-    assert set(results["gradient_horizons"]) == {"rnn", CUSTOM_CELL}
+    assert set(results["horizons"]) == set(results["grid_horizons"]) == set(cells)
+    assert set(results["gradient_horizons"]) == set(cells)
+    assert set(results["passing_rates"]) == set(cells)
     assert results["gradient_horizons"][CUSTOM_CELL]["steps_back"] == 1  # Memoryless.
     walked = {name: TASKS[name].dials[: QUICK.max_dials] for name in ("adding", "parity")}
     length = walked["adding"][-1]
@@ -580,7 +629,7 @@ def test_quick_lab_writes_the_report_and_resumes(tmp_path):
         assert set(tasks) == {"adding", "parity"}
         assert all(tasks[name] in (None, *dials) for name, dials in walked.items())
     files = sorted((out / "runs").glob("*.json"))
-    assert len(files) >= 2 * 2 * 2  # Two seeds at least per card.
+    assert len(files) >= 3 * 2 * 2  # Two seeds at least per card.
     # The grid's runs train their whole budget, kept apart from the protocol's.
     whole = sorted((out / "grid_runs").glob("*.json"))
     assert len(files) + len(whole) == len(results["runs"])
@@ -589,6 +638,7 @@ def test_quick_lab_writes_the_report_and_resumes(tmp_path):
     assert (out / "curves.png").stat().st_size > 0
     report = (out / "report.md").read_text()
     assert "SimpleRNN" in report and "control (no recurrence)" in report
+    assert "attention (2 layers, positive control)" in report
     # A rerun (in this process) reads every finished run; one lost in flight is trained again,
     # alone, to the same numbers as in the worker.
     stamps = {f.name: f.stat().st_mtime_ns for f in files}
@@ -621,7 +671,7 @@ def test_unknown_cell_or_task_stops_with_one_line(capsys):
 
 def test_budget_flags_change_every_run_and_take_positive_integers(capsys):
     from experiments import lab
-    from experiments.lib.lab_runs import FULL, QUICK
+    from experiments.lib.lab.runs import FULL, QUICK
 
     args = lab.parse_args(
         ["--steps", "500", "--layers", "3", "--max-dials", "1", "--no-early-stop"]

@@ -7,11 +7,12 @@ script that trains starts from, ``reporting`` writes every report; the speed stu
 compiled into a candidate), ``grids`` (which variants of which cells to time), and
 ``speed_tables`` (one row builder and the ratios every speed table uses). ``device_checks`` is
 the numerical check of every cell on the default device against the host CPU, run by
-``experiments.accelerator`` and by ``tests/test_device_checks.py``. The cell lab
-(``experiments.lab``) is ``lab_tasks`` (the synthetic tasks), ``lab_control`` (the memoryless
-control cell), ``lab_runs`` (one training run), ``lab_protocol`` (the learning-rate sweep, the
-doubling, the seeds, the horizon), ``lab_workers``, ``lab_gradients`` (each cell's gradient
-horizon at initialization) and ``lab_report``. ``gradient_decay`` is the one rule for when a
-gradient through time has vanished (``experiments.gradients`` and ``lab_gradients``). Imports
+``experiments.accelerator`` and by ``tests/test_device_checks.py``. The studies with
+several modules of their own are subpackages: the cell lab (``lab``, ``experiments.lab``), the
+language-modelling study (``lm``, ``experiments.lm``) and the cell card (``card``,
+``experiments.card``). ``noise`` is the one rule for a difference beside its seed noise,
+``processes`` runs independent jobs in worker processes, ``collectives`` counts a compiled
+step's all-reduces. ``gradient_decay`` is the one rule for when a gradient through time has
+vanished (``experiments.gradients`` and ``lab.gradients``). Imports
 rnn_jax, configs and this package only.
 """

@@ -49,6 +49,7 @@ class SequenceTagger(nn.Module):
       vocab_size: token vocabulary of an embedding; None reads float features through a Dense.
       residual: pre-norm residual connections between layers (``RecurrentStack.residual``).
       options: how every layer's recurrence is evaluated.
+      cell_kwargs: the cell's constructor arguments as a JSON object ('' for none).
     """
 
     cell: str
@@ -58,6 +59,7 @@ class SequenceTagger(nn.Module):
     vocab_size: int | None = None
     residual: bool = False
     options: RecurrenceOptions = RecurrenceOptions()
+    cell_kwargs: str = ""
 
     @nn.compact
     def __call__(self, inputs: Array, mask: Array | None = None) -> Array:
@@ -75,7 +77,9 @@ class SequenceTagger(nn.Module):
             x = nn.Dense(self.hidden_size, name="input_projection")(inputs)
         else:
             x = nn.Embed(self.vocab_size, self.hidden_size, name="embedding")(inputs)
-        cells = make_cells(self.cell, self.hidden_size, self.num_layers)
+        cells = make_cells(
+            self.cell, self.hidden_size, self.num_layers, cell_kwargs=self.cell_kwargs
+        )
         x = RecurrentStack(
             cells,
             return_sequences=True,

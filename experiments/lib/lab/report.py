@@ -8,6 +8,7 @@ run behind them); ``horizon_rows`` and ``run_rows`` are the tables; ``heatmap_fi
 """
 
 import dataclasses
+import json
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -15,11 +16,11 @@ from typing import Any
 import numpy as np
 
 from experiments.lib import reporting
-from experiments.lib.lab_control import cell_spec
-from experiments.lib.lab_gradients import column_header
-from experiments.lib.lab_protocol import Card
-from experiments.lib.lab_runs import Budget
-from experiments.lib.lab_tasks import TASKS
+from experiments.lib.lab.control import ATTENTION, ATTENTION_LABEL, cell_spec
+from experiments.lib.lab.gradients import column_header
+from experiments.lib.lab.protocol import Card
+from experiments.lib.lab.runs import Budget
+from experiments.lib.lab.tasks import TASKS
 from experiments.lib.reporting import Column
 
 DIAL_NAMES = {
@@ -49,9 +50,16 @@ RUN_COLUMNS = (
 )
 
 
+def lab_name(cell: str, cell_kwargs: str = "") -> str:
+    """A lab cell as results are keyed: its name, then its constructor arguments if any."""
+    return f"{cell} {cell_kwargs}" if cell_kwargs else cell
+
+
 def cell_label(name: str) -> str:
-    """How tables and figures call a lab cell (``control`` included)."""
-    return reporting.cell_label(cell_spec(name))
+    """How tables and figures call a lab cell (the controls and a cell's arguments included)."""
+    cell, _, kwargs = name.partition(" ")  # A cell's name has no space (lab_name).
+    label = ATTENTION_LABEL if cell == ATTENTION else reporting.cell_label(cell_spec(cell))
+    return f"{label} {kwargs}" if kwargs else label
 
 
 SHORTCUT_COLUMNS = (
@@ -70,7 +78,7 @@ SHORTCUT_COLUMNS = (
 def _run_id(run: dict[str, Any]) -> tuple:
     """A run's identity: its key and whether it stopped early (the grid's runs do not)."""
     key = tuple(run[k] for k in ("cell", "task", "difficulty", "learning_rate", "seed"))
-    return (*key, run["budget"]["early_stop"])
+    return (*key, run.get("cell_kwargs", ""), run["budget"]["early_stop"])
 
 
 def results(
@@ -87,8 +95,11 @@ def results(
     """
     horizons = _horizons(cards)
     rates: dict[str, dict[str, float]] = {}
+    passing: dict[str, dict[str, dict[int, float]]] = {}
     for card in cards:
-        rates.setdefault(card.cell, {})[card.task] = card.learning_rate
+        name = lab_name(card.cell, card.cell_kwargs)
+        rates.setdefault(name, {})[card.task] = card.learning_rate
+        passing.setdefault(name, {})[card.task] = card.rates
     tasks = {
         name: {
             "dial": DIAL_NAMES[name],
@@ -104,6 +115,7 @@ def results(
     return {
         "horizons": horizons,
         "learning_rates": rates,
+        "passing_rates": passing,
         "tasks": tasks,
         "budget": dataclasses.asdict(budget),
         "runs": list({_run_id(r): r for c in [*cards, *grid] for r in c.runs}.values()),
@@ -115,8 +127,29 @@ def results(
 def _horizons(cards: Sequence[Card]) -> dict[str, dict[str, int | None]]:
     horizons: dict[str, dict[str, int | None]] = {}
     for card in cards:
-        horizons.setdefault(card.cell, {})[card.task] = card.horizon
+        horizons.setdefault(lab_name(card.cell, card.cell_kwargs), {})[card.task] = card.horizon
     return horizons
+
+
+RATE_COLUMNS = (
+    Column("cell", "cell"),
+    Column("task", "task"),
+    Column("sweep_best", "best rate of the sweep", "{:g}"),
+    Column("rates", "rate each difficulty passed at"),
+)
+
+
+def rate_rows(cards: Sequence[Card]) -> list[dict[str, Any]]:
+    """Per card: the sweep's best rate and the rate each difficulty of its walk passed at."""
+    return [
+        {
+            "cell": cell_label(lab_name(card.cell, card.cell_kwargs)),
+            "task": card.task,
+            "sweep_best": card.learning_rate,
+            "rates": ", ".join(f"{d}: {r:g}" for d, r in sorted(card.rates.items())) or "–",
+        }
+        for card in cards
+    ]
 
 
 def shortcut_rows(
@@ -125,7 +158,7 @@ def shortcut_rows(
     """Per card: the protocol's horizon and rate beside the whole grid's, and their run counts."""
     return [
         {
-            "cell": cell_label(card.cell),
+            "cell": cell_label(lab_name(card.cell, card.cell_kwargs)),
             "task": card.task,
             "protocol": horizon_text(card.task, card.horizon, max_dials),
             "grid": horizon_text(full.task, full.horizon, max_dials),
@@ -140,20 +173,33 @@ def shortcut_rows(
 
 
 def task_columns(
-    task_names: Sequence[str], gradient_length: int | None = None
+    task_names: Sequence[str], gradient_length: int | None = None, bpc: bool = False
 ) -> tuple[Column, ...]:
     """The horizons table's columns: the cell, one per task (its dial in the header), gradients.
 
-    The last column is the gradient horizon at initialization, measured over
-    ``gradient_length`` steps (None: no such column).
+    Then the gradient horizon at initialization, measured over ``gradient_length`` steps (None:
+    no such column), and with ``bpc`` the language model's test bits per character.
     """
     columns = (
         Column("cell", "cell"),
         *(Column(name, f"{name} ({DIAL_NAMES[name]})") for name in task_names),
     )
-    if gradient_length is None:
-        return columns
-    return (*columns, Column(GRADIENT_KEY, column_header(gradient_length)))
+    if gradient_length is not None:
+        columns = (*columns, Column(GRADIENT_KEY, column_header(gradient_length)))
+    if bpc:
+        columns = (*columns, Column(BPC_KEY, "LM test bpc (experiments/results/lm)"))
+    return columns
+
+
+BPC_KEY = "lm_bpc"
+
+
+def lm_bpc(path) -> dict[str, str]:
+    """Each cell's language-model test bpc, ``mean ± sd``, from the LM study's results (if any)."""
+    if not path.exists():
+        return {}
+    results = json.loads(path.read_text())["bpc"]
+    return {cell: f"{r['mean']:.3f} ± {r['sd']:.3f}" for cell, r in results.items()}
 
 
 def walked(task_name: str, max_dials: int | None = None) -> tuple[int, ...]:
@@ -172,6 +218,7 @@ def horizon_rows(
     horizons: dict[str, dict[str, int | None]],
     gradient_horizons: dict[str, dict[str, Any]] | None = None,
     max_dials: int | None = None,
+    bpc: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per cell: its label, its horizon per task, its gradient horizon at initialization.
 
@@ -184,6 +231,7 @@ def horizon_rows(
             "cell": cell_label(cell),
             **{t: horizon_text(t, h, max_dials) for t, h in tasks.items()},
             **({GRADIENT_KEY: gradients[cell]["text"]} if cell in gradients else {}),
+            **({BPC_KEY: (bpc or {}).get(cell)} if bpc else {}),
         }
         for cell, tasks in horizons.items()
     ]
@@ -208,7 +256,7 @@ def run_rows(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {
             **{key: run[key] for key in ("task", "learning_rate", "seed", "steps", "seconds")},
-            "cell": cell_label(run["cell"]),
+            "cell": cell_label(lab_name(run["cell"], run.get("cell_kwargs", ""))),
             "difficulty": "1-40" if run["difficulty"] is None else run["difficulty"],
             "metric": _metric_text(run),
             "rows_right": _rows_text(run),
@@ -274,7 +322,8 @@ def curves_figure(cards: Sequence[Card], task_names: Sequence[str]):
             for number, run in enumerate(runs):
                 steps = [p["step"] for p in run["curve"]]
                 values = [p["metrics"][task.dials[0]] for p in run["curve"]]
-                label = cell_label(card.cell) if number == 0 else None
+                name = lab_name(card.cell, card.cell_kwargs)
+                label = cell_label(name) if number == 0 else None
                 ax.plot(steps, values, color=f"C{index}", lw=1.2, alpha=0.8, label=label)
         ax.axhline(task.threshold, color="k", ls="--", lw=0.8)
         ax.axhline(task.chance, color="gray", ls=":", lw=0.8)

@@ -30,8 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments.lib.lab_control import cell_spec
-from experiments.lib.lab_tasks import TASKS, Batch, Task
+from experiments.lib.lab.control import ATTENTION, AttentionTagger, cell_spec
+from experiments.lib.lab.tasks import TASKS, Batch, Task
 from rnn_jax.data.files import write_json
 from rnn_jax.models import SequenceTagger, count_params
 
@@ -91,17 +91,26 @@ class RunKey:
     difficulty: int | None
     learning_rate: float
     seed: int
+    cell_kwargs: str = ""  # The cell's constructor arguments, JSON ('': none).
 
     def file_name(self) -> str:
         dial = "train1-40" if self.difficulty is None else str(self.difficulty)
         cell = re.sub(r"[^A-Za-z0-9_]+", "_", self.cell)  # module:Class -> a file name.
+        kwargs = re.sub(r"[^A-Za-z0-9_.]+", "_", self.cell_kwargs).strip("_")
+        cell += f"__{kwargs}" if kwargs else ""
         return f"{cell}__{self.task}__{dial}__lr{self.learning_rate:g}__s{self.seed}.json"
 
 
-def make_model(cell: str, task: Task, budget: Budget) -> SequenceTagger:
-    """The tagger a run trains: embedding or input projection, ``layers`` x ``cell``, readout."""
+def make_model(cell: str, task: Task, budget: Budget, cell_kwargs: str = ""):
+    """The tagger a run trains: embedding or input projection, ``layers`` x ``cell``, readout.
+
+    ``attention`` (the positive control) is ``control.AttentionTagger`` at the same width.
+    """
+    if cell == ATTENTION:
+        return AttentionTagger(budget.width, task.outputs, vocab_size=task.vocab_size)
     return SequenceTagger(
         cell=cell_spec(cell),
+        cell_kwargs=cell_kwargs,
         hidden_size=budget.width,
         out_features=task.outputs,
         num_layers=budget.layers,
@@ -126,14 +135,14 @@ def _scores(model, task: Task, params, batch: dict[str, jax.Array]):
 
 
 @functools.lru_cache(maxsize=64)
-def compiled(cell: str, task_name: str, budget: Budget):
+def compiled(cell: str, task_name: str, budget: Budget, cell_kwargs: str = ""):
     """``(init, optimizer, train_step, evaluate)`` for a cell, task and budget, jit-compiled.
 
     The learning rate is a value in the optimizer state (``inject_hyperparams``), so runs at
     every rate and seed share the compiled programs (jit compiles once per input shape).
     """
     task = TASKS[task_name]
-    model = make_model(cell, task, budget)
+    model = make_model(cell, task, budget, cell_kwargs)
     optimizer = optax.chain(
         optax.clip_by_global_norm(budget.clip),
         optax.inject_hyperparams(optax.adam)(learning_rate=1e-3),
@@ -223,7 +232,7 @@ def train(key: RunKey, budget: Budget) -> dict[str, Any]:
       metrics}`` per evaluation, on the watched held-out set).
     """
     task = TASKS[key.task]
-    init, optimizer, train_step, evaluate = compiled(key.cell, key.task, budget)
+    init, optimizer, train_step, evaluate = compiled(key.cell, key.task, budget, key.cell_kwargs)
     start = time.perf_counter()
     rng = np.random.default_rng([key.seed, 0])  # The training stream; the held-out are apart.
     batch = as_arrays(task.train_batch(rng, budget.batch, key.difficulty or 0))
@@ -275,7 +284,12 @@ def _read_back(record: dict[str, Any], key: RunKey, budget: Budget) -> dict[str,
 
     ``passed`` is recomputed from the stored metrics, so a changed threshold takes effect.
     """
-    same_key = all(record.get(f.name) == getattr(key, f.name) for f in dataclasses.fields(key))
+    # A field added since a record was written holds its default there (no constructor args).
+    same_key = all(
+        record.get(f.name, None if f.default is dataclasses.MISSING else f.default)
+        == getattr(key, f.name)
+        for f in dataclasses.fields(key)
+    )
     if not same_key or record.get("version") != RECORD_VERSION:
         return None
     if Budget(**record["budget"]) != budget:

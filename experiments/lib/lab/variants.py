@@ -1,7 +1,7 @@
 """Cell variants the lab compares with the registered cells, named ``module:Class``.
 
 They live outside the package, as a researcher's own cells do: the lab, ``check_cell`` and the
-training command take them by path (``experiments.lib.lab_variants:NegativeDecayMinGRUCell``).
+training command take them by path (``experiments.lib.lab.variants:NegativeDecayMinGRUCell``).
 """
 
 from rnn_jax import MinGRUCell

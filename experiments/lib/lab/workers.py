@@ -9,40 +9,43 @@ import functools
 from collections.abc import Sequence
 from pathlib import Path
 
-from experiments.lib import lab_protocol, lab_runs, processes
-from experiments.lib.lab_protocol import Card
-from experiments.lib.lab_tasks import TASKS
+from experiments.lib import processes
+from experiments.lib.lab import protocol, runs
+from experiments.lib.lab.protocol import Card
+from experiments.lib.lab.tasks import TASKS
 
 
 def one_card(
-    job: tuple[str, str],
-    budget: lab_runs.Budget,
+    job: tuple[str, str, str],
+    budget: runs.Budget,
     folder: Path,
     rates: tuple[float, ...],
     exhaustive: bool = False,
 ) -> Card:
-    """The protocol for ``job`` = (cell, task), its runs trained or read back from ``folder``.
+    """The protocol for ``job`` = (cell, task, cell_kwargs), its runs from ``folder``.
 
-    ``exhaustive``: the whole grid instead (``lab_protocol.grid_card``).
+    Each run is trained, or read back from ``folder`` when it finished there before.
+
+    ``exhaustive``: the whole grid instead (``protocol.grid_card``).
     """
-    cell, task = job
-    runner = functools.partial(lab_runs.run, budget=budget, folder=folder)
-    protocol = lab_protocol.grid_card if exhaustive else lab_protocol.card
-    return protocol(cell, task, runner, rates, TASKS[task].dials[: budget.max_dials])
+    cell, task, cell_kwargs = job
+    runner = functools.partial(runs.run, budget=budget, folder=folder)
+    walk = protocol.grid_card if exhaustive else protocol.card
+    return walk(cell, task, runner, rates, TASKS[task].dials[: budget.max_dials], cell_kwargs)
 
 
 def run_cards(
-    jobs: Sequence[tuple[str, str]],
-    budget: lab_runs.Budget,
+    jobs: Sequence[tuple[str, str, str]],
+    budget: runs.Budget,
     folder: Path,
     rates: tuple[float, ...],
     workers: int = 1,
     exhaustive: bool = False,
 ) -> list[Card]:
-    """Every card of ``jobs`` (cell, task), in that order; ``workers`` > 1: in that many processes.
+    """Every card of ``jobs`` (cell, task, cell_kwargs), in order; ``workers`` > 1: in processes.
 
     Args:
-      jobs: the (cell, task) pairs.
+      jobs: the (cell, task, cell_kwargs) triples (cell_kwargs: JSON, '' for none).
       budget: every run's budget.
       folder: where the runs' files live.
       rates: the learning-rate sweep.
