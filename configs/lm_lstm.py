@@ -20,8 +20,10 @@ def get_config():
     config.batch_size = 32  # Streams.
     config.chunk_length = 128
     config.eval_batch_size = 256  # Streams scored at once on validation and test.
-    config.steps_per_epoch = 500  # 2.05 M characters between validations.
-    config.num_epochs = 10
+    # 24,000 steps of 32 x 128 characters: 98.3 M characters (about three passes over the
+    # training text), in about an hour on one core of the 2-core machines here.
+    config.steps_per_epoch = 2000  # 8.2 M characters between validations.
+    config.num_epochs = 12
     config.validation_fraction = 0.04  # 1,000 reviews (1.3 M characters), the same for every seed.
     config.dropout_rate = 0.0
     config.embed_dropout_rate = 0.0

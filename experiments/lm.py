@@ -23,8 +23,8 @@ import os
 from collections.abc import Sequence
 
 from experiments.lib import flags, processes, reporting
-from experiments.lib.lab_control import CONTROL
-from experiments.lib.lab_report import cell_label
+from experiments.lib.lab.control import CONTROL
+from experiments.lib.lab.report import cell_label
 from experiments.lib.lm import baselines, runs
 from experiments.lib.lm import report as lm_report
 from rnn_jax.cells import parse_cell_kwargs
@@ -57,6 +57,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "'{\"decay_range\": [0.5, 0.99]}' (a sweep: one study per value, one --out)",
     )
     parser.add_argument("--workers", type=int, default=1, help="runs trained at once")
+    parser.add_argument(
+        "--time-vmapped-seeds",
+        action="store_true",
+        help="instead of training: time --seeds seeds' steps one by one against one vmapped "
+        "step of them, for each of --cells (into <out>/vmapped_seeds)",
+    )
     parser.add_argument(
         "--workdirs",
         type=str,
@@ -155,8 +161,37 @@ def baseline_rows(args, budget: runs.Budget) -> tuple[list[dict], dict]:
     return rows, summary
 
 
+VMAPPED_COLUMNS = (
+    reporting.Column("cell", "cell"),
+    reporting.Column("seeds", "seeds"),
+    reporting.Column("one by one characters/s", "one by one, characters/s", "{:,.0f}"),
+    reporting.Column("vmapped characters/s", "vmapped, characters/s", "{:,.0f}"),
+    reporting.Column("vmapped / one by one", "vmapped / one by one", "{:.2f}"),
+)
+
+
+def time_vmapped_seeds(args, budget: runs.Budget) -> None:
+    """``--time-vmapped-seeds``: the table ``experiments.lib.lm.vmapped`` measures."""
+    from experiments.lib.lm import vmapped
+
+    args.out = args.out / "vmapped_seeds"  # Apart from the study's own report.
+    report = reporting.Report(args, "Seeds one by one or as one vmapped program")
+    rounds = 3 if args.quick else 10
+    rows = [vmapped.time_seeds(cell, args.seeds, budget, args, rounds) for cell in args.cells]
+    report.text(
+        f"The language model's training step at the study's shape ({budget.streams} streams x "
+        f"{budget.chunk} characters, width {budget.width}), {args.seeds} seeds, {rounds} "
+        "interleaved rounds in one process; the speed of the median round."
+    )
+    report.table("table", rows, VMAPPED_COLUMNS, "Characters per second")
+    report.finish()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.time_vmapped_seeds:
+        time_vmapped_seeds(args, runs.QUICK if args.quick else runs.FULL)
+        return
     if args.quick:  # A smoke run's numbers mean nothing; compiling is most of its time.
         os.environ["XLA_FLAGS"] = (
             f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0"

@@ -22,7 +22,7 @@ from rnn_jax.data.text import BOUNDARY, VOCAB_SIZE, Documents
 from rnn_jax.inference import generation
 from rnn_jax.inference.runs import RunNotFoundError
 from rnn_jax.models import LanguageModel
-from rnn_jax.training import language_modelling, parallel, train
+from rnn_jax.training import language_modelling, lm_steps, parallel, train, train_steps
 from tests.test_train import DATA_DIR, REPO, interrupt_at
 
 
@@ -76,6 +76,25 @@ def test_a_review_scores_the_same_alone_and_in_the_middle_of_a_stream(cell):
     np.testing.assert_allclose(
         in_stream[0, start : start + len(review) + 1], scored_alone[0], rtol=1e-5, atol=1e-5
     )
+
+
+def test_a_training_step_hands_each_streams_carries_on_to_its_next_chunk():
+    config = tiny_lm_config(dropout_rate=0.0, embed_dropout_rate=0.0)
+    model = language_modelling.create_language_model(config)
+    rng = np.random.default_rng(4)
+    tokens = rng.integers(0, 256, (4, 17)).astype(np.int32)
+    tokens[1, 5] = BOUNDARY  # A review starts inside the chunk.
+    state = train_steps.create_train_state(config, model, 10, jnp.asarray(tokens[:1, :-1]))
+    carries = jax.tree.map(
+        lambda c: jnp.asarray(rng.standard_normal(c.shape), c.dtype), model.initial_carries(4)
+    )
+    _, sums, handed_on = jax.jit(lm_steps.train_step)(
+        state, train_steps.zero_metrics(), carries, {"tokens": jnp.asarray(tokens)}
+    )
+    _, expected = model.apply({"params": state.params}, jnp.asarray(tokens[:, :-1]), carries)
+    for got, want in zip(jax.tree.leaves(handed_on), jax.tree.leaves(expected), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert float(sums["count"]) == 4 * 16  # Every position of the chunk is trained on.
 
 
 def fake_text(monkeypatch, reviews: list[np.ndarray]) -> None:

@@ -2,11 +2,12 @@
 
 A process of its own with 2 CPU devices trains one epoch of a tiny model on the real data under
 ``pmap`` and under ``shard_map`` for each kind of cell -- a classic one (LSTM), one linear in h
-(minGRU) and a researcher's ``module:Class`` cell (the README's IndRNN, written here) -- with
-dropout and clipping on, and compares what the two runs leave: the history, the test metrics
-and every array of the checkpoint. Multi-host runs and resuming across paths and device counts
-are tested with real processes in ``tests/test_multihost.py``; the step on its own against a
-hand-written reference in ``tests/test_train.py``.
+(minGRU) and a researcher's ``module:Class`` cell (the README's IndRNN, written here) -- and the
+language model, whose streams' carries are sharded over the devices and gathered into its
+checkpoints, with dropout and clipping on, and compares what the two runs leave: the history,
+the test metrics and every array of the checkpoint. Multi-host runs and resuming across paths
+and device counts are tested with real processes in ``tests/test_multihost.py``; the step on
+its own against a hand-written reference in ``tests/test_train.py``.
 """
 
 import textwrap
@@ -43,6 +44,7 @@ SCRIPT = textwrap.dedent(
     import json, sys
     import jax, numpy as np, orbax.checkpoint as ocp
     assert jax.device_count() == 2, jax.devices()
+    from tests.test_language_model import tiny_lm_config
     from tests.test_multihost import by_name
     from tests.test_train import tiny_config
     from rnn_jax.training import train
@@ -53,9 +55,12 @@ SCRIPT = textwrap.dedent(
         runs = {}
         for parallelism in ("pmap", "shard_map"):
             workdir = f"{base}/{cell.replace(':', '.')}/{parallelism}"
-            config = tiny_config(cell=cell, parallelism=parallelism, cache_dir=cache,
-                                 num_epochs=1, dropout_rate=0.3, embed_dropout_rate=0.3,
-                                 grad_clip_norm=0.5)
+            # "lm": the language model, whose streams' carries are sharded like the batches.
+            make = tiny_lm_config if cell == "lm" else tiny_config
+            config = make(parallelism=parallelism, cache_dir=cache, num_epochs=1,
+                          dropout_rate=0.3, embed_dropout_rate=0.3, grad_clip_norm=0.5)
+            if cell != "lm":
+                config.cell = cell
             summary = train.train_and_evaluate(config, workdir)
             history = json.load(open(f"{workdir}/history.json"))
             step = history[-1]["step"]
@@ -68,6 +73,7 @@ SCRIPT = textwrap.dedent(
         out[cell] = {
             "test": [summary[k] for k in ("test_loss", "test_accuracy")],
             "other_test": [other_summary[k] for k in ("test_loss", "test_accuracy")],
+            "streams": sorted(n for n in saved if n.startswith("stream/")),
             "history": history,
             "other_history": other_history,
             "arrays": len(saved),
@@ -82,7 +88,7 @@ SCRIPT = textwrap.dedent(
 
 def test_shard_map_trains_bitwise_like_pmap_for_every_kind_of_cell(tmp_path):
     (tmp_path / "my_cells.py").write_text(RESEARCHER_CELL)
-    cells = ["lstm", "mingru", "my_cells:IndRNNCell"]
+    cells = ["lstm", "mingru", "my_cells:IndRNNCell", "lm"]
     result = run_script(
         SCRIPT,
         str(tmp_path / "runs"),
@@ -98,3 +104,6 @@ def test_shard_map_trains_bitwise_like_pmap_for_every_kind_of_cell(tmp_path):
         assert r["test"] == r["other_test"], cell
         assert r["arrays"] > 10 and r["same_names"], cell  # Parameters, Adam's moments, sums.
         assert r["differing_arrays"] == [], cell
+        # The language model's checkpoint holds its streams' carries (LSTM: c and h), every
+        # stream's row gathered from both devices.
+        assert (len(r["streams"]) == 2) == (cell == "lm"), (cell, r["streams"])

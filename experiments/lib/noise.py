@@ -10,19 +10,18 @@ import math
 import statistics
 from collections.abc import Sequence
 
-# Student's t, two-sided 95% (0.975 quantile), by degrees of freedom (seeds - 1).
-T_975 = {
-    1: 12.706,
-    2: 4.303,
-    3: 3.182,
-    4: 2.776,
-    5: 2.571,
-    6: 2.447,
-    7: 2.365,
-    8: 2.306,
-    9: 2.262,
-    10: 2.228,
-}
+# Student's t, two-sided 95% (its 0.975 quantile), by degrees of freedom (seeds - 1); beyond
+# 30, the normal's 1.96.
+T_975 = dict(
+    enumerate(
+        (
+            12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+            2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+            2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+        ),
+        start=1,
+    )
+)  # fmt: skip
 RULE = (
     "better / worse when the 95% confidence interval of the mean paired difference over seeds "
     "(Student's t) excludes zero, else within noise"
@@ -52,7 +51,7 @@ def paired_difference(values: Sequence[float], baseline: Sequence[float]) -> dic
     differences = [v - b for v, b in zip(values, baseline, strict=True)]
     mean, sd = mean_sd(differences)
     n = len(differences)
-    half_width = T_975[n - 1] * sd / math.sqrt(n) if 1 < n <= len(T_975) + 1 else math.nan
+    half_width = T_975.get(n - 1, 1.96) * sd / math.sqrt(n) if n > 1 else math.nan
     return {"mean": mean, "sd": sd, "half_width": half_width, "seeds": n}
 
 

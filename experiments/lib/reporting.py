@@ -144,13 +144,23 @@ def machine() -> dict[str, Any]:
 
 
 class Report:
-    """Collects one script's tables, figures and notes; ``finish`` writes report.md and meta.json.
+    """Collects one script's tables, figures and notes; ``finish`` writes the page and meta.json.
+
+    The page is report.md, or the name a script gives it (the cell card's card.md).
 
     Every file lands in ``args.out`` under a fixed name (``<stem>.md``, ``<stem>.csv``,
     ``<stem>.png``), so README links stay valid from run to run.
     """
 
-    def __init__(self, args: argparse.Namespace, title: str):
+    def __init__(self, args: argparse.Namespace, title: str, page: str = "report"):
+        """Starts the report of one script run.
+
+        Args:
+          args: the script's flags (``out``, ``name``, ``argv``, ``quick``).
+          title: the page's heading.
+          page: the page's file name, without ``.md``.
+        """
+        self.page = page
         self.out = Path(args.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.title = title
@@ -204,7 +214,7 @@ class Report:
         (self.out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
         body = "\n\n".join(self.sections)
         header = self._header(self.title, meta)
-        (self.out / "report.md").write_text(f"{header}\n\n{body}\n")
+        (self.out / f"{self.page}.md").write_text(f"{header}\n\n{body}\n")
         print(f"\nresults in {self.out} ({meta['run_seconds']} s)", flush=True)
         return self.out
 

@@ -6,7 +6,7 @@ from collections import defaultdict
 import numpy as np
 
 from experiments.lib import noise, reporting
-from experiments.lib.lab_control import CONTROL
+from experiments.lib.lab.control import CONTROL
 from experiments.lib.reporting import Column, cell_label
 
 

@@ -20,7 +20,7 @@ import ml_collections
 
 from configs import lm_lstm
 from experiments.lib import training_runs
-from experiments.lib.lab_control import cell_spec
+from experiments.lib.lab.control import cell_spec
 from rnn_jax.data.files import write_json
 
 # A stored record is read back only if it was written under the same rules.
