@@ -30,6 +30,7 @@ every card under ``--out``, ranking the cells measure by measure.
 import argparse
 import functools
 import json
+import os
 import re
 import sys
 import time
@@ -182,11 +183,15 @@ def gather(args, results: list[tuple], lab_budget) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    started = time.perf_counter()
     args = parse_args(argv)
     if args.index:
         index.write(args)
         return
-    started = time.perf_counter()
+    if args.quick:  # A smoke run's numbers mean nothing; compiling is most of its time.
+        os.environ["XLA_FLAGS"] = (
+            f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0"
+        )
     lines = conformance(args)
     lab_budget = lab_runs.QUICK if args.quick else lab_runs.FULL
     lm_budget = lm_runs.QUICK if args.quick else lm_runs.FULL
@@ -205,7 +210,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     repeats = QUICK_REPEATS if args.quick else REPEATS
     gathered["speed"] = cost.speeds(args.cell, args.kwargs, args.against, args, lm_budget, repeats)
     name, against = cell_label(lab_name(args.cell, args.kwargs)), cell_label(args.against)
-    report = reporting.Report(args, f"Cell card: {name} against {against}", page="card")
+    title = f"Cell card: {name} against {against}"
+    report = reporting.Report(args, title, page="card", started=started)
     rows = page.measures(gathered)
     report.text(page.summary(name, against, rows, gathered, lab_budget, lm_budget, args))
     report.table("measures", rows, page.COLUMNS, f"{name} against {against}")

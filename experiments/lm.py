@@ -19,8 +19,10 @@ each unfinished run from its own last checkpoint (its workdir under ``--workdirs
 import argparse
 import dataclasses
 import functools
+import json
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 from experiments.lib import flags, processes, reporting
 from experiments.lib.lab.control import CONTROL
@@ -57,6 +59,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "'{\"decay_range\": [0.5, 0.99]}' (a sweep: one study per value, one --out)",
     )
     parser.add_argument("--workers", type=int, default=1, help="runs trained at once")
+    parser.add_argument(
+        "--long-run",
+        action="store_true",
+        help="instead: train configs/lm_lstm.py as it is (about an hour) and report its test "
+        "bpc, curve and samples (into <out>/long_run)",
+    )
     parser.add_argument(
         "--time-vmapped-seeds",
         action="store_true",
@@ -103,62 +111,34 @@ def widths(args, budget: runs.Budget) -> dict[str, int]:
     }
 
 
-def baseline_rows(args, budget: runs.Budget) -> tuple[list[dict], dict]:
-    """The count-based models' rows, estimated on the training text the runs read."""
+def baseline_rows(args, budget: runs.Budget) -> list[dict]:
+    """The count-based models' rows (``baselines.table``).
+
+    Stored in ``baselines.json`` and read back while the text, the orders and the budget are
+    the same: counting them takes minutes.
+    """
     from rnn_jax.data import text
 
+    orders = QUICK_KN_ORDERS if args.quick else KN_ORDERS
+    key = {
+        "version": baselines.VERSION,
+        "orders": list(orders),
+        "max_examples": budget.max_examples,
+        "characters": budget.characters,
+    }
+    path = Path(args.out) / "baselines.json"
+    if path.exists() and (stored := json.loads(path.read_text())).get("key") == key:
+        return stored["rows"]
     read = text.load_review_text(
         validation_fraction=0.04,  # configs/lm_lstm.py's.
         data_dir=args.data_dir or None,
         cache_dir=args.cache_dir or None,
         max_examples=budget.max_examples or None,
     )
-    orders = QUICK_KN_ORDERS if args.quick else KN_ORDERS
-    rows = [
-        {"model": "uniform over 257 tokens", "validation_bpc": baselines.uniform()}
-        | {"test_bpc": baselines.uniform()},
-        {
-            "model": f"unigram, add-{baselines.ADD_K:g}",
-            "validation_bpc": baselines.unigram(read.train, read.validation),
-            "test_bpc": baselines.unigram(read.train, read.test),
-        },
-        {
-            "model": f"bigram, add-{baselines.ADD_K:g}",
-            "validation_bpc": baselines.bigram(read.train, read.validation),
-            "test_bpc": baselines.bigram(read.train, read.test),
-        },
-    ]
-    best, scores = baselines.best_kneser_ney(read.train, read.validation, orders)
-    for order, score in scores.items():
-        rows.append(
-            {
-                "model": f"interpolated Kneser-Ney, order {order}",
-                "validation_bpc": score,
-                "test_bpc": best.bits_per_character(read.test) if order == best.order else None,
-            }
-        )
-    # The same n-gram counted on as many characters as each run trains on (the cells' budget).
-    seen = baselines.prefix(read.train, budget.characters)
-    budget_model = baselines.KneserNey(seen, best.order)
-    rows.append(
-        {
-            "model": f"interpolated Kneser-Ney, order {best.order}, counted on "
-            f"{budget.characters / 1e6:.1f} M characters (the runs' budget)",
-            "validation_bpc": budget_model.bits_per_character(read.validation),
-            "test_bpc": budget_model.bits_per_character(read.test),
-        }
-    )
-    summary = {
-        "unigram": rows[1]["test_bpc"],
-        "bigram": rows[2]["test_bpc"],
-        "kneser_ney": {
-            "order": best.order,
-            "test_bpc": rows[3 + orders.index(best.order)]["test_bpc"],
-        },
-        "kneser_ney_budget": {"order": best.order, "test_bpc": rows[-1]["test_bpc"]},
-        "kneser_ney_validation": scores,
-    }
-    return rows, summary
+    rows = baselines.table(read, orders, budget.characters)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"key": key, "rows": rows}, indent=2) + "\n")
+    return rows
 
 
 VMAPPED_COLUMNS = (
@@ -192,6 +172,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.time_vmapped_seeds:
         time_vmapped_seeds(args, runs.QUICK if args.quick else runs.FULL)
         return
+    if args.long_run:
+        from experiments.lib.lm import long_run
+
+        long_run.main(args)
+        return
     if args.quick:  # A smoke run's numbers mean nothing; compiling is most of its time.
         os.environ["XLA_FLAGS"] = (
             f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0"
@@ -208,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         functools.partial(runs.run, budget=budget, args=args), keys, args.workers
     )
     results = lm_report.bpc_results(records, args.baseline)
-    base_rows, base_summary = baseline_rows(args, budget)
+    base_rows = baseline_rows(args, budget)
     resolved = lm_report.smallest_resolved(results)
     report.text(
         f"Each cell is a byte-level language model (embedding {budget.embed}, "
@@ -251,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "budget": dataclasses.asdict(budget),
             "baseline": args.baseline,
             "bpc": results,
-            "baselines": base_summary,
+            "baselines": base_rows,
             "smallest_resolved_difference": resolved,
             "runs": records,
         },

@@ -610,8 +610,8 @@ def test_quick_lab_writes_the_report_and_resumes(tmp_path):
     from experiments.lib.lab.runs import QUICK
 
     out = tmp_path / "lab"
-    cells = ["rnn", CUSTOM_CELL, "attention"]
-    argv = ["--cells", ",".join(cells), "--tasks", "adding,parity", "--quick", "--exhaustive"]
+    cells, tasks = ["rnn", CUSTOM_CELL, "attention"], ["adding", "parity", "mqar"]
+    argv = ["--cells", ",".join(cells), "--tasks", ",".join(tasks), "--quick", "--exhaustive"]
     lab.main([*argv, "--out", str(out), "--workers", "2"])  # Two worker processes.
     for name in ("report.md", "horizons.md", "rates.md", "runs.md", "shortcuts.md", "horizons.png"):
         assert (out / name).stat().st_size > 0, name
@@ -620,16 +620,18 @@ def test_quick_lab_writes_the_report_and_resumes(tmp_path):
     assert set(results["gradient_horizons"]) == set(cells)
     assert set(results["passing_rates"]) == set(cells)
     assert results["gradient_horizons"][CUSTOM_CELL]["steps_back"] == 1  # Memoryless.
-    walked = {name: TASKS[name].dials[: QUICK.max_dials] for name in ("adding", "parity")}
+    walked = {name: TASKS[name].dials[: QUICK.max_dials] for name in tasks}
     length = walked["adding"][-1]
     assert (
         f"gradient horizon at init (adding inputs, T={length})" in (out / "horizons.md").read_text()
     )
-    for tasks in results["horizons"].values():
-        assert set(tasks) == {"adding", "parity"}
-        assert all(tasks[name] in (None, *dials) for name, dials in walked.items())
+    for cell, horizons in results["horizons"].items():
+        # The positive control runs recall only.
+        assert set(horizons) == ({"mqar"} if cell == "attention" else set(tasks)), cell
+        assert all(h in (None, *walked[name]) for name, h in horizons.items())
+    assert "not run" in (out / "horizons.md").read_text()
     files = sorted((out / "runs").glob("*.json"))
-    assert len(files) >= 3 * 2 * 2  # Two seeds at least per card.
+    assert len(files) >= (2 * 3 + 1) * 2  # Two seeds at least per card.
     # The grid's runs train their whole budget, kept apart from the protocol's.
     whole = sorted((out / "grid_runs").glob("*.json"))
     assert len(files) + len(whole) == len(results["runs"])

@@ -86,7 +86,10 @@ def test_quick_lm_study_writes_its_report_and_reads_finished_runs_back(tmp_path)
     for cell, r in results["bpc"].items():
         assert len(r["runs"]) == 2 and r["mean"] == pytest.approx(np.mean(r["runs"])), cell
         assert (r["difference"] is None) == (cell == "lstm"), cell
-    assert 0 < results["baselines"]["bigram"] < results["baselines"]["unigram"] < 8.1
+    by_order = {r["order"]: r for r in results["baselines"] if r["counted_on"] != 0}
+    assert 0 < by_order[2]["test_bpc"] < by_order[1]["test_bpc"] < 8.1  # Bigram, unigram.
+    counted = sorted(r["counted_on"] for r in results["baselines"] if r["order"] == 3)
+    assert counted[0] < counted[1]  # Kneser-Ney on the runs' characters, and on all of them.
     records = list((out / "runs").glob("*.json"))
     assert len(records) == 6
     record = json.loads(records[0].read_text())

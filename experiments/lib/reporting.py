@@ -152,20 +152,28 @@ class Report:
     ``<stem>.png``), so README links stay valid from run to run.
     """
 
-    def __init__(self, args: argparse.Namespace, title: str, page: str = "report"):
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        title: str,
+        page: str = "report",
+        started: float | None = None,
+    ):
         """Starts the report of one script run.
 
         Args:
           args: the script's flags (``out``, ``name``, ``argv``, ``quick``).
           title: the page's heading.
           page: the page's file name, without ``.md``.
+          started: when the script's work began (``time.perf_counter()``), for the run time
+            the page states; default now.
         """
         self.page = page
         self.out = Path(args.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.title = title
         self.command = shlex.join(["python", "-m", f"experiments.{args.name}", *args.argv])
-        self.started = time.perf_counter()
+        self.started = time.perf_counter() if started is None else started
         self.date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         self.quick = args.quick
         self.sections: list[str] = []

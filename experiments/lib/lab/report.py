@@ -32,6 +32,7 @@ DIAL_NAMES = {
 }
 
 GRADIENT_KEY = "gradient_horizon"  # The horizons table's gradient column (rows and CSV).
+NOT_RUN = "not run"  # A task a cell was not run on (the attention control: MQAR only).
 
 RUN_COLUMNS = (
     Column("cell", "cell"),
@@ -219,6 +220,7 @@ def horizon_rows(
     gradient_horizons: dict[str, dict[str, Any]] | None = None,
     max_dials: int | None = None,
     bpc: dict[str, str] | None = None,
+    task_names: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """One row per cell: its label, its horizon per task, its gradient horizon at initialization.
 
@@ -229,6 +231,7 @@ def horizon_rows(
     return [
         {
             "cell": cell_label(cell),
+            **dict.fromkeys(task_names, NOT_RUN),
             **{t: horizon_text(t, h, max_dials) for t, h in tasks.items()},
             **({GRADIENT_KEY: gradients[cell]["text"]} if cell in gradients else {}),
             **({BPC_KEY: (bpc or {}).get(cell)} if bpc else {}),
@@ -292,6 +295,7 @@ def heatmap_figure(
             # viridis is dark at the bottom: white text there, black on the light end.
             colour = "white" if grid[i, j] < 0.5 else "black"
             text = horizon_text(name, horizon, max_dials) or "–"
+            text = text if name in horizons[cell] else NOT_RUN
             ax.text(j, i, text, ha="center", va="center", color=colour)
     ax.imshow(grid, cmap="viridis", vmin=0, vmax=1, aspect="auto")
     labels = [f"{n.replace('_', ' ')}\n({DIAL_NAMES[n]})" for n in task_names]
@@ -322,8 +326,8 @@ def curves_figure(cards: Sequence[Card], task_names: Sequence[str]):
             for number, run in enumerate(runs):
                 steps = [p["step"] for p in run["curve"]]
                 values = [p["metrics"][task.dials[0]] for p in run["curve"]]
-                name = lab_name(card.cell, card.cell_kwargs)
-                label = cell_label(name) if number == 0 else None
+                cell = lab_name(card.cell, card.cell_kwargs)
+                label = cell_label(cell) if number == 0 else None
                 ax.plot(steps, values, color=f"C{index}", lw=1.2, alpha=0.8, label=label)
         ax.axhline(task.threshold, color="k", ls="--", lw=0.8)
         ax.axhline(task.chance, color="gray", ls=":", lw=0.8)

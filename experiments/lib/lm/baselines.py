@@ -63,7 +63,7 @@ def bigram(train: Documents, documents: Documents) -> float:
     counts += ADD_K
     scored, scored_contexts = targets_and_contexts(documents, 2)
     rows = scored_contexts[:, 0]
-    return bits(counts[rows, scored] / counts[rows].sum(axis=1))
+    return bits(counts[rows, scored] / counts.sum(axis=1)[rows])
 
 
 def _ids(contexts: np.ndarray, targets: np.ndarray | None = None) -> np.ndarray:
@@ -139,15 +139,6 @@ class KneserNey:
         return bits(self.probabilities(documents))
 
 
-def best_kneser_ney(
-    train: Documents, validation: Documents, orders: tuple[int, ...]
-) -> tuple[KneserNey, dict[int, float]]:
-    """The order best on validation, and every order's validation bits per character."""
-    scores = {n: KneserNey(train, n).bits_per_character(validation) for n in orders}
-    best = min(scores, key=scores.get)
-    return KneserNey(train, best), scores
-
-
 def prefix(documents: Documents, characters: int) -> Documents:
     """The first reviews of ``documents`` that hold ``characters`` predicted tokens.
 
@@ -161,3 +152,54 @@ def prefix(documents: Documents, characters: int) -> Documents:
 def uniform() -> float:
     """Bits per token of the uniform distribution over the 257 tokens."""
     return math.log2(VOCAB_SIZE)
+
+
+VERSION = 1  # Of the table below: a stored table of another version is counted again.
+
+
+def table(read, orders: tuple[int, ...], characters: int) -> list[dict]:
+    """Every baseline's validation and test bits per character, as the study's table lists them.
+
+    Args:
+      read: the reviews' text (``rnn_jax.data.text.ReviewText``).
+      orders: the Kneser-Ney orders to count.
+      characters: the runs' budget: each order is also counted on the training reviews that
+        hold this many characters (what one run trains on).
+
+    Returns:
+      Rows of ``model``, ``order`` (None for the add-k models), ``counted_on`` (characters of
+      training text), ``validation_bpc`` and ``test_bpc``.
+    """
+    seen = prefix(read.train, characters)
+    everything = read.train.predicted_tokens
+    rows = [
+        {"model": "uniform over 257 tokens", "order": 0, "counted_on": 0}
+        | {"validation_bpc": uniform(), "test_bpc": uniform()},
+        {
+            "model": f"unigram, add-{ADD_K:g}",
+            "order": 1,
+            "counted_on": everything,
+            "validation_bpc": unigram(read.train, read.validation),
+            "test_bpc": unigram(read.train, read.test),
+        },
+        {
+            "model": f"bigram, add-{ADD_K:g}",
+            "order": 2,
+            "counted_on": everything,
+            "validation_bpc": bigram(read.train, read.validation),
+            "test_bpc": bigram(read.train, read.test),
+        },
+    ]
+    for order in orders:
+        for counted in (read.train, seen):
+            model = KneserNey(counted, order)
+            rows.append(
+                {
+                    "model": f"interpolated Kneser-Ney, order {order}",
+                    "order": order,
+                    "counted_on": counted.predicted_tokens,
+                    "validation_bpc": model.bits_per_character(read.validation),
+                    "test_bpc": model.bits_per_character(read.test),
+                }
+            )
+    return rows

@@ -88,7 +88,8 @@ def cell_rows(records: list[dict], results: dict[str, dict]) -> list[dict]:
 
 
 BASELINE_COLUMNS = (
-    Column("model", "count-based model (on the training text)"),
+    Column("model", "count-based model"),
+    Column("counted_on", "counted on (training characters)", "{:,}"),
     Column("validation_bpc", "validation bpc", "{:.4f}"),
     Column("test_bpc", "test bpc", "{:.4f}"),
 )
