@@ -26,10 +26,12 @@ import argparse
 import dataclasses
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 from experiments.lib import flags, reporting
 from experiments.lib.lab import gradients as lab_gradients
 from experiments.lib.lab import protocol as lab_protocol
+from experiments.lib.lab import replay as lab_replay
 from experiments.lib.lab import report as lab_report
 from experiments.lib.lab import runs as lab_runs
 from experiments.lib.lab import workers as lab_workers
@@ -105,6 +107,12 @@ def parse_args(argv: Sequence[str] | None):
         help="cards (cell x task) trained at once, one process each: e.g. one per core",
     )
     parser.add_argument(
+        "--replay",
+        type=Path,
+        help="instead of training: today's protocol on the runs another lab's results.json "
+        "recorded (e.g. another machine's): their horizons card by card (replay.md)",
+    )
+    parser.add_argument(
         "--exhaustive",
         action="store_true",
         help="also train every rate, seed and difficulty, and compare its horizons with the "
@@ -138,6 +146,47 @@ def budget_of(args) -> lab_runs.Budget:
     return dataclasses.replace(budget, **changes)
 
 
+REPLAY_COLUMNS = (
+    reporting.Column("cell", "cell"),
+    reporting.Column("task", "task"),
+    reporting.Column("horizon", "horizon from the recorded runs"),
+    reporting.Column("missing", "runs not recorded"),
+    reporting.Column("rates", "rate each difficulty passed at"),
+)
+
+
+def _bounds(row: dict, max_dials: int | None) -> str:
+    """A replayed horizon: the horizon, or its bounds when missing runs could move it."""
+    low, high = (
+        lab_report.horizon_text(row["task"], row[k], max_dials) or "–" for k in ("low", "high")
+    )
+    return low if row["decided"] else f"{low} to {high} (undecided)"
+
+
+def replay(args, budget, rates) -> None:
+    """``--replay``: the recorded lab's horizons under today's protocol, nothing trained."""
+    rows = lab_replay.replay(args.replay, args.cells, args.tasks, rates, budget)
+    report = reporting.Report(args, "Cell lab: today's protocol replayed on recorded runs")
+    report.text(
+        f"The runs recorded in {args.replay.name} (command: see that lab's report), replayed "
+        "under today's protocol without training: where it asks for a run that lab did not "
+        "train, the card is undecided and says how many runs it lacks."
+    )
+    shown = [
+        {
+            "cell": cell_label(r["cell"]),
+            "task": r["task"],
+            "horizon": _bounds(r, budget.max_dials),
+            "missing": len(r["missing"]),
+            "rates": ", ".join(f"{d}: {v:g}" for d, v in r.get("rates", {}).items()) or "–",
+        }
+        for r in rows
+    ]
+    report.table("replay", shown, REPLAY_COLUMNS, "Horizons from the recorded runs")
+    report.json("replay", [{**r, "missing": [str(k) for k in r.get("missing", [])]} for r in rows])
+    report.finish()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     if args.quick:
@@ -148,6 +197,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     budget = budget_of(args)
     rates = lab_protocol.QUICK_LEARNING_RATES if args.quick else lab_protocol.LEARNING_RATES
+    if args.replay:
+        replay(args, budget, rates)
+        return
     report = reporting.Report(args, "Cell lab: horizons on memory, recall and state tracking")
 
     kwargs = {c: "" if c in (CONTROL, ATTENTION) else args.kwargs for c in args.cells}

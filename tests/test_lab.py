@@ -686,3 +686,39 @@ def test_budget_flags_change_every_run_and_take_positive_integers(capsys):
         with pytest.raises(SystemExit):
             lab.parse_args(["--steps", value])
         assert f"'{value}' is not allowed: a positive integer" in capsys.readouterr().err
+
+
+def test_a_replay_of_recorded_runs_bounds_the_horizon_where_runs_are_missing(tmp_path):
+    """Replayed on every run of a lab, the protocol gives that lab's horizon; without the runs
+    of the rates it never tried at the frontier, it gives bounds around it."""
+    import dataclasses
+    import json
+
+    from experiments.lib.lab import replay
+    from experiments.lib.lab.protocol import card
+    from experiments.lib.lab.runs import FULL
+
+    asked = []
+    full = card("lstm", "adding", fake_runner(frontier_passes, asked), dials=TASKS["adding"].dials)
+    runner = fake_runner(frontier_passes, [])
+    records = []
+    for key in asked:
+        passed = runner(key)["passed"]
+        records.append(
+            runner(key)
+            | {
+                "metrics": {d: 0.0 if ok else 1.0 for d, ok in passed.items()},  # MSE: 0 passes.
+                "rows_right": dict.fromkeys(passed, 0.0),
+                "curve": [],
+                "budget": dataclasses.asdict(FULL),
+            }
+        )
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"runs": records}))
+    (row,) = replay.replay(path, ["lstm"], ["adding"], (1e-3, 3e-3, 1e-2), FULL)
+    assert row["decided"] and row["low"] == full.horizon and not row["missing"]
+    # Without the other rates' runs at the frontier: the old rule's lab.
+    kept = [r for r in records if r["learning_rate"] == 3e-3 or r["difficulty"] == 16]
+    path.write_text(json.dumps({"runs": kept}))
+    (row,) = replay.replay(path, ["lstm"], ["adding"], (1e-3, 3e-3, 1e-2), FULL)
+    assert row["missing"] and row["low"] <= full.horizon <= row["high"]

@@ -7,6 +7,7 @@ model ends the review (it samples ``BOUNDARY``). Every sample comes from a key f
 """
 
 import dataclasses
+import functools
 import os
 
 import jax
@@ -112,8 +113,13 @@ def sample(run: LanguageModelRun, prompt: str, *, length: int, temperature: floa
     return bytes(written.astype(np.uint8)).decode("utf-8", errors="replace")
 
 
+@functools.lru_cache(maxsize=8)
 def _write(model: LanguageModel, length: int):
-    """The jitted sampler: reads the prompt, then ``length`` steps of one sampled token each."""
+    """The jitted sampler: reads the prompt, then ``length`` steps of one sampled token each.
+
+    Kept per model and length, so that several samples of a run (or of runs of the same model)
+    share one compilation.
+    """
 
     @jax.jit
     def write(params, prompt, temperature, seed):

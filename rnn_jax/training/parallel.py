@@ -201,16 +201,37 @@ class Pmap(DataParallel):
 
     def compile(self, step, inputs, outputs, *, donate_state):
         del inputs, outputs  # Every argument and result is mapped over the device axis.
-        return jax.pmap(
-            functools.partial(step, axis_name=AXIS_NAME),
-            axis_name=AXIS_NAME,
-            donate_argnums=(0,) if donate_state else (),
-        )
+        return _pmapped(step, donate_state)
 
     def _drop_device_axis(self, shard: np.ndarray) -> np.ndarray:
         # A device's block of a pmapped array is <[1, ...]>. (Not shard[0]: a scalar would come
         # back as a NumPy scalar, which Orbax does not take as a restore target.)
         return shard.reshape(shard.shape[1:])
+
+
+# The compiled steps are kept per step function and placement, so that runs in one process
+# (seeds of a study, the tests) reuse one compilation instead of tracing a new partial each time.
+
+
+@functools.lru_cache(maxsize=64)
+def _pmapped(step: Callable, donate_state: bool) -> Callable:
+    return jax.pmap(
+        functools.partial(step, axis_name=AXIS_NAME),
+        axis_name=AXIS_NAME,
+        donate_argnums=(0,) if donate_state else (),
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _shard_mapped(mesh, step: Callable, in_specs, out_specs, donate_state: bool) -> Callable:
+    mapped = jax.shard_map(
+        functools.partial(step, axis_name=AXIS_NAME),
+        mesh=mesh,
+        in_specs=in_specs,
+        out_specs=out_specs,
+        check_vma=False,  # As pmap: see the module docstring.
+    )
+    return jax.jit(mapped, donate_argnums=(0,) if donate_state else ())
 
 
 @functools.cache
@@ -268,14 +289,8 @@ class ShardMap(DataParallel):
         out_specs = (
             self.spec(outputs) if isinstance(outputs, str) else tuple(map(self.spec, outputs))
         )
-        mapped = jax.shard_map(
-            functools.partial(step, axis_name=AXIS_NAME),
-            mesh=self.mesh,
-            in_specs=tuple(map(self.spec, inputs)),
-            out_specs=out_specs,
-            check_vma=False,  # As pmap: see the module docstring.
-        )
-        return jax.jit(mapped, donate_argnums=(0,) if donate_state else ())
+        in_specs = tuple(map(self.spec, inputs))
+        return _shard_mapped(self.mesh, step, in_specs, out_specs, donate_state)
 
 
 def _all_processes(tree: Any) -> Any:

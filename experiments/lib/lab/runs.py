@@ -270,7 +270,7 @@ def train(key: RunKey, budget: Budget) -> dict[str, Any]:
     }
 
 
-def _with_int_dials(record: dict[str, Any]) -> dict[str, Any]:
+def with_int_dials(record: dict[str, Any]) -> dict[str, Any]:
     """JSON keys are strings; a record read back has its difficulties as ints again."""
     for field in ("metrics", "rows_right", "passed"):
         record[field] = {int(d): v for d, v in record[field].items()}
@@ -294,7 +294,7 @@ def _read_back(record: dict[str, Any], key: RunKey, budget: Budget) -> dict[str,
         return None
     if Budget(**record["budget"]) != budget:
         return None
-    record = _with_int_dials(record)
+    record = with_int_dials(record)
     if tuple(record["metrics"]) != evaluated_dials(key, budget):
         return None  # The task's difficulties changed since the run was trained.
     task = TASKS[key.task]

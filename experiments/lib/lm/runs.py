@@ -201,5 +201,4 @@ def run(key: RunKey, budget: Budget, args, log=print) -> dict[str, Any]:
         f"{key.name()}: test {record['test_bpc']:.4f} bpc "
         f"({record['characters_per_second']:,.0f} characters/s)"
     )
-    jax.clear_caches()  # A worker trains many cells: their compilations are not needed again.
     return record
