@@ -31,7 +31,6 @@ import argparse
 import functools
 import json
 import os
-import re
 import sys
 import time
 import types
@@ -55,14 +54,14 @@ CARDS = flags.RESULTS_DIR / "cards"
 
 def card_name(cell: str, cell_kwargs: str = "") -> str:
     """The card's folder name: the cell (and its arguments) as a file name."""
-    return re.sub(r"[^A-Za-z0-9_.]+", "_", f"{cell}{'__' + cell_kwargs if cell_kwargs else ''}")
+    return flags.file_stem(cell, cell_kwargs)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = flags.make_parser("card", __doc__.splitlines()[0], training=False)
     parser.add_argument("cell", nargs="?", help="a registered name or package.module:ClassName")
     parser.add_argument("--against", default="lstm", help="the baseline cell (default lstm)")
-    parser.add_argument("--kwargs", default="", help="the cell's constructor arguments, JSON")
+    flags.add_cell_kwargs(parser, "CELL (not --against)")
     parser.add_argument("--seeds", type=int, help="seeds per measure (default 3; --quick 2)")
     parser.add_argument("--workers", type=int, help="runs at once (default 2; --quick 1)")
     parser.add_argument("--store", type=Path, help="where run records live")
@@ -83,9 +82,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     try:  # A module that does not import, or bad arguments: one line, nothing written.
         get_cell_class(cell_spec(args.cell))
         get_cell_class(cell_spec(args.against))
-        parse_cell_kwargs(args.kwargs)
     except ValueError as error:
         parser.error(str(error))
+    flags.check_cell_kwargs(parser, args.kwargs)
     if args.cell == ATTENTION:
         parser.error("attention is the lab's control, not a cell: it has no card")
     args.seeds = args.seeds or (2 if args.quick else 3)

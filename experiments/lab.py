@@ -38,7 +38,6 @@ from experiments.lib.lab import workers as lab_workers
 from experiments.lib.lab.control import ATTENTION, ATTENTION_TASKS, CONTROL
 from experiments.lib.lab.report import cell_label
 from experiments.lib.lab.tasks import TASKS
-from rnn_jax.cells import parse_cell_kwargs
 
 DEFAULT_CELLS = (
     "control",
@@ -80,12 +79,7 @@ def parse_args(argv: Sequence[str] | None):
         help="comma-separated registered names, control, or package.module:ClassName "
         f"(default: {','.join(DEFAULT_CELLS)}; with --quick: {','.join(QUICK_CELLS)})",
     )
-    parser.add_argument(
-        "--kwargs",
-        default="",
-        help="constructor arguments as JSON for every cell but the controls, e.g. "
-        "'{\"decay_range\": [0.5, 0.99]}' (a sweep: one lab per value)",
-    )
+    flags.add_cell_kwargs(parser, "every cell but the controls")
     parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated tasks")
     parser.add_argument("--layers", type=positive, help="recurrent layers (default: the budget's)")
     parser.add_argument("--steps", type=positive, help="most steps per run (default: the budget's)")
@@ -126,10 +120,7 @@ def parse_args(argv: Sequence[str] | None):
             cell_label(cell)
         except ValueError as error:
             parser.error(str(error))
-    try:
-        parse_cell_kwargs(args.kwargs)
-    except ValueError as error:
-        parser.error(f"--kwargs: {error}")
+    flags.check_cell_kwargs(parser, args.kwargs)
     unknown = [task for task in args.tasks if task not in TASKS]
     if unknown:
         parser.error(f"unknown task(s) {', '.join(unknown)}: one of {', '.join(TASKS)}")
@@ -187,6 +178,37 @@ def replay(args, budget, rates) -> None:
     report.finish()
 
 
+def protocol_text(budget, rates: Sequence[float], length: int) -> str:
+    """The report's first paragraph: the budget, the protocol and how to read a horizon."""
+    return (
+        f"Budget per run: at most {budget.steps} steps of {budget.batch} fresh examples, width "
+        f"{budget.width}, {budget.layers} layer(s), Adam with gradients clipped at global norm "
+        f"{budget.clip:g}, held-out evaluation ({budget.eval_examples} examples) every "
+        f"{budget.eval_every} steps"
+        + (
+            ", stopping at the first that passes. "
+            if budget.early_stop
+            else ", never stopping early. "
+        )
+        + "A run's verdict (its metric and pass) is its final parameters on a second, "
+        f"independent draw of {budget.eval_examples} held-out examples. Learning rates swept "
+        f"at the base difficulty: {', '.join(f'{r:g}' for r in rates)}. A difficulty holds when "
+        "2 of 3 seeds pass at some rate, tried from the best of the sweep (the rates table "
+        "says which passed where); the difficulty doubles while seed 0 passes or the "
+        "difficulty holds. Horizon: the largest difficulty that holds (a dash: none; ≥: the "
+        "last difficulty walked passed, nothing longer tried). Attention is the positive "
+        "control: two layers of causal softmax attention at the same width, run on MQAR only "
+        "(not run elsewhere: its cost grows with the square of the length). Parity and cycle "
+        "navigation train on lengths 1-40; their dial is the test length, beyond every "
+        "training length. "
+        "Gradient horizon at init: the same model for the adding task, untrained (initialized "
+        f"at seed {lab_gradients.INIT_SEED}), on {budget.batch} adding sequences of T={length} "
+        "steps: how many steps back from the last step the batch mean of ||d y_T / d x_t|| "
+        f"first falls below {lab_gradients.VANISHED:.0%} of its value at the last step "
+        f"(> {length - 1}: it never does within T)."
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     if args.quick:
@@ -218,33 +240,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     gradients = lab_gradients.gradient_horizons([(c, kwargs[c]) for c in args.cells], budget)
     length = lab_gradients.measured_length(budget)
     results = lab_report.results(cards, budget, grid, gradients)
-    report.text(
-        f"Budget per run: at most {budget.steps} steps of {budget.batch} fresh examples, width "
-        f"{budget.width}, {budget.layers} layer(s), Adam with gradients clipped at global norm "
-        f"{budget.clip:g}, held-out evaluation ({budget.eval_examples} examples) every "
-        f"{budget.eval_every} steps"
-        + (
-            ", stopping at the first that passes. "
-            if budget.early_stop
-            else ", never stopping early. "
-        )
-        + "A run's verdict (its metric and pass) is its final parameters on a second, "
-        f"independent draw of {budget.eval_examples} held-out examples. Learning rates swept "
-        f"at the base difficulty: {', '.join(f'{r:g}' for r in rates)}. A difficulty holds when "
-        "2 of 3 seeds pass at some rate, tried from the best of the sweep (the rates table "
-        "says which passed where); the difficulty doubles while seed 0 passes or the "
-        "difficulty holds. Horizon: the largest difficulty that holds (a dash: none; ≥: the "
-        "last difficulty walked passed, nothing longer tried). Attention is the positive "
-        "control: two layers of causal softmax attention at the same width, run on MQAR only "
-        "(not run elsewhere: its cost grows with the square of the length). Parity and cycle "
-        "navigation train on lengths 1-40; their dial is the test length, beyond every "
-        "training length. "
-        "Gradient horizon at init: the same model for the adding task, untrained (initialized "
-        f"at seed {lab_gradients.INIT_SEED}), on {budget.batch} adding sequences of T={length} "
-        "steps: how many steps back from the last step the batch mean of ||d y_T / d x_t|| "
-        f"first falls below {lab_gradients.VANISHED:.0%} of its value at the last step "
-        f"(> {length - 1}: it never does within T)."
-    )
+    report.text(protocol_text(budget, rates, length))
     bpc = {} if args.quick else lab_report.lm_bpc(LM_RESULTS)
     report.table(
         "horizons",

@@ -29,7 +29,6 @@ from experiments.lib.lab.control import CONTROL
 from experiments.lib.lab.report import cell_label
 from experiments.lib.lm import baselines, runs
 from experiments.lib.lm import report as lm_report
-from rnn_jax.cells import parse_cell_kwargs
 
 DEFAULT_CELLS = ("control", "rnn", "lstm", "gru", "mgu", "mingru", "minlstm", "rglru")
 QUICK_CELLS = ("control", "lstm", "mingru")
@@ -52,12 +51,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--match-params", help="give each cell the width at which it has this cell's parameters"
     )
-    parser.add_argument(
-        "--kwargs",
-        default="",
-        help="constructor arguments as JSON for every cell but --baseline and control, e.g. "
-        "'{\"decay_range\": [0.5, 0.99]}' (a sweep: one study per value, one --out)",
-    )
+    flags.add_cell_kwargs(parser, "every cell but --baseline and control")
     parser.add_argument("--workers", type=int, default=1, help="runs trained at once")
     parser.add_argument(
         "--long-run",
@@ -85,10 +79,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             lm_report.label(cell)
         except ValueError as error:
             parser.error(str(error))
-    try:
-        parse_cell_kwargs(args.kwargs)
-    except ValueError as error:
-        parser.error(f"--kwargs: {error}")
+    flags.check_cell_kwargs(parser, args.kwargs)
     if args.baseline not in args.cells:
         parser.error(f"--baseline {args.baseline} is not among --cells {','.join(args.cells)}")
     if args.seeds < 1 or args.workers < 1:

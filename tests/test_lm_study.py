@@ -31,8 +31,10 @@ def test_contexts_stop_at_the_review_and_the_add_k_models_match_their_formulas()
     counts = np.bincount(targets, minlength=VOCAB_SIZE) + baselines.ADD_K
     expected = -np.mean(np.log2(counts[[a, b, BOUNDARY]] / counts.sum()))
     assert baselines.unigram(train, test) == pytest.approx(expected)
-    k, v = baselines.ADD_K, VOCAB_SIZE  # After B: a once, b once, in 2; after a: b 3 of 3; ...
-    after = {(BOUNDARY, a): (1, 2), (a, b): (3, 3), (b, BOUNDARY): (2, 4)}
+    # Counted by hand from the targets above: after B come a and b (a: 1 of 2); after a come
+    # b, b, B (b: 2 of 3); after b come a, B, a (B: 1 of 3).
+    k, v = baselines.ADD_K, VOCAB_SIZE
+    after = {(BOUNDARY, a): (1, 2), (a, b): (2, 3), (b, BOUNDARY): (1, 3)}
     expected = -np.mean([np.log2((c + k) / (n + k * v)) for c, n in after.values()])
     assert baselines.bigram(train, test) == pytest.approx(expected)
 

@@ -7,6 +7,7 @@ config asks for. ``QUICK_LIMITS`` and ``QUICK_FIELDS`` are what ``--quick`` shri
 """
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -115,3 +116,34 @@ def use_cpu_devices(quick: bool, requested: int | None = None) -> None:
 def default_workdirs(name: str, quick: bool) -> Path:
     """Where script ``name`` keeps its training runs (quick runs apart from full ones)."""
     return (QUICK_WORKDIRS if quick else WORKDIRS) / name
+
+
+def file_stem(cell: str, cell_kwargs: str = "") -> str:
+    """A cell, and its constructor arguments if any, as a safe file name.
+
+    How every study names a run's files and a card's folder: ``module:Class`` and the JSON of
+    the arguments keep only letters, digits and underscores.
+    """
+    stem = re.sub(r"[^A-Za-z0-9_]+", "_", cell)
+    kwargs = re.sub(r"[^A-Za-z0-9_.]+", "_", cell_kwargs).strip("_")
+    return f"{stem}__{kwargs}" if kwargs else stem
+
+
+def add_cell_kwargs(parser: argparse.ArgumentParser, applies_to: str) -> None:
+    """The ``--kwargs JSON`` flag (a cell's constructor arguments, as rnn_jax.testing takes)."""
+    parser.add_argument(
+        "--kwargs",
+        default="",
+        help=f"constructor arguments as JSON for {applies_to}, e.g. "
+        "'{\"decay_range\": [0.5, 0.99]}' (a sweep: one invocation per value)",
+    )
+
+
+def check_cell_kwargs(parser: argparse.ArgumentParser, text: str) -> None:
+    """Stops with one line (exit 2) when ``--kwargs`` is not a JSON object of arguments."""
+    from rnn_jax.cells import parse_cell_kwargs
+
+    try:
+        parse_cell_kwargs(text)
+    except ValueError as error:
+        parser.error(f"--kwargs: {error}")

@@ -16,11 +16,10 @@ import ml_collections
 import numpy as np
 
 from rnn_jax.data import text
-from rnn_jax.inference.runs import RunNotFoundError
+from rnn_jax.inference.runs import RunNotFoundError, restore_best_checkpoint
 from rnn_jax.models import LanguageModel
 from rnn_jax.training import train_steps
 from rnn_jax.training import workdir as workdirs
-from rnn_jax.training.checkpointing import Checkpoints, NoUsableCheckpointError
 from rnn_jax.training.language_modelling import create_language_model
 
 
@@ -74,18 +73,7 @@ def load_language_model(workdir: str) -> LanguageModelRun:
             "a classifier"
         )
     model = create_language_model(config)
-    checkpoints = Checkpoints(
-        os.path.join(workdir, "checkpoints"), config.keep_checkpoints, read_only=True
-    )
-    best = checkpoints.best_step()
-    candidates = [best] * (best is not None) + [s for s in checkpoints.steps()[::-1] if s != best]
-    if not candidates:
-        raise RunNotFoundError(f"no checkpoint in {checkpoints.directory}: train first")
-    try:
-        step, restored = checkpoints.restore_first(candidates, checkpoint_template(config, model))
-    except NoUsableCheckpointError as error:
-        raise RunNotFoundError(str(error)) from None
-    checkpoints.close()
+    step, restored = restore_best_checkpoint(workdir, config, checkpoint_template(config, model))
     return LanguageModelRun(config, model, restored["state"].params, step)
 
 

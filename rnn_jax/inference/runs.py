@@ -92,22 +92,33 @@ def load_run(workdir: str) -> Run:
         # Trained through cuDNN on a GPU: the same parameters run through the scan here.
         config.lstm_backend = "auto"
     model = models.create_model(config)
+    template = train_steps.checkpoint_template(config, model)
+    step, restored = restore_best_checkpoint(workdir, config, template)
+    return Run(config, model, restored["state"], vocab, step)
+
+
+def restore_best_checkpoint(workdir: str, config, template) -> tuple[int, dict]:
+    """The checkpoint best on validation (else the newest that reads back), read only.
+
+    The best step first, then the others newest first: a damaged one is skipped with a
+    warning, and nothing in the workdir is moved.
+
+    Raises:
+      RunNotFoundError: no checkpoint, or none that restores into ``template``.
+    """
     checkpoints = Checkpoints(
         os.path.join(workdir, "checkpoints"), config.keep_checkpoints, read_only=True
     )
     best = checkpoints.best_step()
-    # The best step first, then the others newest first: a damaged one is skipped, with a warning.
     candidates = [best] * (best is not None) + [s for s in checkpoints.steps()[::-1] if s != best]
     if not candidates:
         raise RunNotFoundError(f"no checkpoint in {checkpoints.directory}: train first")
     try:
-        step, restored = checkpoints.restore_first(
-            candidates, train_steps.checkpoint_template(config, model)
-        )
+        step, restored = checkpoints.restore_first(candidates, template)
     except NoUsableCheckpointError as error:
         raise RunNotFoundError(str(error)) from None
     checkpoints.close()
-    return Run(config, model, restored["state"], vocab, step)
+    return step, restored
 
 
 def encode_texts(run: Run, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:

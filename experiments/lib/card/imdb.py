@@ -11,7 +11,6 @@ are the same, and trains again otherwise.
 
 import dataclasses
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import ml_collections
 
 from configs import lstm
 from experiments.lib import training_runs
+from experiments.lib.flags import file_stem
 from experiments.lib.lab.control import cell_spec
 from rnn_jax.data.files import write_json
 
@@ -36,9 +36,7 @@ class RunKey:
     cell_kwargs: str = ""
 
     def name(self) -> str:
-        cell = re.sub(r"[^A-Za-z0-9_]+", "_", self.cell)
-        kwargs = re.sub(r"[^A-Za-z0-9_.]+", "_", self.cell_kwargs).strip("_")
-        return f"{cell}{'__' + kwargs if kwargs else ''}__s{self.seed}"
+        return f"{file_stem(self.cell, self.cell_kwargs)}__s{self.seed}"
 
 
 def config_of(key: RunKey, args) -> ml_collections.ConfigDict:

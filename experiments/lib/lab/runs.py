@@ -20,7 +20,6 @@ the stored metrics with the task's current threshold.
 import dataclasses
 import functools
 import json
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from experiments.lib.flags import file_stem
 from experiments.lib.lab.control import ATTENTION, AttentionTagger, cell_spec
 from experiments.lib.lab.tasks import TASKS, Batch, Task
 from rnn_jax.data.files import write_json
@@ -95,9 +95,7 @@ class RunKey:
 
     def file_name(self) -> str:
         dial = "train1-40" if self.difficulty is None else str(self.difficulty)
-        cell = re.sub(r"[^A-Za-z0-9_]+", "_", self.cell)  # module:Class -> a file name.
-        kwargs = re.sub(r"[^A-Za-z0-9_.]+", "_", self.cell_kwargs).strip("_")
-        cell += f"__{kwargs}" if kwargs else ""
+        cell = file_stem(self.cell, self.cell_kwargs)
         return f"{cell}__{self.task}__{dial}__lr{self.learning_rate:g}__s{self.seed}.json"
 
 

@@ -11,7 +11,6 @@ own, and trains again otherwise.
 
 import dataclasses
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import ml_collections
 
 from configs import lm_lstm
 from experiments.lib import training_runs
+from experiments.lib.flags import file_stem
 from experiments.lib.lab.control import cell_spec
 from rnn_jax.data.files import write_json
 
@@ -78,9 +78,7 @@ class RunKey:
     cell_kwargs: str = ""  # The cell's constructor arguments, JSON ('': none).
 
     def name(self) -> str:
-        cell = re.sub(r"[^A-Za-z0-9_]+", "_", self.cell)  # module:Class -> a file name.
-        kwargs = re.sub(r"[^A-Za-z0-9_.]+", "_", self.cell_kwargs).strip("_")
-        return f"{cell}{'__' + kwargs if kwargs else ''}__w{self.width}__s{self.seed}"
+        return f"{file_stem(self.cell, self.cell_kwargs)}__w{self.width}__s{self.seed}"
 
 
 def config_of(key: RunKey, budget: Budget, args) -> ml_collections.ConfigDict:
