@@ -10,6 +10,12 @@ import tempfile
 # Compiling is most of the suite's time, and this cuts it by about a third. Set before JAX
 # starts; the test subprocesses that copy this environment compile the same way.
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0"
+# Tests that start processes with several CPU devices run while other tests load both cores: a
+# device's thread can then reach XLA's CPU all-reduce more than its default 40 s late, which
+# aborts the process (CI, "Termination timeout for all reduce"). Training raises that wait
+# itself; the tests' own scripts, which start JAX first, get it here.
+parallel_wait = "--xla_cpu_collective_call_terminate_timeout_seconds=3600"
+os.environ["XLA_FLAGS"] = f"{os.environ['XLA_FLAGS']} {parallel_wait}"
 
 # Many tests compile the same small programs (the tiny model, the same cell at the same shapes):
 # JAX's persistent cache shares them across the session's tests, its xdist workers (which

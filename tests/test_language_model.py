@@ -2,9 +2,12 @@
 scores every review once from its own beginning, a run resumes exactly (stream positions and
 carries), and generation is deterministic with one-line errors."""
 
+import argparse
 import functools
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -131,6 +134,14 @@ def test_evaluation_scores_every_review_once_from_its_own_beginning(monkeypatch)
 # ------------------------------------------------------------------------------ whole runs
 
 
+def readme_commands() -> list[list[str]]:
+    """The README's language-model commands, each as its argv (``./launch.sh`` left out)."""
+    blocks = re.findall(r"```bash\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    (block,) = [b for b in blocks if "rnn_jax.generate" in b]
+    lines = [line.split("#")[0].removeprefix("./launch.sh").strip() for line in block.splitlines()]
+    return [shlex.split(line) for line in lines if line]
+
+
 @pytest.fixture(scope="module")
 def lm_run(tmp_path_factory):
     """One tiny run trained for two epochs on the real text (shared)."""
@@ -178,17 +189,28 @@ def test_generation_is_deterministic_and_refuses_bad_input_in_one_line(lm_run, t
     for bad in ({"length": 0, "temperature": 1.0}, {"length": 5, "temperature": 0.0}):
         with pytest.raises(ValueError, match="is not allowed"):
             generation.sample(run, "x", seed=0, **bad)
-    # The command line: the text on stdout; a classifier's workdir, one line on stderr.
-    command = [sys.executable, "-m", "rnn_jax.generate", f"--workdir={base / 'full'}"]
+    # The README's command line, on this run: the prompt and its continuation on stdout.
+    (line,) = [c for c in readme_commands() if c[:3] == ["python", "-m", "rnn_jax.generate"]]
+    argv = [f"--workdir={base / 'full'}" if a.startswith("--workdir=") else a for a in line[3:]]
+    readme = argparse.ArgumentParser()
+    readme.add_argument("prompt")
+    readme.add_argument("--workdir")
+    readme.add_argument("--length", type=int)
+    readme.add_argument("--temperature", type=float)
+    readme.add_argument("--seed", type=int)
+    flags = readme.parse_args(argv)
     out = subprocess.run(
-        [*command, "This movie", "--length=60", "--temperature=0.8", "--seed=0"],
+        [sys.executable, "-m", "rnn_jax.generate", *argv],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout == "This movie" + texts[0] + "\n"
+    expected = generation.sample(
+        run, flags.prompt, length=flags.length, temperature=flags.temperature, seed=flags.seed
+    )
+    assert out.stdout == flags.prompt + expected + "\n"
     classifier = tmp_path / "classifier"
     classifier.mkdir()
     (classifier / "config.json").write_text(json.dumps({"task": "sentiment"}))

@@ -234,14 +234,15 @@ def restores_exactly_on_both_paths(workdir: Path, step: int) -> None:
         ocp.StandardCheckpointer().restore(workdir / "checkpoints" / str(step) / "default")
     )
     config = ml_collections.ConfigDict(workdirs.read_config(str(workdir)))
-    fresh = train_steps.create_train_state(config, models.create_model(config), 1)
+    state = train_steps.create_train_state(config, models.create_model(config), 1)
+    fresh = {"state": state, "sums": train_steps.zero_metrics()}
     checkpoints = Checkpoints(str(workdir / "checkpoints"), 2, read_only=True)
-    state, sums, restored_step = resumption.resume(checkpoints, fresh)
+    restored, restored_step = resumption.resume(checkpoints, fresh)
     checkpoints.close()
     assert restored_step == step
     for parallelism in parallel.PARALLELISMS:
         data_parallel = parallel.create(parallelism)
-        placed = {"state": data_parallel.replicate(state), "sums": data_parallel.replicate(sums)}
+        placed = {name: data_parallel.replicate(tree) for name, tree in restored.items()}
         read = by_name(data_parallel.fetch(placed))
         assert read.keys() == saved.keys()
         for name, array in saved.items():

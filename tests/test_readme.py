@@ -46,7 +46,7 @@ def test_the_readme_cell_is_checked_trained_and_predicted_from_its_own_module(tm
         assert result.returncode == 0, result.stderr[-2000:]
         return result
 
-    assert "IndRNNCell: all 10 properties hold" in run(check).stdout
+    assert "IndRNNCell: all 11 properties hold" in run(check).stdout
     tiny = main_args(workdir, tmp_path / "cache", num_epochs=1)[3:]  # The fields, not -m/config.
     run([*train, *(a for a in tiny if a.startswith("--config."))])
     summary = json.loads((workdir / "summary.json").read_text())

@@ -139,6 +139,11 @@ class LanguageModellingTask(Task):
         for number, chunk in enumerate(chunks, start=1):
             chunk = batching.shard_for_process(chunk, *process)
             sums, carries = eval_step(state, carries, data_parallel.shard(chunk))
+            # Each chunk finished before the next is sent: with several CPU devices, XLA's CPU
+            # runtime deadlocked in this loop's all-reduce under load (a device's next chunk
+            # waits on its own carries only, so it runs ahead; tests/test_parallel.py found it).
+            # One wait per chunk of eval_batch_size x chunk_length characters.
+            jax.block_until_ready(carries)
             partial = sums if partial is None else jax.tree.map(jnp.add, partial, sums)
             if number % FETCH_EVERY == 0:
                 total, partial = _add(total, data_parallel.fetch(partial)), None

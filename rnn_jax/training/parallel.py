@@ -89,6 +89,9 @@ def use_cpu_devices(requested: int, batch_sizes: tuple[int, ...]) -> int | None:
       has started already (its devices stay as they are).
     """
     if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+        # The devices are XLA_FLAGS' choice; the all-reduce still needs its longer wait (read
+        # when the CPU backend starts: too late if it has, harmless with one device).
+        wait_longer_for_late_devices()
         return None
     if requested == 0:
         divisor = math.gcd(*batch_sizes)
@@ -97,13 +100,23 @@ def use_cpu_devices(requested: int, batch_sizes: tuple[int, ...]) -> int | None:
         jax.config.update("jax_num_cpu_devices", requested)
     except RuntimeError:  # "should be updated before backends are initialized".
         return None
-    if requested > 1 and "collective_call_terminate" not in os.environ.get("XLA_FLAGS", ""):
-        # Read when the CPU backend starts, which has not happened yet (see above).
+    if requested > 1:
+        wait_longer_for_late_devices()  # The CPU backend has not started yet (see above).
+    return requested
+
+
+def wait_longer_for_late_devices() -> None:
+    """Raises XLA's CPU all-reduce wait for a late device to ``COLLECTIVE_TIMEOUT_SECONDS``.
+
+    Sets ``XLA_FLAGS``, which the CPU backend reads once, when it starts; a limit already set
+    there wins.
+    """
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "collective_call_terminate" not in flags:
         os.environ["XLA_FLAGS"] = (
-            f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_collective_call_terminate_timeout_"
+            f"{flags} --xla_cpu_collective_call_terminate_timeout_"
             f"seconds={COLLECTIVE_TIMEOUT_SECONDS}"
         ).strip()
-    return requested
 
 
 # How long XLA's CPU all-reduce waits for a late device before aborting the process (XLA: 40 s).
