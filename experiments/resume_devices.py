@@ -8,8 +8,9 @@ uninterrupted on 2 CPU devices under ``pmap`` for seeds 0 .. N-1: their test acc
 seed noise. Then seed 0 twice more, each stopped by SIGTERM in the middle of its last epoch and
 resumed by rerunning the command with another device count and the other path: 2 devices
 (``pmap``) -> 1 device (``shard_map``), and 1 device (``shard_map``) -> 2 devices (``pmap``).
-Every run is a real ``python -m rnn_jax.main`` process, as a user runs it; a finished workdir
-is reused, an interrupted one resumes.
+Seed 0 also runs uninterrupted under ``shard_map`` on the same 2 devices: the two paths are meant
+to give the same numbers bitwise. Every run is a real ``python -m rnn_jax.main`` process, as a
+user runs it; a finished workdir is reused, an interrupted one resumes.
 
 The table gives each run's test accuracy and loss, and how far each resumed run lies from the
 uninterrupted seed 0 in units of the seeds' standard deviation.
@@ -37,6 +38,7 @@ COLUMNS = (
     Column("test_accuracy", "test accuracy", "{:.4f}"),
     Column("test_loss", "test loss", "{:.4f}"),
     Column("from_seed_0_in_sd", "|acc - seed 0| / seeds' sd", "{:.2f}"),
+    Column("loss_minus_seed_0", "test loss - seed 0's (pmap)", "{:.3g}"),
 )
 QUICK = ["--config.max_examples=512", "--config.max_len=32", "--config.hidden_size=16"]
 
@@ -115,6 +117,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         workdir = args.workdirs / f"seed{seed}_2devices_pmap"
         train(workdir, seed, 2, "pmap", args, stop=False)
         rows.append(summary(workdir) | {"run": f"seed {seed}, uninterrupted", "path": "2 (pmap)"})
+    # The same run under shard_map: the paths are meant to agree bitwise, end to end.
+    workdir = args.workdirs / "seed0_2devices_shard_map"
+    train(workdir, 0, 2, "shard_map", args, stop=False)
+    rows.append(summary(workdir) | {"run": "seed 0, uninterrupted", "path": "2 (shard_map)"})
     for first, second in [((2, "pmap"), (1, "shard_map")), ((1, "shard_map"), (2, "pmap"))]:
         workdir = args.workdirs / f"seed0_{first[0]}to{second[0]}_devices"
         stopped = train(workdir, 0, *first, args, stop=True)
@@ -128,13 +134,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     spread = statistics.stdev(accuracies) if len(accuracies) > 1 else float("nan")
     for r in rows:
         r["from_seed_0_in_sd"] = abs(r["test_accuracy"] - accuracies[0]) / spread
+        r["loss_minus_seed_0"] = r["test_loss"] - rows[0]["test_loss"]
     report.text(
         f"configs/lstm.py for {args.epochs} epoch(s) (cosine schedule over them), test accuracy "
         f"of the checkpoint best on validation. Seed noise: the {args.seeds} uninterrupted seeds "
         f"on 2 CPU devices under pmap, mean {statistics.mean(accuracies):.4f}, sd {spread:.4f}. "
         "Each resumed run was stopped by SIGTERM during its last epoch (the step it saved is "
         "given) and resumed by the same command with the other device count and path; a "
-        "stopped-at step left empty means the run was found finished."
+        "stopped-at step left empty means the run was found finished. The last column is "
+        "each run's test loss minus seed 0's under pmap, in full precision: 0 for shard_map "
+        "means the same numbers bitwise."
     )
     report.table("table", rows, COLUMNS, "Resumed runs against the seeds' spread")
     report.json("results", {"rows": rows, "seed_sd": spread})

@@ -61,14 +61,17 @@ def main(args) -> None:
     if args.quick:
         config.update(QUICK_FIELDS)
     workdir = Path(args.workdirs) / "long_run"
+    args.out = Path(args.out) / "long_run"
+    # Before training, so that the report's run time counts it (this command's part of it).
+    report = reporting.Report(args, "Language model: configs/lm_lstm.py trained as it is")
     result = training_runs.run("lm_lstm", config, workdir)
     run = generation.load_language_model(str(workdir))
+    # One seed per prompt: under the same random draws, continuations that have forgotten
+    # their prompts fall onto the same text.
     samples = [
-        prompt + generation.sample(run, prompt, length=LENGTH, temperature=TEMPERATURE, seed=0)
-        for prompt in PROMPTS
+        prompt + generation.sample(run, prompt, length=LENGTH, temperature=TEMPERATURE, seed=seed)
+        for seed, prompt in enumerate(PROMPTS)
     ]
-    args.out = Path(args.out) / "long_run"
-    report = reporting.Report(args, "Language model: configs/lm_lstm.py trained as it is")
     per_step = config.batch_size * config.chunk_length
     report.text(
         f"{config.num_layers} x {config.cell} of {config.hidden_size} over a byte embedding of "
@@ -80,7 +83,8 @@ def main(args) -> None:
     report.table("summary", [result.summary], COLUMNS, "The run")
     report.figure("curve", curve_figure(result.history, per_step), "Bits per character")
     report.text(
-        f"## Samples (temperature {TEMPERATURE:g}, seed 0, at most {LENGTH} bytes)\n\n"
+        f"## Samples (temperature {TEMPERATURE:g}, seeds 0-{len(PROMPTS) - 1}, one per prompt, "
+        f"at most {LENGTH} bytes)\n\n"
         + "\n\n".join(f"```text\n{s.replace('```', chr(39) * 3)}\n```" for s in samples)
     )
     report.json(
