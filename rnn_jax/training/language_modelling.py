@@ -138,12 +138,9 @@ class LanguageModellingTask(Task):
         chunks = streams.eval_chunks(documents, c.eval_batch_size, c.chunk_length)
         for number, chunk in enumerate(chunks, start=1):
             chunk = batching.shard_for_process(chunk, *process)
-            sums, carries = eval_step(state, carries, data_parallel.shard(chunk))
-            # Each chunk finished before the next is sent: with several CPU devices, XLA's CPU
-            # runtime deadlocked in this loop's all-reduce under load (a device's next chunk
-            # waits on its own carries only, so it runs ahead; tests/test_parallel.py found it).
-            # One wait per chunk of eval_batch_size x chunk_length characters.
-            jax.block_until_ready(carries)
+            chunk = data_parallel.shard(chunk)
+            parallel.wait_if_cpu_devices(carries)  # The previous chunk (see there).
+            sums, carries = eval_step(state, carries, chunk)
             partial = sums if partial is None else jax.tree.map(jnp.add, partial, sums)
             if number % FETCH_EVERY == 0:
                 total, partial = _add(total, data_parallel.fetch(partial)), None

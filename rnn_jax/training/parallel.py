@@ -123,6 +123,21 @@ def wait_longer_for_late_devices() -> None:
 COLLECTIVE_TIMEOUT_SECONDS = 3600
 
 
+def wait_if_cpu_devices(tree: Any) -> Any:
+    """Waits until ``tree`` is computed when this process splits its CPU into several devices.
+
+    The loops call it on the previous step's output before they send the next step, so at most
+    one step is queued behind the running one. With several CPU devices, XLA's CPU runtime
+    deadlocked when the host ran further ahead: the first step's all-reduce waited forever for
+    its other device (``configs/lstm.py`` on 2 devices, every time, when nothing else synced
+    the host; the language model's evaluation under load). GPUs and TPUs, and one CPU device,
+    keep the host running ahead.
+    """
+    if jax.default_backend() == "cpu" and jax.local_device_count() > 1:
+        jax.block_until_ready(tree)
+    return tree
+
+
 class DataParallel(abc.ABC):
     """Runs a step on every device, each on its own rows of the batch.
 

@@ -152,8 +152,9 @@ def train_epoch(
     process = (jax.process_index(), jax.process_count())
     started = time.perf_counter()
     for batch in batches:
-        batch = batching.shard_for_process(batch, *process)
-        state, sums, stream = job.train_step(state, sums, stream, job.data_parallel.shard(batch))
+        batch = job.data_parallel.shard(batching.shard_for_process(batch, *process))
+        parallel.wait_if_cpu_devices(sums)  # The previous step (see there).
+        state, sums, stream = job.train_step(state, sums, stream, batch)
         step += 1
         progress.update()
         # Every process stops at the same step, whichever received the signal (in a multi-host

@@ -207,7 +207,9 @@ def evaluate(
     total = None
     for batch in batching.eval_batches(data, batch_size, bucket_width, padding):
         batch = batching.shard_for_process(batch, jax.process_index(), jax.process_count())
-        sums = eval_step(state, data_parallel.shard(batch))
+        batch = data_parallel.shard(batch)
+        parallel.wait_if_cpu_devices(total)  # The previous batch (see there).
+        sums = eval_step(state, batch)
         total = sums if total is None else jax.tree.map(jnp.add, total, sums)
     total = data_parallel.fetch(total)
     return normalize(total) | {"count": int(total["count"])}
