@@ -123,7 +123,7 @@ def run_cli(tmp_path, *args):
     )
 
 
-@pytest.mark.slow  # Five processes, each importing JAX.
+@pytest.mark.slow  # Two processes, each importing JAX.
 def test_the_command_line_checks_a_cell_from_the_researchers_own_module(tmp_path):
     good = run_cli(tmp_path, "own_cells:LeakyCell")
     assert good.returncode == 0, good.stderr
@@ -137,15 +137,21 @@ def test_the_command_line_checks_a_cell_from_the_researchers_own_module(tmp_path
     assert bad.stderr.strip().startswith("error: check_cell(CutCell): float64 gradients")
     assert "Traceback" not in bad.stderr
 
+
+def test_the_command_line_names_a_cell_it_cannot_find_in_one_line(tmp_path, monkeypatch, capsys):
+    from rnn_jax.testing.__main__ import main
+
+    (tmp_path / "own_cells.py").write_text(textwrap.dedent(OWN_MODULE))
+    monkeypatch.syspath_prepend(str(tmp_path))
     for spec, words in [
         ("own_cells:Nope", "module 'own_cells' has no 'Nope'"),
         ("no_such_module:Cell", "cannot import module 'no_such_module'"),
         ("own_cells:jax", "jax is not a Flax cell class"),
         ("transformer", "unknown cell 'transformer': one of"),
     ]:
-        result = run_cli(tmp_path, spec)
-        assert result.returncode == 2, (spec, result.stderr)
-        assert result.stderr.count("\n") == 1 and words in result.stderr, result.stderr
+        assert main([spec]) == 2, spec
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and words in err, err
 
 
 def test_a_config_naming_a_broken_cell_module_is_one_config_error(tmp_path, monkeypatch):

@@ -333,6 +333,31 @@ def test_cpu_devices_default_to_one_per_core_that_divides_the_batches():
     }
 
 
+@pytest.mark.slow  # A whole run in a process of its own.
+@pytest.mark.xdist_group("subprocesses")
+def test_a_two_device_run_that_never_syncs_the_host_finishes(tmp_path):
+    """XLA's CPU runtime deadlocked the first all-reduce of this run (the course's LSTM on 2
+    CPU devices, no progress bar: nothing syncs the host for 50 steps) every time, until each
+    step waited for the one before (``parallel.wait_if_cpu_devices``)."""
+    command = [
+        sys.executable,
+        "-m",
+        "rnn_jax.main",
+        "--config=configs/lstm.py",
+        f"--workdir={tmp_path / 'run'}",
+        f"--config.cache_dir={tmp_path / 'cache'}",
+        f"--config.data_dir={DATA_DIR}",
+        "--config.cpu_devices=2",
+        "--config.max_examples=8192",
+        "--config.num_epochs=1",
+        "--config.progress_bar=False",
+    ]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    out = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "data parallel: pmap over 2 cpu device(s)" in out.stderr
+
+
 def test_workdir_refuses_another_config_but_allows_more_epochs(tmp_path):
     config = tiny_config()
     workdirs.prepare_workdir(config, str(tmp_path))
