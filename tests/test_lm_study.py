@@ -104,3 +104,15 @@ def test_quick_lm_study_writes_its_report_and_reads_finished_runs_back(tmp_path)
     assert not workdirs.exists()
     with pytest.raises(SystemExit):
         lm.main(["--quick", "--cells", "lstm,nosuchcell"])
+
+
+@pytest.mark.slow  # Compiles each cell's step twice.
+def test_the_vmapped_seeds_timing_times_both_ways_for_every_cell(tmp_path):
+    argv = ["--time-vmapped-seeds", "--quick", "--cells", "rnn,mingru", "--baseline", "rnn"]
+    argv += ["--out", str(tmp_path)]
+    lm.main([*argv, "--data-dir", str(DATA_DIR), "--cache-dir", str(tmp_path / "cache")])
+    rows = (tmp_path / "vmapped_seeds" / "table.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == ["rnn", "mingru"]
+    for row in rows[1:]:
+        one_by_one, vmapped, ratio = (float(v) for v in row.split(",")[2:5])
+        assert one_by_one > 0 and vmapped > 0 and ratio == pytest.approx(vmapped / one_by_one)

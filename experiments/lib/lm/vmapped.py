@@ -32,6 +32,9 @@ def _setup(cell: str, seeds: int, budget: runs.Budget, args):
         carries.append(model.initial_carries(budget.streams))
         tokens = rng.integers(0, 256, (budget.streams, budget.chunk + 1)).astype(np.int32)
         chunks.append({"tokens": jnp.asarray(tokens)})
+    # One optimizer object for every seed: a train state's ``tx`` is pytree metadata, and states
+    # with different (if equal) optimizer objects cannot be stacked.
+    states = [s.replace(tx=states[0].tx, apply_fn=states[0].apply_fn) for s in states]
     return states, carries, chunks
 
 
