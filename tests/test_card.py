@@ -137,3 +137,48 @@ def test_a_lab_horizon_verdict_compares_difficulties_and_none_is_below_all():
     assert page.lab_verdict(64, 32) == "better"
     assert page.lab_verdict(None, 16) == "worse"
     assert page.lab_verdict(None, None) == page.lab_verdict(32, 32) == "within noise"
+
+
+def _card_json(cell: str, label: str, bpc: float, accuracy: float, speed: float, adding) -> dict:
+    """What ``experiments.card`` writes to card.json, as much of it as the index reads."""
+    horizons = {task: {"cell": None, "baseline": None} for task in TASKS}
+    horizons["adding"] = {"cell": adding, "baseline": 64}
+    return {
+        "cell": cell,
+        "label": label,
+        "folder": cell,
+        "against": "lstm",
+        "lm": {"cell": [bpc, bpc], "baseline": [2.5, 2.6]},
+        "imdb": {"cell": [accuracy, accuracy], "baseline": [0.86, 0.87]},
+        "speed": {"imdb": {"ratio": speed}, "language_model": {"ratio": speed}},
+        "lab": {"horizons": horizons, "max_dials": None},
+        "rows": [
+            {"measure": "LM test bits per character", "verdict": "better"},
+            {"measure": "lab: adding (length T, up to 256)", "verdict": "worse"},
+        ],
+    }
+
+
+def test_the_index_ranks_the_baseline_among_the_cells_once():
+    cards = [
+        _card_json("gru", "GRU", bpc=2.3, accuracy=0.88, speed=1.2, adding=32),
+        _card_json("rnn", "SimpleRNN", bpc=2.7, accuracy=0.80, speed=2.0, adding=None),
+    ]
+    tables = index.rankings(cards)
+    bpc = tables["LM test bits per character"]
+    assert [(r["cell"], r["value"]) for r in bpc] == [
+        ("GRU", "2.3000"),
+        ("LSTM", "2.5500"),
+        ("SimpleRNN", "2.7000"),
+    ]
+    assert [r["verdict"] for r in bpc] == ["better", "baseline", "better"]
+    accuracy = [r["cell"] for r in tables["IMDB test accuracy"]]
+    assert accuracy == ["GRU", "LSTM", "SimpleRNN"]
+    speed = tables["training speed, IMDB (x the baseline)"]
+    assert [(r["cell"], r["value"]) for r in speed][-1] == ("LSTM", "x 1.00")
+    adding = tables["lab: adding (length T)"]
+    assert [(r["cell"], r["value"], r["verdict"]) for r in adding] == [
+        ("LSTM", "64", "baseline"),
+        ("GRU", "32", "worse"),
+        ("SimpleRNN", "–", "worse"),
+    ]

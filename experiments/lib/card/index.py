@@ -2,14 +2,14 @@
 
 For each measure, the cells in order (the best first: lower bits per character, higher accuracy,
 faster, longer horizons), each with its value and its card's verdict against the card's
-baseline; the page names the baselines the cards were made against.
+baseline; the baseline is ranked with them, from its runs the cards share.
 """
 
 import json
 from pathlib import Path
 
 from experiments.lib import reporting
-from experiments.lib.lab.report import DIAL_NAMES, horizon_text, walked
+from experiments.lib.lab.report import DIAL_NAMES, cell_label, horizon_text, walked
 from experiments.lib.reporting import Column
 
 COLUMNS = (
@@ -33,62 +33,95 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
+def entries(cards: list[dict]) -> list[dict]:
+    """What the index ranks: each card's cell, then each baseline once (from its first card).
+
+    An entry is ``{"label", "card", "side"}``; ``side`` is ``"cell"`` or ``"baseline"``, the key
+    under which the card stores that cell's runs. A baseline's runs are records every card
+    reads back, so any of its cards holds the same values.
+    """
+    mine = [{"label": c["label"], "card": c, "side": "cell"} for c in cards]
+    baselines = {}
+    for c in cards:
+        baselines.setdefault(c["against"], c)
+    theirs = [
+        {"label": cell_label(against), "card": c, "side": "baseline"}
+        for against, c in baselines.items()
+    ]
+    return mine + theirs
+
+
+def _speed(entry: dict, study: str) -> float:
+    # A card times its cell against its baseline; the baseline is 1 by definition.
+    return entry["card"]["speed"][study]["ratio"] if entry["side"] == "cell" else 1.0
+
+
 def rankings(cards: list[dict]) -> dict[str, list[dict]]:
-    """Per measure, one row per card, ranked (the baseline's own value listed with them)."""
+    """Per measure, one row per card's cell and one per baseline, ranked best first."""
     if not cards:
         return {}
-    measures = {
-        "LM test bits per character": (
-            lambda c: _mean(c["lm"]["cell"]),
+    # title: (the entry's value, its text, higher is better, the card's row for the verdict)
+    measures = {}
+    for title, value, fmt, higher, row in (
+        (
+            "LM test bits per character",
+            lambda e: _mean(e["card"]["lm"][e["side"]]),
             "{:.4f}",
             False,
             "LM test bits",
         ),
-        "IMDB test accuracy": (lambda c: _mean(c["imdb"]["cell"]), "{:.4f}", True, "IMDB"),
-        "training speed, language model (x the baseline)": (
-            lambda c: c["speed"]["language_model"]["ratio"],
+        (
+            "IMDB test accuracy",
+            lambda e: _mean(e["card"]["imdb"][e["side"]]),
+            "{:.4f}",
+            True,
+            "IMDB",
+        ),
+        (
+            "training speed, language model (x the baseline)",
+            lambda e: _speed(e, "language_model"),
             "x {:.2f}",
             True,
             "training speed, language model",
         ),
-        "training speed, IMDB (x the baseline)": (
-            lambda c: c["speed"]["imdb"]["ratio"],
+        (
+            "training speed, IMDB (x the baseline)",
+            lambda e: _speed(e, "imdb"),
             "x {:.2f}",
             True,
             "training speed, IMDB",
         ),
-    }
-    tables = {}
-    for title, (value, fmt, higher, measure) in measures.items():
-        ordered = sorted(cards, key=value, reverse=higher)
-        tables[title] = [
-            {
-                "rank": rank,
-                "cell": card["label"],
-                "value": fmt.format(value(card)),
-                "verdict": _verdict(card, measure),
-            }
-            for rank, card in enumerate(ordered, start=1)
-        ]
+    ):
+        text = lambda e, value=value, fmt=fmt: fmt.format(value(e))  # noqa: E731
+        measures[title] = (value, text, higher, row)
     for task in DIAL_NAMES:
         dials = walked(task, cards[0]["lab"]["max_dials"])
 
-        def passed(card, task=task, dials=dials):
-            horizon = card["lab"]["horizons"][task]["cell"]
-            return -1 if horizon is None else dials.index(horizon)
+        def horizon(e, task=task):
+            return e["card"]["lab"]["horizons"][task][e["side"]]
 
-        ordered = sorted(cards, key=passed, reverse=True)
-        tables[f"lab: {task.replace('_', ' ')} ({DIAL_NAMES[task]})"] = [
+        def passed(e, horizon=horizon, dials=dials):
+            return -1 if horizon(e) is None else dials.index(horizon(e))
+
+        measures[f"lab: {task.replace('_', ' ')} ({DIAL_NAMES[task]})"] = (
+            passed,
+            lambda e, horizon=horizon, task=task: (
+                horizon_text(task, horizon(e), e["card"]["lab"]["max_dials"]) or "–"
+            ),
+            True,
+            f"lab: {task.replace('_', ' ')}",
+        )
+    tables = {}
+    for title, (value, text, higher, measure) in measures.items():
+        ordered = sorted(entries(cards), key=value, reverse=higher)
+        tables[title] = [
             {
                 "rank": rank,
-                "cell": card["label"],
-                "value": horizon_text(
-                    task, card["lab"]["horizons"][task]["cell"], card["lab"]["max_dials"]
-                )
-                or "–",
-                "verdict": _verdict(card, f"lab: {task.replace('_', ' ')}"),
+                "cell": e["label"],
+                "value": text(e),
+                "verdict": _verdict(e["card"], measure) if e["side"] == "cell" else "baseline",
             }
-            for rank, card in enumerate(ordered, start=1)
+            for rank, e in enumerate(ordered, start=1)
         ]
     return tables
 
