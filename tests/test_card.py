@@ -182,3 +182,33 @@ def test_the_index_ranks_the_baseline_among_the_cells_once():
         ("GRU", "32", "worse"),
         ("SimpleRNN", "–", "worse"),
     ]
+
+
+def test_the_headline_names_each_verdicts_measures_in_one_sentence():
+    from types import SimpleNamespace
+
+    from experiments.lib.lab import runs as lab_runs
+    from experiments.lib.lm import runs as lm_runs
+
+    rows = [
+        {"measure": "conformance", "short": "conformance", "verdict": "PASS"},
+        {"measure": "training speed, IMDB", "short": "training speed on IMDB", "verdict": "better"},
+        {"measure": "lab: parity", "short": "the parity horizon", "verdict": "within noise"},
+        {"measure": "lab: adding", "short": "the adding horizon", "verdict": "worse"},
+        {"measure": "lab: mqar", "short": "the mqar horizon", "verdict": "worse"},
+        {"measure": "IMDB test accuracy", "short": "IMDB accuracy", "verdict": "worse"},
+    ]
+    path = "sequential (lax.scan)"
+    gathered = {
+        "lab": {"attention_mqar": 8, "horizons": {"mqar": {"cell": None}}},
+        "paths": {"classifier": path, "language_model": path},
+        "conformance": [{}] * 11,
+    }
+    args = SimpleNamespace(quick=False, seeds=3)
+    text = page.summary("GRU", "LSTM", rows, gathered, lab_runs.FULL, lm_runs.FULL, args)
+    assert text.startswith(
+        "**GRU against LSTM: better on training speed on IMDB; worse on the adding horizon, "
+        "the mqar horizon and IMDB accuracy; within noise on the rest.**"
+    )
+    assert f"the language model alike, {path}." in text
+    assert "attention control passes 8 pairs; this cell fails the first, 2, at width 64" in text

@@ -48,12 +48,16 @@ def difference_text(difference: dict[str, float] | None, digits: int = 4) -> str
 
 
 def seed_row(
-    measure: str, cell: list[float], baseline: list[float], lower_is_better: bool
+    measure: str, short: str, cell: list[float], baseline: list[float], lower_is_better: bool
 ) -> dict[str, Any]:
-    """A measure over seeds: mean ± sd each, the paired difference and its verdict."""
+    """A measure over seeds: mean ± sd each, the paired difference and its verdict.
+
+    ``short``: the measure's name in the card's headline sentence.
+    """
     difference = noise.paired_difference(cell, baseline)
     return {
         "measure": measure,
+        "short": short,
         "cell": mean_sd_text(cell),
         "baseline": mean_sd_text(baseline),
         "difference": difference_text(difference),
@@ -86,6 +90,7 @@ def measures(gathered: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append(
             {
                 "measure": f"parameters, {name}",
+                "short": f"parameters in the {name} model",
                 "cell": f"{mine:,}",
                 "baseline": f"{theirs:,}",
                 "difference": f"x {mine / theirs:.2f}",
@@ -97,6 +102,7 @@ def measures(gathered: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append(
             {
                 "measure": f"training speed, {'IMDB' if study == 'imdb' else 'language model'}",
+                "short": f"training speed on {'IMDB' if study == 'imdb' else 'the LM'}",
                 "cell": f"{speed['cell']:,.0f} {unit}",
                 "baseline": f"{speed['baseline']:,.0f} {unit}",
                 "difference": f"x {speed['ratio']:.2f} (step time "
@@ -111,6 +117,7 @@ def measures(gathered: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append(
             {
                 "measure": f"lab: {task.replace('_', ' ')} ({DIAL_NAMES[task]}, up to {dials[-1]})",
+                "short": f"the {task.replace('_', ' ')} horizon",
                 "cell": horizon_text(task, mine, lab["max_dials"]) or "–",
                 "baseline": horizon_text(task, theirs, lab["max_dials"]) or "–",
                 "difference": _doublings(mine, theirs, dials),
@@ -118,9 +125,15 @@ def measures(gathered: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     lm = gathered["lm"]
-    rows.append(seed_row("LM test bits per character", lm["cell"], lm["baseline"], True))
+    rows.append(
+        seed_row(
+            "LM test bits per character", "LM bits per character", lm["cell"], lm["baseline"], True
+        )
+    )
     imdb = gathered["imdb"]
-    rows.append(seed_row("IMDB test accuracy", imdb["cell"], imdb["baseline"], False))
+    rows.append(
+        seed_row("IMDB test accuracy", "IMDB accuracy", imdb["cell"], imdb["baseline"], False)
+    )
     return rows
 
 
@@ -179,9 +192,9 @@ def summary(name, against, rows, gathered, lab_budget, lm_budget, args) -> str:
     """The card's opening paragraph: the verdicts in one sentence, then what was measured."""
     verdicts = {}
     for row in rows[1:]:
-        verdicts.setdefault(row["verdict"], []).append(row["measure"])
+        verdicts.setdefault(row["verdict"], []).append(row["short"])
     said = [
-        f"{verdict} on {', '.join(measures)}"
+        f"{verdict} on {_listed(measures)}"
         for verdict, measures in verdicts.items()
         if verdict in ("better", "worse")
     ]
@@ -203,12 +216,16 @@ def summary(name, against, rows, gathered, lab_budget, lm_budget, args) -> str:
         + f", at width {lab_budget.width}."
     )
     paths = gathered["paths"]
+    evaluation = (
+        f"in the classifier and the language model alike, {paths['classifier']}"
+        if paths["classifier"] == paths["language_model"]
+        else f"{paths['classifier']}; in the language model, {paths['language_model']}"
+    )
     return "\n\n".join(
         [
             headline,
             f"The cell passed all {len(gathered['conformance'])} properties of check_cell. "
-            f"Evaluation on this backend: {paths['classifier']}; in the language model, "
-            f"{paths['language_model']}. {recall}",
+            f"Evaluation on this backend: {evaluation}. {recall}",
             f"Budgets: the lab's ({lab_budget.steps} steps of {lab_budget.batch} examples, width "
             f"{lab_budget.width}, 2 of 3 seeds at some rate); the language model's "
             f"({lm_budget.characters / 1e6:.2f} M characters, width {lm_budget.width}, test on "
@@ -223,6 +240,11 @@ def summary(name, against, rows, gathered, lab_budget, lm_budget, args) -> str:
             "training step, both cells compiled in this process and timed in interleaved rounds.",
         ]
     )
+
+
+def _listed(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return " and ".join(items) if len(items) < 3 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def rules_text(gathered) -> str:
