@@ -139,7 +139,7 @@ def test_a_lab_horizon_verdict_compares_difficulties_and_none_is_below_all():
     assert page.lab_verdict(None, None) == page.lab_verdict(32, 32) == "within noise"
 
 
-def _card_json(cell: str, label: str, bpc: float, accuracy: float, speed: float, adding) -> dict:
+def _card_json(cell, label, bpc, accuracy, speed, adding, adding_verdict) -> dict:
     """What ``experiments.card`` writes to card.json, as much of it as the index reads."""
     horizons = {task: {"cell": None, "baseline": None} for task in TASKS}
     horizons["adding"] = {"cell": adding, "baseline": 64}
@@ -151,18 +151,18 @@ def _card_json(cell: str, label: str, bpc: float, accuracy: float, speed: float,
         "lm": {"cell": [bpc, bpc], "baseline": [2.5, 2.6]},
         "imdb": {"cell": [accuracy, accuracy], "baseline": [0.86, 0.87]},
         "speed": {"imdb": {"ratio": speed}, "language_model": {"ratio": speed}},
-        "lab": {"horizons": horizons, "max_dials": None},
+        "lab": {"horizons": horizons, "max_dials": None, "attention_mqar": 8},
         "rows": [
             {"measure": "LM test bits per character", "verdict": "better"},
-            {"measure": "lab: adding (length T, up to 256)", "verdict": "worse"},
+            {"measure": "lab: adding (length T, up to 256)", "verdict": adding_verdict},
         ],
     }
 
 
-def test_the_index_ranks_the_baseline_among_the_cells_once():
+def test_the_index_ranks_the_baseline_among_the_cells_once(tmp_path):
     cards = [
-        _card_json("gru", "GRU", bpc=2.3, accuracy=0.88, speed=1.2, adding=32),
-        _card_json("rnn", "SimpleRNN", bpc=2.7, accuracy=0.80, speed=2.0, adding=None),
+        _card_json("gru", "GRU", 2.3, 0.88, 1.2, adding=64, adding_verdict="within noise"),
+        _card_json("rnn", "SimpleRNN", 2.7, 0.80, 2.0, adding=None, adding_verdict="worse"),
     ]
     tables = index.rankings(cards)
     bpc = tables["LM test bits per character"]
@@ -177,11 +177,19 @@ def test_the_index_ranks_the_baseline_among_the_cells_once():
     speed = tables["training speed, IMDB (x the baseline)"]
     assert [(r["cell"], r["value"]) for r in speed][-1] == ("LSTM", "x 1.00")
     adding = tables["lab: adding (length T)"]
-    assert [(r["cell"], r["value"], r["verdict"]) for r in adding] == [
-        ("LSTM", "64", "baseline"),
-        ("GRU", "32", "worse"),
-        ("SimpleRNN", "–", "worse"),
+    assert [(r["rank"], r["cell"], r["value"], r["verdict"]) for r in adding] == [
+        (1, "GRU", "64", "within noise"),
+        (1, "LSTM", "64", "baseline"),
+        (3, "SimpleRNN", "–", "worse"),
     ]
+    # The page: every card linked, the attention control's MQAR horizon for scale.
+    for one in cards:
+        (tmp_path / one["folder"]).mkdir()
+        (tmp_path / one["folder"] / "card.json").write_text(json.dumps(one))
+    index.write(card.parse_args(["--index", "--out", str(tmp_path)]))
+    page_text = (tmp_path / "index.md").read_text()
+    assert "[GRU](gru/card.md), [SimpleRNN](rnn/card.md)" in page_text
+    assert "attention control (not a cell, not ranked) passes 8 pairs" in page_text
 
 
 def test_the_headline_names_each_verdicts_measures_in_one_sentence():

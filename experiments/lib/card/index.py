@@ -114,14 +114,15 @@ def rankings(cards: list[dict]) -> dict[str, list[dict]]:
     tables = {}
     for title, (value, text, higher, measure) in measures.items():
         ordered = sorted(entries(cards), key=value, reverse=higher)
+        values = [value(e) for e in ordered]
         tables[title] = [
             {
-                "rank": rank,
+                "rank": values.index(value(e)) + 1,  # Equal values share the best rank.
                 "cell": e["label"],
                 "value": text(e),
                 "verdict": _verdict(e["card"], measure) if e["side"] == "cell" else "baseline",
             }
-            for rank, e in enumerate(ordered, start=1)
+            for e in ordered
         ]
     return tables
 
@@ -142,6 +143,12 @@ def write(args) -> None:
         "card). Cards: "
         + ", ".join(f"[{c['label']}]({Path(c['folder']).name}/card.md)" for c in cards)
         + "."
+    )
+    attention = sorted({c["lab"]["attention_mqar"] for c in cards}, key=lambda h: h or 0)
+    report.text(
+        "For scale on MQAR: the lab's attention control (not a cell, not ranked) passes "
+        + " / ".join(str(h or "no") for h in attention)
+        + " pairs at the lab's width."
     )
     for title, rows in rankings(cards).items():
         report.text(f"### {title}\n\n{reporting.markdown_table(rows, COLUMNS)}")
