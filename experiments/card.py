@@ -23,8 +23,9 @@ Every run is the studies' own and is kept as a record under ``--store`` (default
 ``cards/imdb_runs``); a run recorded there with the same budget and record version is read
 back, so a card costs the new cell's runs only, and a stale one is trained again. Writes
 ``card.md`` (the page), ``card.json``, ``card.png`` and ``measures.md`` / ``.csv`` to
-``--out`` (default ``experiments/results/cards/<cell>``). ``--index`` writes ``index.md`` over
-every card under ``--out``, ranking the cells measure by measure.
+``--out`` (default ``experiments/results/cards/<cell>``, or ``cards/against_<baseline>/<cell>``
+against another baseline than the LSTM). ``--index`` writes ``index.md`` over the cards one
+level under ``--out``, all against one baseline, ranking the cells measure by measure.
 """
 
 import argparse
@@ -70,11 +71,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = flags.parse(parser, argv)
     results = flags.QUICK_RESULTS_DIR if args.quick else flags.RESULTS_DIR
     if args.out == results / "card":  # flags' default: the cards' folder instead.
-        args.out = (
-            results / "cards"
-            if args.index
-            else results / "cards" / card_name(args.cell or "", args.kwargs)
-        )
+        args.out = results / "cards"
+        if not args.index:  # One index per baseline: a card against another has its folder.
+            if args.against != "lstm":
+                args.out = args.out / f"against_{card_name(args.against)}"
+            args.out = args.out / card_name(args.cell or "", args.kwargs)
     if args.index:
         return args
     if not args.cell:

@@ -220,3 +220,22 @@ def test_the_headline_names_each_verdicts_measures_in_one_sentence():
     )
     assert f"the language model alike, {path}." in text
     assert "attention control passes 8 pairs; this cell fails the first, 2, at width 64" in text
+
+
+def test_a_card_against_another_baseline_has_its_own_folder_and_index(tmp_path, capsys):
+    from experiments.lib.flags import RESULTS_DIR
+
+    assert card.parse_args(["gru"]).out == RESULTS_DIR / "cards" / "gru"
+    against = card.parse_args(["gru", "--against", "mingru"]).out
+    assert against == RESULTS_DIR / "cards" / "against_mingru" / "gru"
+    # An index never ranks cards made against different baselines together.
+    for name, baseline in (("gru", "lstm"), ("rnn", "mingru")):
+        one = _card_json(name, name, 2.3, 0.88, 1.2, adding=64, adding_verdict="within noise")
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "card.json").write_text(json.dumps(one | {"against": baseline}))
+    with pytest.raises(SystemExit) as exit_info:
+        index.write(card.parse_args(["--index", "--out", str(tmp_path)]))
+    assert "are against lstm, mingru: an index ranks cards against one baseline" in str(
+        exit_info.value
+    )
+    assert not (tmp_path / "index.md").exists()

@@ -130,14 +130,19 @@ def rankings(cards: list[dict]) -> dict[str, list[dict]]:
 def write(args) -> None:
     """``index.md`` (and ``index.json``) over the cards under ``args.out``."""
     cards = read_cards(args.out)
+    against = sorted({c["against"] for c in cards})
+    if len(against) > 1:  # Speed ratios and verdicts against different cells do not rank.
+        raise SystemExit(
+            f"error: the cards under {args.out} are against {', '.join(against)}: an index ranks "
+            "cards against one baseline (a card against another goes to cards/against_<cell>/)"
+        )
     report = reporting.Report(args, "Cell cards: every cell against its baseline", page="index")
     if not cards:
         report.text(f"No card under {args.out}.")
         report.finish()
         return
-    against = sorted({c["against"] for c in cards})
     report.text(
-        f"{len(cards)} cards under this folder, against {', '.join(against)}; each measure "
+        f"{len(cards)} cards under this folder, against {against[0]}; each measure "
         "ranks them best first (lower bits per character, higher accuracy, faster, longer "
         "horizons), with the card's verdict against its baseline (the rules are on every "
         "card). Cards: "
