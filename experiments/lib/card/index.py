@@ -92,7 +92,10 @@ def rankings(cards: list[dict]) -> dict[str, list[dict]]:
             "training speed, IMDB",
         ),
     ):
-        text = lambda e, value=value, fmt=fmt: fmt.format(value(e))  # noqa: E731
+
+        def text(e, value=value, fmt=fmt):
+            return fmt.format(value(e))
+
         measures[title] = (value, text, higher, row)
     for task in DIAL_NAMES:
         dials = walked(task, cards[0]["lab"]["max_dials"])
